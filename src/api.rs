@@ -1,0 +1,573 @@
+//! The ClientSuccess HTTP client: authentication, one request with retries, and what each
+//! answer means. The write pipeline only asks "send this, tell me what happened".
+
+use crate::config::{Auth, Settings};
+use crate::error::{ConfigError, TransientError};
+use crate::secret::Secret;
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What one HTTP status means for the request that got it. A pure function of the answer;
+/// only the backoff arithmetic lives elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Success,
+    /// The API refused this request's content: reject its records, do not retry.
+    Reject,
+    /// A passing failure: retry with backoff.
+    Retry,
+    /// Credentials refused: re-authenticate once (tokens), else fail the sync.
+    Unauthorized,
+    /// The credentials lack a permission: retrying or rejecting record by record won't help.
+    Forbidden,
+    /// Anything else (a redirect, 501): the URL or the connector is wrong.
+    Unexpected,
+}
+
+pub fn classify(status: StatusCode) -> Disposition {
+    match status.as_u16() {
+        200..=299 => Disposition::Success,
+        401 => Disposition::Unauthorized,
+        403 => Disposition::Forbidden,
+        408 | 429 => Disposition::Retry,
+        501 => Disposition::Unexpected,
+        500..=599 => Disposition::Retry,
+        400..=499 => Disposition::Reject,
+        _ => Disposition::Unexpected,
+    }
+}
+
+/// Delay before retry number `attempt` (0-based): exponential with jitter, unless the server
+/// said how long to wait.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> Duration {
+    const CAP: Duration = Duration::from_secs(30);
+    const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+    if let Some(wait) = retry_after {
+        return wait.min(RETRY_AFTER_CAP);
+    }
+    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(CAP);
+    // "Equal jitter": at least half the delay, so retries still back off under bad luck.
+    let half = exp / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+/// What a transport failure (no HTTP answer) was, for messages a user can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    UnknownHost,
+    Refused,
+    Tls,
+    Timeout,
+    Dropped,
+}
+
+pub fn transport_failure(error: &reqwest::Error) -> TransportFailure {
+    if error.is_timeout() {
+        return TransportFailure::Timeout;
+    }
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return TransportFailure::Refused,
+                std::io::ErrorKind::TimedOut => return TransportFailure::Timeout,
+                _ => {}
+            }
+        }
+        chain.push_str(&e.to_string().to_ascii_lowercase());
+        chain.push(' ');
+        source = e.source();
+    }
+    if chain.contains("dns error") || chain.contains("failed to lookup address") {
+        TransportFailure::UnknownHost
+    } else if chain.contains("tls")
+        || chain.contains("certificate")
+        || chain.contains("handshake")
+        || chain.contains("invalidcontenttype")
+        || chain.contains("corrupt message")
+    {
+        TransportFailure::Tls
+    } else if chain.contains("connection refused") {
+        TransportFailure::Refused
+    } else {
+        TransportFailure::Dropped
+    }
+}
+
+/// A sentence telling the user what happened and what to do about it.
+pub fn describe_transport_failure(kind: TransportFailure, url: &str, timeout: Duration) -> String {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| url.to_owned());
+    match kind {
+        TransportFailure::UnknownHost => format!(
+            "the host {host:?} could not be resolved: check the URL for typos ({url}); the default is api.clientsuccess.com"
+        ),
+        TransportFailure::Refused => format!(
+            "the connection to {host} was refused: nothing listens at {url}; check the host and port in the URL"
+        ),
+        TransportFailure::Tls => format!(
+            "the TLS handshake with {host} failed: the server at {url} does not speak valid https or its certificate is not trusted; check the URL (https://api.clientsuccess.com/v2) and any proxy that intercepts TLS"
+        ),
+        TransportFailure::Timeout => format!(
+            "{host} did not answer within {} s: ClientSuccess may be slow or a firewall may drop the traffic; raise request_timeout_secs or check network access to {host}",
+            timeout.as_secs()
+        ),
+        TransportFailure::Dropped => format!(
+            "the connection to {host} was closed before an answer came: a network problem or an outage at ClientSuccess; try again later"
+        ),
+    }
+}
+
+/// The `message` of an API error body, or the body itself, cut short.
+pub fn error_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { message: Some(m) }) if !m.is_empty() => m,
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                "(no message)".to_owned()
+            } else {
+                text.chars().take(300).collect()
+            }
+        }
+    }
+}
+
+/// A request to the v2 API, relative to `base_url`.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Bytes>,
+}
+
+/// The final answer to a request, after retries.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Success { status: u16, body: Bytes },
+    /// The API refused the request's content (a 4xx): its records are rejected with this message.
+    Refused { status: u16, message: String },
+}
+
+/// A failure that ends the sync.
+#[derive(Debug)]
+pub enum Fatal {
+    Config(ConfigError),
+    Transient(TransientError),
+}
+
+impl From<Fatal> for anyhow::Error {
+    fn from(f: Fatal) -> Self {
+        match f {
+            Fatal::Config(e) => e.into(),
+            Fatal::Transient(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Token {
+    value: Secret,
+    expires_at: Instant,
+    generation: u64,
+}
+
+struct Login {
+    username: String,
+    password: Secret,
+    auth_url: url::Url,
+    current: RwLock<Option<Arc<Token>>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+enum Credentials {
+    ApiKey(Secret),
+    Login(Login),
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base_url: String,
+    credentials: Credentials,
+    max_retries: u32,
+    timeout: Duration,
+    backoff_base: Duration,
+    notices: Option<UnboundedSender<String>>,
+}
+
+impl ApiClient {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(settings.max_concurrency.max(1))
+            .tcp_nodelay(true)
+            // A redirect could carry the Authorization header somewhere else; treat it as an error.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("destination-clientsuccess/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let credentials = match &settings.auth {
+            Auth::ApiKey(key) => Credentials::ApiKey(key.clone()),
+            Auth::UsernamePassword { username, password, auth_url } => Credentials::Login(Login {
+                username: username.clone(),
+                password: password.clone(),
+                auth_url: auth_url.clone(),
+                current: RwLock::new(None),
+                refresh: tokio::sync::Mutex::new(()),
+            }),
+        };
+        Ok(Self {
+            http,
+            base_url: settings.base_url.clone(),
+            credentials,
+            max_retries: settings.max_retries,
+            timeout: settings.request_timeout,
+            backoff_base: Duration::from_millis(250),
+            notices: None,
+        })
+    }
+
+    /// Retries, re-authentications and other events worth a LOG line are sent here.
+    pub fn with_notices(mut self, notices: UnboundedSender<String>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    fn notice(&self, message: String) {
+        if let Some(tx) = &self.notices {
+            let _ = tx.send(message);
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    fn uses_login(&self) -> bool {
+        matches!(self.credentials, Credentials::Login(_))
+    }
+
+    /// The value for the Authorization header, signing in first when there is no live token.
+    async fn authorization(&self) -> Result<(Secret, u64), Fatal> {
+        match &self.credentials {
+            Credentials::ApiKey(key) => Ok((key.clone(), 0)),
+            Credentials::Login(login) => {
+                if let Some(token) = login.current.read().unwrap().as_ref() {
+                    if token.expires_at > Instant::now() {
+                        return Ok((token.value.clone(), token.generation));
+                    }
+                }
+                self.sign_in(None).await
+            }
+        }
+    }
+
+    /// Obtains a new token unless another task already replaced `stale_generation`.
+    async fn sign_in(&self, stale_generation: Option<u64>) -> Result<(Secret, u64), Fatal> {
+        let Credentials::Login(login) = &self.credentials else {
+            unreachable!("sign_in is only called for username/password credentials")
+        };
+        let _guard = login.refresh.lock().await;
+        if let Some(token) = login.current.read().unwrap().as_ref() {
+            let fresh = token.expires_at > Instant::now();
+            if fresh && stale_generation.is_none_or(|stale| token.generation != stale) {
+                return Ok((token.value.clone(), token.generation));
+            }
+        }
+        #[derive(Deserialize)]
+        struct TokenReply {
+            access_token: Secret,
+            expires_in: Option<u64>,
+        }
+        let url = login.auth_url.as_str();
+        let mut attempt = 0;
+        let response = loop {
+            let sent = self
+                .http
+                .post(url)
+                .json(&serde_json::json!({"username": login.username, "password": login.password.expose()}))
+                .send()
+                .await;
+            let retry_reason = match sent {
+                Ok(r) if classify(r.status()) == Disposition::Retry => format!("HTTP {}", r.status()),
+                Ok(r) => break r,
+                Err(e) => describe_transport_failure(transport_failure(&e), url, self.timeout),
+            };
+            if attempt >= self.max_retries {
+                return Err(Fatal::Transient(TransientError(format!(
+                    "could not obtain a ClientSuccess token from {url}: {retry_reason}"
+                ))));
+            }
+            tokio::time::sleep(backoff(attempt, None, self.backoff_base)).await;
+            attempt += 1;
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Fatal::Config(ConfigError::new(format!(
+                "ClientSuccess refused the username and password at {url} ({status}): check credentials.username and credentials.password, and that the user may use the API"
+            ))));
+        }
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(Fatal::Config(ConfigError::new(format!(
+                "the authentication URL {url} answered {status}: {}; check credentials.auth_url",
+                error_message(&body)
+            ))));
+        }
+        let reply: TokenReply = response.json().await.map_err(|_| {
+            Fatal::Config(ConfigError::new(format!(
+                "the authentication URL {url} did not answer with an access_token; check credentials.auth_url"
+            )))
+        })?;
+        // Renew a minute early so no request goes out on a token about to lapse.
+        let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(43_200)).saturating_sub(Duration::from_secs(60));
+        let previous = login.current.read().unwrap().as_ref().map_or(0, |t| t.generation);
+        let token = Arc::new(Token {
+            value: reply.access_token,
+            expires_at: Instant::now() + lifetime.max(Duration::from_secs(1)),
+            generation: previous + 1,
+        });
+        *login.current.write().unwrap() = Some(token.clone());
+        Ok((token.value.clone(), token.generation))
+    }
+
+    /// Sends one request, retrying passing failures. `Ok` is a success or a refusal of the
+    /// request's content; `Err` ends the sync.
+    pub async fn send(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
+        let url = self.url(&request.path);
+        let mut attempt = 0;
+        let mut reauthenticated = false;
+        loop {
+            let (authorization, generation) = self.authorization().await?;
+            let mut builder = self
+                .http
+                .request(request.method.clone(), &url)
+                .header(reqwest::header::AUTHORIZATION, authorization.expose());
+            if let Some(body) = &request.body {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let (reason, retry_after) = match builder.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    match classify(status) {
+                        Disposition::Success => match response.bytes().await {
+                            Ok(body) => return Ok(Reply::Success { status: status.as_u16(), body }),
+                            Err(e) => (
+                                describe_transport_failure(transport_failure(&e), &url, self.timeout),
+                                None,
+                            ),
+                        },
+                        Disposition::Reject => {
+                            let body = response.bytes().await.unwrap_or_default();
+                            return Ok(Reply::Refused { status: status.as_u16(), message: error_message(&body) });
+                        }
+                        Disposition::Unauthorized if self.uses_login() && !reauthenticated => {
+                            reauthenticated = true;
+                            self.notice(format!(
+                                "ClientSuccess answered 401 to {} {}; signing in again",
+                                request.method, request.path
+                            ));
+                            self.sign_in(Some(generation)).await?;
+                            continue;
+                        }
+                        Disposition::Unauthorized => {
+                            return Err(Fatal::Config(ConfigError::new(self.unauthorized_message())));
+                        }
+                        Disposition::Forbidden => {
+                            let body = response.bytes().await.unwrap_or_default();
+                            return Err(Fatal::Config(ConfigError::new(format!(
+                                "ClientSuccess answered 403 Forbidden to {} {} ({}): give the API user permission to create, update and search this object",
+                                request.method, request.path, error_message(&body)
+                            ))));
+                        }
+                        Disposition::Unexpected => {
+                            return Err(Fatal::Config(ConfigError::new(format!(
+                                "ClientSuccess answered {status} to {} {}, which this connector does not expect: check base_url ({})",
+                                request.method, request.path, self.base_url
+                            ))));
+                        }
+                        Disposition::Retry => {
+                            let body = response.bytes().await.unwrap_or_default();
+                            (format!("HTTP {status}: {}", error_message(&body)), retry_after)
+                        }
+                    }
+                }
+                Err(e) => (describe_transport_failure(transport_failure(&e), &url, self.timeout), None),
+            };
+            if attempt >= self.max_retries {
+                return Err(Fatal::Transient(TransientError(format!(
+                    "{} {} failed after {} attempts; last error: {reason}",
+                    request.method,
+                    request.path,
+                    attempt + 1
+                ))));
+            }
+            let wait = backoff(attempt, retry_after, self.backoff_base);
+            self.notice(format!(
+                "{} {} failed ({reason}); retry {} of {} in {:.1} s",
+                request.method,
+                request.path,
+                attempt + 1,
+                self.max_retries,
+                wait.as_secs_f64()
+            ));
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    fn unauthorized_message(&self) -> String {
+        match &self.credentials {
+            Credentials::ApiKey(_) => "ClientSuccess rejected the API key (401 Unauthorized): generate a new key in ClientSuccess under Global Settings > API Credentials and paste it into credentials.api_key".to_owned(),
+            Credentials::Login(login) => format!(
+                "ClientSuccess rejected the token obtained for user {:?} (401 Unauthorized) even after signing in again: check that the user may use the API",
+                login.username
+            ),
+        }
+    }
+
+    /// `check`'s proof: sign in, then one cheap authenticated read. No retries, so a broken
+    /// setup is reported at once; the error says what to fix.
+    pub async fn probe(&self) -> Result<(), String> {
+        self.authorization().await.map_err(|fatal| match fatal {
+            Fatal::Config(e) => e.0,
+            Fatal::Transient(e) => e.0,
+        })?;
+        let path = "/client/search?page=0&size=1";
+        let url = self.url(path);
+        let (authorization, _) = self.authorization().await.map_err(|_| "could not sign in".to_owned())?;
+        let response = self
+            .http
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, authorization.expose())
+            .send()
+            .await
+            .map_err(|e| describe_transport_failure(transport_failure(&e), &url, self.timeout))?;
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        match classify(status) {
+            Disposition::Success => {
+                let looks_right = serde_json::from_slice::<serde_json::Value>(&body)
+                    .map(|v| v.get("data").is_some_and(|d| d.is_array()))
+                    .unwrap_or(false);
+                if looks_right {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{url} answered {status} but not with a ClientSuccess search result: check that base_url points at the ClientSuccess v2 API (default {})",
+                        crate::config::DEFAULT_BASE_URL
+                    ))
+                }
+            }
+            Disposition::Unauthorized => Err(match &self.credentials {
+                Credentials::ApiKey(_) => self.unauthorized_message(),
+                Credentials::Login(_) => format!(
+                    "ClientSuccess refused the token it issued (401 Unauthorized) for {url}: check that credentials.auth_url belongs to the same ClientSuccess as base_url"
+                ),
+            }),
+            Disposition::Forbidden => Err(format!(
+                "ClientSuccess answered 403 Forbidden to a client search: give the API user permission to read, create and update clients, contacts and contracts"
+            )),
+            Disposition::Retry if status.is_server_error() => Err(format!(
+                "ClientSuccess answered {status} ({}): the service is having trouble; this is not your configuration, try again later",
+                error_message(&body)
+            )),
+            Disposition::Retry => Err(format!(
+                "ClientSuccess answered {status} ({}): too many requests right now; try again in a minute",
+                error_message(&body)
+            )),
+            Disposition::Reject | Disposition::Unexpected => Err(format!(
+                "{url} answered {status} ({}): check that base_url points at the ClientSuccess v2 API (default {})",
+                error_message(&body),
+                crate::config::DEFAULT_BASE_URL
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_contract() {
+        let d = |s: u16| classify(StatusCode::from_u16(s).unwrap());
+        assert_eq!(d(200), Disposition::Success);
+        assert_eq!(d(201), Disposition::Success);
+        for s in [400, 404, 409, 422] {
+            assert_eq!(d(s), Disposition::Reject, "{s}");
+        }
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(d(s), Disposition::Retry, "{s}");
+        }
+        assert_eq!(d(401), Disposition::Unauthorized);
+        assert_eq!(d(403), Disposition::Forbidden);
+        assert_eq!(d(501), Disposition::Unexpected);
+        assert_eq!(d(302), Disposition::Unexpected);
+    }
+
+    #[test]
+    fn retry_after_wins_and_backoff_grows() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(5, Some(Duration::from_secs(2)), base), Duration::from_secs(2));
+        for attempt in 0..5 {
+            let d = backoff(attempt, None, base);
+            let full = base * (1 << attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(30, None, base) <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn error_message_prefers_the_message_field() {
+        assert_eq!(error_message(br#"{"message":"name is required"}"#), "name is required");
+        assert_eq!(error_message(b"upstream down"), "upstream down");
+        assert_eq!(error_message(b""), "(no message)");
+    }
+}

@@ -1,0 +1,250 @@
+//! What this destination can write: objects × modes, each with its JSON schema and matching keys.
+//!
+//! `discover` prints these operations, and `write` validates records against the very same
+//! `operation_schema` values, so what is published is what is enforced.
+
+use crate::objects::{Client, Contact, Contract};
+use crate::protocol::{DestinationCatalog, DestinationOperation, DestinationSyncMode};
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::{json, Value};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Client,
+    Contact,
+    Contract,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 3] = [Self::Client, Self::Contact, Self::Contract];
+
+    /// The name used in the API's paths and in the catalog's `object_name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Contact => "contact",
+            Self::Contract => "contract",
+        }
+    }
+
+    /// Accepts `client`, `Clients`, `CONTACT`...: singular or plural, any case.
+    pub fn parse(name: &str) -> Option<Self> {
+        let lower = name.trim().to_ascii_lowercase();
+        let singular = lower.strip_suffix('s').unwrap_or(&lower);
+        Self::ALL.into_iter().find(|kind| kind.name() == singular)
+    }
+
+    /// The base schema, every field optional, straight from the struct.
+    pub fn base_schema(self) -> Value {
+        match self {
+            Self::Client => schema_of::<Client>(),
+            Self::Contact => schema_of::<Contact>(),
+            Self::Contract => schema_of::<Contract>(),
+        }
+    }
+
+    /// Whether inserts of this object go through a bulk endpoint.
+    pub fn has_bulk_insert(self) -> bool {
+        !matches!(self, Self::Contract)
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    Insert,
+    Update,
+    Upsert,
+}
+
+impl WriteMode {
+    pub const ALL: [WriteMode; 3] = [Self::Insert, Self::Update, Self::Upsert];
+
+    pub fn sync_mode(self) -> DestinationSyncMode {
+        match self {
+            Self::Insert => DestinationSyncMode::Append,
+            Self::Update => DestinationSyncMode::Update,
+            Self::Upsert => DestinationSyncMode::AppendDedup,
+        }
+    }
+
+    pub fn from_sync_mode(mode: &str) -> Option<Self> {
+        match mode {
+            "append" => Some(Self::Insert),
+            "update" => Some(Self::Update),
+            "append_dedup" => Some(Self::Upsert),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::Upsert => "upsert",
+        }
+    }
+}
+
+impl fmt::Display for WriteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Draft-07 with every subschema inlined: Airbyte's UI and the platform read no `$ref`.
+pub fn schema_settings() -> SchemaSettings {
+    SchemaSettings::draft07().with(|s| s.inline_subschemas = true)
+}
+
+fn schema_of<T: JsonSchema>() -> Value {
+    schema_settings()
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value()
+}
+
+/// Fields a record must carry in this mode, per the API contract.
+pub fn required_fields(object: ObjectKind, mode: WriteMode) -> &'static [&'static str] {
+    match (object, mode) {
+        (_, WriteMode::Update) => &["uuid"],
+        (ObjectKind::Client, _) => &["name"],
+        (ObjectKind::Contact | ObjectKind::Contract, _) => &["clientId"],
+    }
+}
+
+/// Natural keys the API matches on, as the catalog's `matching_keys`.
+pub fn matching_keys(object: ObjectKind, mode: WriteMode) -> Option<Vec<Vec<String>>> {
+    let keys: &[&str] = match (object, mode) {
+        (_, WriteMode::Insert) => return None,
+        (_, WriteMode::Update) => &["uuid"],
+        (ObjectKind::Client, WriteMode::Upsert) => &["externalId", "name"],
+        (ObjectKind::Contact, WriteMode::Upsert) => &["email"],
+        (ObjectKind::Contract, WriteMode::Upsert) => &["externalId"],
+    };
+    Some(keys.iter().map(|k| vec![(*k).to_owned()]).collect())
+}
+
+/// The schema a record of `object` must satisfy in `mode`: the struct's schema with the mode's
+/// required fields made required and non-null.
+pub fn operation_schema(object: ObjectKind, mode: WriteMode) -> Value {
+    let mut schema = object.base_schema();
+    let required = required_fields(object, mode);
+    for field in required {
+        let property = &mut schema["properties"][*field];
+        if let Some(Value::Array(types)) = property.get_mut("type") {
+            types.retain(|t| t != "null");
+            if types.len() == 1 {
+                property["type"] = types[0].clone();
+            }
+        }
+    }
+    schema["required"] = json!(required);
+    schema["title"] = json!(format!("ClientSuccess {object} ({mode})"));
+    schema
+}
+
+/// The DESTINATION_CATALOG `discover` prints: every object in every mode.
+pub fn destination_catalog() -> DestinationCatalog {
+    let operations = ObjectKind::ALL
+        .into_iter()
+        .flat_map(|object| {
+            WriteMode::ALL.into_iter().map(move |mode| DestinationOperation {
+                object_name: object.name().to_owned(),
+                sync_mode: mode.sync_mode(),
+                json_schema: operation_schema(object, mode),
+                matching_keys: matching_keys(object, mode),
+            })
+        })
+        .collect();
+    DestinationCatalog { operations }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validator(object: ObjectKind, mode: WriteMode) -> jsonschema::Validator {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&operation_schema(object, mode))
+            .unwrap()
+    }
+
+    #[test]
+    fn object_names_parse_singular_plural_any_case() {
+        assert_eq!(ObjectKind::parse("Clients"), Some(ObjectKind::Client));
+        assert_eq!(ObjectKind::parse("CONTACT"), Some(ObjectKind::Contact));
+        assert_eq!(ObjectKind::parse("contracts"), Some(ObjectKind::Contract));
+        assert_eq!(ObjectKind::parse("deals"), None);
+    }
+
+    #[test]
+    fn schemas_carry_the_contract_rules() {
+        let client = operation_schema(ObjectKind::Client, WriteMode::Insert);
+        assert_eq!(client["additionalProperties"], json!(false));
+        assert_eq!(client["properties"]["name"]["maxLength"], json!(255));
+        assert_eq!(client["properties"]["name"]["type"], json!("string"));
+        assert_eq!(client["properties"]["npsScore"]["minimum"], json!(-100));
+        assert_eq!(client["properties"]["npsScore"]["maximum"], json!(100));
+        assert_eq!(client["properties"]["inceptionDate"]["format"], json!("date"));
+        assert_eq!(client["required"], json!(["name"]));
+        let text = client.to_string();
+        assert!(text.contains("TERMINATED"), "status enum missing: {text}");
+        assert!(!text.contains("$ref"), "subschemas must be inlined");
+        let update = operation_schema(ObjectKind::Contract, WriteMode::Update);
+        assert_eq!(update["required"], json!(["uuid"]));
+        assert_eq!(update["properties"]["amount"]["minimum"], json!(0));
+    }
+
+    #[test]
+    fn validators_enforce_required_types_lengths_enums_and_dates() {
+        let insert = validator(ObjectKind::Client, WriteMode::Insert);
+        assert!(insert.is_valid(&json!({"name": "Acme", "status": "TRIAL", "inceptionDate": "2024-02-29"})));
+        assert!(!insert.is_valid(&json!({"status": "ACTIVE"})), "name required");
+        assert!(!insert.is_valid(&json!({"name": null})), "required name is not nullable");
+        assert!(!insert.is_valid(&json!({"name": "x".repeat(256)})));
+        assert!(!insert.is_valid(&json!({"name": "A", "status": "GONE"})));
+        assert!(!insert.is_valid(&json!({"name": "A", "inceptionDate": "2023-02-29"})));
+        assert!(!insert.is_valid(&json!({"name": "A", "npsScore": 101})));
+        assert!(!insert.is_valid(&json!({"name": "A", "colour": "red"})), "unknown field");
+        assert!(insert.is_valid(&json!({"name": "A", "custom": {"seats__cs": 12, "x": null, "y": "z"}})));
+        let contact = validator(ObjectKind::Contact, WriteMode::Upsert);
+        assert!(contact.is_valid(&json!({"clientId": "c1", "email": "a@b.co"})));
+        assert!(!contact.is_valid(&json!({"clientId": "c1", "email": "not an email"})));
+        let update = validator(ObjectKind::Contact, WriteMode::Update);
+        assert!(!update.is_valid(&json!({"email": "a@b.co"})), "uuid required");
+    }
+
+    #[test]
+    fn schema_and_struct_agree() {
+        // A record the schema accepts decodes into the struct, so the two cannot drift apart.
+        let record = json!({"name": "Acme", "region": {"id": 1, "name": "EMEA"},
+            "accTeamingRoles": [{"employeeId": 1, "roleId": 2}], "custom": {"a": true}});
+        assert!(validator(ObjectKind::Client, WriteMode::Insert).is_valid(&record));
+        let client: Client = serde_json::from_value(record).unwrap();
+        assert_eq!(client.name.as_deref(), Some("Acme"));
+    }
+
+    #[test]
+    fn catalog_has_nine_operations_with_keys() {
+        let catalog = destination_catalog();
+        assert_eq!(catalog.operations.len(), 9);
+        let upsert_client = catalog
+            .operations
+            .iter()
+            .find(|op| op.object_name == "client" && op.sync_mode == DestinationSyncMode::AppendDedup)
+            .unwrap();
+        assert_eq!(
+            upsert_client.matching_keys,
+            Some(vec![vec!["externalId".to_owned()], vec!["name".to_owned()]])
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The command line: parse arguments, run one command, map its error to a TRACE and an exit code.
+
+use crate::error::{failure_type, ConfigError};
+use crate::output::Emitter;
+use crate::protocol::AirbyteMessage;
+use crate::{catalog, check, config, write};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Airbyte destination that writes clients, contacts and contracts into ClientSuccess.
+#[derive(Debug, Parser)]
+#[command(name = "destination-clientsuccess", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the configuration schema as a SPEC message.
+    Spec,
+    /// Validate a config, sign in and make one read; print a CONNECTION_STATUS.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the DESTINATION_CATALOG of objects and modes this destination writes.
+    Discover {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read AirbyteMessages on stdin and write their records to ClientSuccess.
+    Write {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        catalog: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = Emitter::stdout();
+    match run(cli.command, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain's messages are ours and never hold a secret (Secret prints a mask).
+            let message = format!("{error:#}");
+            let _ = out.error_trace(failure_type(&error), message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
+    match command {
+        Command::Spec => out.emit(&AirbyteMessage::Spec(config::spec()))?,
+        Command::Check { config } => {
+            let status = runtime()?.block_on(check::run(&config));
+            out.emit(&status)?;
+        }
+        Command::Discover { config } => {
+            // Discover needs no network, but a broken config is still worth reporting now.
+            config::load(&config)?;
+            out.emit(&AirbyteMessage::DestinationCatalog(catalog::destination_catalog()))?;
+        }
+        Command::Write { config, catalog } => {
+            let settings = config::load(&config)?;
+            let catalog_value = config::read_json_file(&catalog, "catalog")?;
+            let configured = serde_json::from_value(catalog_value).map_err(|e| {
+                ConfigError::new(format!("the catalog file {} is not a configured catalog: {e}", catalog.display()))
+            })?;
+            let plan = write::plan::Plan::new(&configured)?;
+            let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+            let summary = runtime()?.block_on(write::run(settings, plan, stdin, out))?;
+            summary.into_result()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Errors the command line maps to an Airbyte failure type; everything else is a system error.
+
+use crate::protocol::FailureType;
+use std::fmt;
+
+/// The user's configuration or catalog is wrong: they must change it.
+#[derive(Debug, Clone)]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// ClientSuccess or the network failed past every retry: running again later may work.
+#[derive(Debug, Clone)]
+pub struct TransientError(pub String);
+
+impl fmt::Display for TransientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TransientError {}
+
+/// The failure type an error chain maps to.
+pub fn failure_type(error: &anyhow::Error) -> FailureType {
+    if error.chain().any(|e| e.is::<ConfigError>()) {
+        FailureType::ConfigError
+    } else if error.chain().any(|e| e.is::<TransientError>()) {
+        FailureType::TransientError
+    } else {
+        FailureType::SystemError
+    }
+}

@@ -1,0 +1,27 @@
+//! destination-clientsuccess: an Airbyte destination that writes warehouse rows into
+//! ClientSuccess as clients, contacts and contracts.
+//!
+//! The modules, in the order data flows through them:
+//!
+//! - [`cli`]: the four commands (`spec`, `check`, `discover`, `write`) and exit codes.
+//! - [`config`]: the config's Rust types (their schema is the SPEC) → validated [`config::Settings`].
+//! - [`objects`]: `Client`, `Contact`, `Contract`, the source of every object schema.
+//! - [`catalog`]: objects × modes, their per-mode schemas and matching keys (`discover`).
+//! - [`protocol`]: Airbyte messages in and out, one JSON line each.
+//! - [`write`]: the pipeline: plan the streams, validate records, batch, send, acknowledge,
+//!   echo states once their records are committed.
+//! - [`api`]: the ClientSuccess HTTP client: auth, retries, what each status means.
+//! - [`output`]: the single writer of stdout.
+//! - [`secret`]: a string type that cannot be printed.
+
+pub mod api;
+pub mod catalog;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod objects;
+pub mod output;
+pub mod protocol;
+pub mod secret;
+pub mod write;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    destination_clientsuccess::cli::main()
+}

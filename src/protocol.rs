@@ -1,0 +1,545 @@
+//! The Airbyte protocol (v0.18) as this destination reads and writes it: one JSON message a line.
+//!
+//! Every message type has a type here, with the protocol's exact key casing. Input is decoded
+//! through a flat envelope (one optional field per payload key) rather than an internally tagged
+//! enum, so a RECORD's `data` and a STATE's fields are borrowed from the line as raw JSON and
+//! never re-encoded: an echoed STATE is byte-for-byte what came in, plus `destinationStats`.
+
+use indexmap::IndexMap;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::io::{self, BufRead};
+
+/// One line of the protocol.
+#[derive(Debug, Clone)]
+pub enum AirbyteMessage {
+    Record(RecordMessage),
+    State(StateMessage),
+    Log(LogMessage),
+    Spec(ConnectorSpecification),
+    ConnectionStatus(ConnectionStatus),
+    Catalog(Value),
+    Trace(TraceMessage),
+    Control(Value),
+    DestinationCatalog(DestinationCatalog),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageType {
+    Record,
+    State,
+    Log,
+    Spec,
+    ConnectionStatus,
+    Catalog,
+    Trace,
+    Control,
+    DestinationCatalog,
+}
+
+impl AirbyteMessage {
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::Record(_) => MessageType::Record,
+            Self::State(_) => MessageType::State,
+            Self::Log(_) => MessageType::Log,
+            Self::Spec(_) => MessageType::Spec,
+            Self::ConnectionStatus(_) => MessageType::ConnectionStatus,
+            Self::Catalog(_) => MessageType::Catalog,
+            Self::Trace(_) => MessageType::Trace,
+            Self::Control(_) => MessageType::Control,
+            Self::DestinationCatalog(_) => MessageType::DestinationCatalog,
+        }
+    }
+
+    /// Decodes one line. The error says what is wrong in words a user can act on.
+    pub fn from_line(line: &str) -> Result<Self, String> {
+        let envelope: Envelope =
+            serde_json::from_str(line).map_err(|e| format!("not a valid Airbyte message: {e}"))?;
+        let missing = |key: &str| format!("a {:?} message without its `{key}` payload", envelope.kind);
+        let kind = envelope.kind;
+        Ok(match kind {
+            MessageType::Record => Self::Record(envelope.record.ok_or_else(|| missing("record"))?),
+            MessageType::State => Self::State(envelope.state.ok_or_else(|| missing("state"))?),
+            MessageType::Log => Self::Log(envelope.log.ok_or_else(|| missing("log"))?),
+            MessageType::Spec => Self::Spec(envelope.spec.ok_or_else(|| missing("spec"))?),
+            MessageType::ConnectionStatus => Self::ConnectionStatus(
+                envelope
+                    .connection_status
+                    .ok_or_else(|| missing("connectionStatus"))?,
+            ),
+            MessageType::Catalog => Self::Catalog(envelope.catalog.ok_or_else(|| missing("catalog"))?),
+            MessageType::Trace => Self::Trace(envelope.trace.ok_or_else(|| missing("trace"))?),
+            MessageType::Control => Self::Control(envelope.control.ok_or_else(|| missing("control"))?),
+            MessageType::DestinationCatalog => Self::DestinationCatalog(
+                envelope
+                    .destination_catalog
+                    .ok_or_else(|| missing("destination_catalog"))?,
+            ),
+        })
+    }
+
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("protocol messages always serialize")
+    }
+
+    pub fn log(level: LogLevel, message: impl Into<String>) -> Self {
+        Self::Log(LogMessage { level, message: message.into(), stack_trace: None })
+    }
+
+    pub fn error_trace(failure_type: FailureType, message: impl Into<String>, internal: Option<String>) -> Self {
+        Self::Trace(TraceMessage {
+            kind: TraceType::Error,
+            emitted_at: now_millis(),
+            error: Some(ErrorTrace {
+                message: message.into(),
+                internal_message: internal,
+                stack_trace: None,
+                failure_type: Some(failure_type),
+                stream_descriptor: None,
+            }),
+            estimate: None,
+            stream_status: None,
+            analytics: None,
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the protocol's `emitted_at` wants them.
+pub fn now_millis() -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_millis() as f64
+}
+
+/// Every payload key the protocol knows, each optional; `type` says which one must be there.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: MessageType,
+    record: Option<RecordMessage>,
+    state: Option<StateMessage>,
+    log: Option<LogMessage>,
+    spec: Option<ConnectorSpecification>,
+    #[serde(rename = "connectionStatus")]
+    connection_status: Option<ConnectionStatus>,
+    catalog: Option<Value>,
+    trace: Option<TraceMessage>,
+    control: Option<Value>,
+    destination_catalog: Option<DestinationCatalog>,
+}
+
+impl Serialize for AirbyteMessage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", &self.message_type())?;
+        match self {
+            Self::Record(m) => map.serialize_entry("record", m)?,
+            Self::State(m) => map.serialize_entry("state", m)?,
+            Self::Log(m) => map.serialize_entry("log", m)?,
+            Self::Spec(m) => map.serialize_entry("spec", m)?,
+            Self::ConnectionStatus(m) => map.serialize_entry("connectionStatus", m)?,
+            Self::Catalog(m) => map.serialize_entry("catalog", m)?,
+            Self::Trace(m) => map.serialize_entry("trace", m)?,
+            Self::Control(m) => map.serialize_entry("control", m)?,
+            Self::DestinationCatalog(m) => map.serialize_entry("destination_catalog", m)?,
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for AirbyteMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Self::from_line(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordMessage {
+    pub stream: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kept as the source wrote it, so a rejected record is stored exactly as it arrived.
+    pub data: Box<RawValue>,
+    pub emitted_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+}
+
+/// A STATE, kept field by field as raw JSON so that echoing it changes nothing the destination
+/// does not own (`id`, `sourceStats`, big numbers, key order), only `destinationStats`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StateMessage {
+    fields: IndexMap<String, Box<RawValue>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StateType {
+    Stream,
+    Global,
+    Legacy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamDescriptor {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamState {
+    pub stream_descriptor: StreamDescriptor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_state: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<Value>,
+    pub stream_states: Vec<StreamState>,
+}
+
+/// `sourceStats` / `destinationStats`. Doubles on the wire, so they print as `12.0`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateStats {
+    #[serde(rename = "recordCount", default, skip_serializing_if = "Option::is_none")]
+    pub record_count: Option<f64>,
+    #[serde(rename = "rejectedRecordCount", default, skip_serializing_if = "Option::is_none")]
+    pub rejected_record_count: Option<f64>,
+}
+
+impl StateMessage {
+    fn field<T: for<'a> Deserialize<'a>>(&self, key: &str) -> Option<T> {
+        self.fields.get(key).and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    pub fn state_type(&self) -> Option<StateType> {
+        self.field("type")
+    }
+
+    pub fn stream(&self) -> Option<StreamState> {
+        self.field("stream")
+    }
+
+    pub fn global(&self) -> Option<GlobalState> {
+        self.field("global")
+    }
+
+    pub fn source_stats(&self) -> Option<StateStats> {
+        self.field("sourceStats")
+    }
+
+    pub fn destination_stats(&self) -> Option<StateStats> {
+        self.field("destinationStats")
+    }
+
+    /// The platform's state id, when it set one.
+    pub fn id(&self) -> Option<i64> {
+        self.field("id")
+    }
+
+    /// The same state with `destinationStats` set; every other field is untouched.
+    pub fn with_destination_stats(&self, records: u64, rejected: u64) -> Self {
+        let stats = StateStats {
+            record_count: Some(records as f64),
+            rejected_record_count: Some(rejected as f64),
+        };
+        let raw = serde_json::value::to_raw_value(&stats).expect("stats serialize");
+        let mut fields = self.fields.clone();
+        fields.insert("destinationStats".to_owned(), raw);
+        Self { fields }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogLevel {
+    Fatal,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogMessage {
+    pub level: LogLevel,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_trace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TraceType {
+    Error,
+    Estimate,
+    StreamStatus,
+    Analytics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureType {
+    SystemError,
+    ConfigError,
+    TransientError,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorTrace {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_trace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_type: Option<FailureType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_descriptor: Option<StreamDescriptor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceMessage {
+    #[serde(rename = "type")]
+    pub kind: TraceType,
+    pub emitted_at: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorTrace>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_status: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationSyncMode {
+    Append,
+    Overwrite,
+    AppendDedup,
+    Update,
+    SoftDelete,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectorSpecification {
+    #[serde(rename = "documentationUrl", default, skip_serializing_if = "Option::is_none")]
+    pub documentation_url: Option<String>,
+    #[serde(rename = "changelogUrl", default, skip_serializing_if = "Option::is_none")]
+    pub changelog_url: Option<String>,
+    #[serde(rename = "connectionSpecification")]
+    pub connection_specification: Value,
+    #[serde(rename = "supportsIncremental", default, skip_serializing_if = "Option::is_none")]
+    pub supports_incremental: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_destination_sync_modes: Option<Vec<DestinationSyncMode>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationCatalog {
+    pub operations: Vec<DestinationOperation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationOperation {
+    pub object_name: String,
+    pub sync_mode: DestinationSyncMode,
+    pub json_schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_keys: Option<Vec<Vec<String>>>,
+}
+
+/// The configured catalog handed to `write`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfiguredCatalog {
+    pub streams: Vec<ConfiguredStream>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfiguredStream {
+    pub stream: StreamDefinition,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_mode: Option<String>,
+    /// Kept as text so that an unsupported mode is reported by name, not as a decoding error.
+    pub destination_sync_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_object_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_field: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<Vec<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_generation_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamDefinition {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub json_schema: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_sync_modes: Option<Vec<String>>,
+}
+
+/// Reads input one line at a time, never the whole stream, numbering lines from 1.
+/// Blank lines are skipped but still counted, so numbers match what an editor shows.
+pub struct Lines<R> {
+    input: R,
+    number: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub fn new(input: R) -> Self {
+        Self { input, number: 0 }
+    }
+}
+
+impl<R: BufRead> Iterator for Lines<R> {
+    type Item = io::Result<(u64, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut line = String::new();
+            match self.input.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) => {
+                    self.number += 1;
+                    let trimmed_len = line.trim_end_matches(['\n', '\r']).len();
+                    line.truncate(trimmed_len);
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    return Some(Ok((self.number, line)));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(line: &str) -> String {
+        AirbyteMessage::from_line(line).unwrap().to_line()
+    }
+
+    #[test]
+    fn record_round_trips_and_keeps_data_bytes() {
+        let line = r#"{"type":"RECORD","record":{"stream":"clients","namespace":"crm","data":{"name":"Acme","npsScore":12.50,"big":123456789012345678901234567890},"emitted_at":1700000000000}}"#;
+        assert_eq!(round_trip(line), line);
+    }
+
+    #[test]
+    fn state_echo_changes_only_destination_stats() {
+        let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"clients","namespace":null},"stream_state":{"cursor":"2024-01-01","n":1.000}},"sourceStats":{"recordCount":3.0},"id":987654321,"extra":{"x":[1,2]}}}"#;
+        let AirbyteMessage::State(state) = AirbyteMessage::from_line(line).unwrap() else {
+            panic!("not a state")
+        };
+        assert_eq!(state.id(), Some(987654321));
+        assert_eq!(state.state_type(), Some(StateType::Stream));
+        assert_eq!(state.stream().unwrap().stream_descriptor.name, "clients");
+        let echoed = AirbyteMessage::State(state.with_destination_stats(3, 1)).to_line();
+        let expected = line.replace(
+            r#""extra":{"x":[1,2]}}}"#,
+            r#""extra":{"x":[1,2]},"destinationStats":{"recordCount":3.0,"rejectedRecordCount":1.0}}}"#,
+        );
+        assert_eq!(echoed, expected);
+    }
+
+    #[test]
+    fn global_state_and_replaced_destination_stats() {
+        let line = r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{"lsn":42},"stream_states":[{"stream_descriptor":{"name":"a"},"stream_state":{}}]},"destinationStats":{"recordCount":99.0}}}"#;
+        let AirbyteMessage::State(state) = AirbyteMessage::from_line(line).unwrap() else {
+            panic!("not a state")
+        };
+        assert_eq!(state.global().unwrap().stream_states.len(), 1);
+        let echoed = state.with_destination_stats(0, 0);
+        assert_eq!(
+            echoed.destination_stats().unwrap(),
+            StateStats { record_count: Some(0.0), rejected_record_count: Some(0.0) }
+        );
+    }
+
+    #[test]
+    fn every_output_type_round_trips() {
+        let lines = [
+            r#"{"type":"LOG","log":{"level":"INFO","message":"hello"}}"#,
+            r#"{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"no"}}"#,
+            r#"{"type":"SPEC","spec":{"documentationUrl":"https://x","connectionSpecification":{"type":"object"},"supported_destination_sync_modes":["append","update","append_dedup"]}}"#,
+            r#"{"type":"TRACE","trace":{"type":"ERROR","emitted_at":1.0,"error":{"message":"m","failure_type":"config_error"}}}"#,
+            r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0,"stream_status":{"status":"RUNNING"}}}"#,
+            r#"{"type":"CONTROL","control":{"type":"CONNECTOR_CONFIG","emitted_at":1.0}}"#,
+            r#"{"type":"CATALOG","catalog":{"streams":[]}}"#,
+            r#"{"type":"DESTINATION_CATALOG","destination_catalog":{"operations":[{"object_name":"client","sync_mode":"update","json_schema":{},"matching_keys":[["uuid"]]}]}}"#,
+        ];
+        for line in lines {
+            assert_eq!(round_trip(line), line);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated_and_missing_payload_is_named() {
+        let msg = AirbyteMessage::from_line(
+            r#"{"type":"RECORD","future":1,"record":{"stream":"s","data":{},"emitted_at":1,"x":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(msg.message_type(), MessageType::Record);
+        let err = AirbyteMessage::from_line(r#"{"type":"STATE"}"#).unwrap_err();
+        assert!(err.contains("`state`"), "{err}");
+        let err = AirbyteMessage::from_line(r#"{"type":"NOPE"}"#).unwrap_err();
+        assert!(err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn configured_catalog_parses_with_nulls() {
+        let catalog: ConfiguredCatalog = serde_json::from_str(
+            r#"{"streams":[{"stream":{"name":"clients","json_schema":{}},"sync_mode":"full_refresh","destination_sync_mode":"append_dedup","destination_object_name":"client","primary_key":[["externalId"]],"generation_id":null,"minimum_generation_id":null,"sync_id":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(catalog.streams[0].destination_object_name.as_deref(), Some("client"));
+    }
+
+    #[test]
+    fn lines_are_numbered_and_blank_lines_counted() {
+        let input = "a\n\nb\r\nc";
+        let lines: Vec<_> = Lines::new(input.as_bytes()).map(|l| l.unwrap()).collect();
+        assert_eq!(lines, vec![(1, "a".into()), (3, "b".into()), (4, "c".into())]);
+    }
+}

@@ -1,0 +1,166 @@
+//! The configured catalog turned into a plan before the first byte of stdin: each stream's
+//! object, mode and compiled validator. Anything unsupported fails here, naming the stream.
+
+use crate::catalog::{matching_keys, operation_schema, ObjectKind, WriteMode};
+use crate::config::dotted_path;
+use crate::error::ConfigError;
+use crate::protocol::ConfiguredCatalog;
+use jsonschema::Validator;
+use std::collections::HashMap;
+
+pub struct StreamPlan {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub object: ObjectKind,
+    pub mode: WriteMode,
+    /// Index into `Plan::operations`.
+    operation: usize,
+}
+
+impl StreamPlan {
+    /// "stream `clients` (client upsert)", for messages.
+    pub fn label(&self) -> String {
+        format!("stream `{}` ({} {})", self.name, self.object, self.mode)
+    }
+}
+
+/// One object × mode, with its schema compiled once for every stream that uses it.
+pub struct Operation {
+    pub object: ObjectKind,
+    pub mode: WriteMode,
+    pub validator: Validator,
+}
+
+pub struct Plan {
+    pub streams: Vec<StreamPlan>,
+    operations: Vec<Operation>,
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+impl Plan {
+    pub fn new(catalog: &ConfiguredCatalog) -> Result<Self, ConfigError> {
+        let mut operations: Vec<Operation> = Vec::new();
+        let mut streams = Vec::new();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for configured in &catalog.streams {
+            let name = &configured.stream.name;
+            let object_name = configured.destination_object_name.as_deref().unwrap_or(name);
+            let object = ObjectKind::parse(object_name).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "stream `{name}`: {object_name:?} is not an object this destination writes; \
+                     set destination_object_name to one of client, contact, contract"
+                ))
+            })?;
+            let mode = WriteMode::from_sync_mode(&configured.destination_sync_mode).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "stream `{name}`: destination_sync_mode {:?} is not supported; \
+                     use append (insert), update, or append_dedup (upsert)",
+                    configured.destination_sync_mode
+                ))
+            })?;
+            if let (WriteMode::Upsert, Some(chosen)) = (mode, &configured.primary_key) {
+                let supported = matching_keys(object, mode).unwrap_or_default();
+                if let Some(bad) = chosen.iter().find(|key| !supported.contains(key)) {
+                    let names: Vec<String> = supported.iter().map(|k| k.join(".")).collect();
+                    return Err(ConfigError::new(format!(
+                        "stream `{name}`: ClientSuccess upserts a {object} on {} only, not on `{}`; \
+                         choose one of those as the matching key",
+                        names.join(" or "),
+                        dotted_path(&bad.join("/"))
+                    )));
+                }
+            }
+            let operation = match operations.iter().position(|op| op.object == object && op.mode == mode) {
+                Some(index) => index,
+                None => {
+                    let validator = jsonschema::options()
+                        .should_validate_formats(true)
+                        .build(&operation_schema(object, mode))
+                        .expect("operation schemas compile");
+                    operations.push(Operation { object, mode, validator });
+                    operations.len() - 1
+                }
+            };
+            by_name.entry(name.clone()).or_default().push(streams.len());
+            streams.push(StreamPlan {
+                name: name.clone(),
+                namespace: configured.stream.namespace.clone(),
+                object,
+                mode,
+                operation,
+            });
+        }
+        Ok(Self { streams, operations, by_name })
+    }
+
+    /// The stream a record belongs to: by name and namespace, or by name alone when only one
+    /// configured stream has that name.
+    pub fn find(&self, name: &str, namespace: Option<&str>) -> Option<usize> {
+        let candidates = self.by_name.get(name)?;
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| self.streams[i].namespace.as_deref() == namespace)
+            .or_else(|| (candidates.len() == 1).then(|| candidates[0]))
+    }
+
+    pub fn operation(&self, stream: usize) -> &Operation {
+        &self.operations[self.streams[stream].operation]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(streams: &str) -> ConfiguredCatalog {
+        serde_json::from_str(&format!(r#"{{"streams":[{streams}]}}"#)).unwrap()
+    }
+
+    fn stream(name: &str, object: Option<&str>, mode: &str) -> String {
+        let object = object.map(|o| format!(r#","destination_object_name":"{o}""#)).unwrap_or_default();
+        format!(r#"{{"stream":{{"name":"{name}","json_schema":{{}}}},"destination_sync_mode":"{mode}"{object}}}"#)
+    }
+
+    #[test]
+    fn objects_from_name_or_stream_and_modes() {
+        let plan = Plan::new(&catalog(&[
+            stream("accounts", Some("Client"), "append"),
+            stream("Contacts", None, "update"),
+            stream("contract", None, "append_dedup"),
+        ]
+        .join(",")))
+        .unwrap();
+        let got: Vec<_> = plan.streams.iter().map(|s| (s.object, s.mode)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (ObjectKind::Client, WriteMode::Insert),
+                (ObjectKind::Contact, WriteMode::Update),
+                (ObjectKind::Contract, WriteMode::Upsert)
+            ]
+        );
+        assert_eq!(plan.find("Contacts", None), Some(1));
+        assert_eq!(plan.find("Contacts", Some("any")), Some(1));
+        assert_eq!(plan.find("nope", None), None);
+    }
+
+    #[test]
+    fn unsupported_objects_and_modes_name_the_stream() {
+        let err = Plan::new(&catalog(&stream("deals", None, "append"))).err().unwrap().0;
+        assert!(err.contains("`deals`") && err.contains("client, contact, contract"), "{err}");
+        for mode in ["overwrite", "soft_delete"] {
+            let err = Plan::new(&catalog(&stream("clients", None, mode))).err().unwrap().0;
+            assert!(err.contains("`clients`") && err.contains(mode), "{err}");
+        }
+    }
+
+    #[test]
+    fn upsert_matching_key_must_be_the_natural_key() {
+        let ok = r#"{"stream":{"name":"c","json_schema":{}},"destination_sync_mode":"append_dedup","destination_object_name":"contact","primary_key":[["email"]]}"#;
+        assert!(Plan::new(&catalog(ok)).is_ok());
+        let bad = ok.replace(r#"[["email"]]"#, r#"[["externalId"]]"#);
+        let err = Plan::new(&catalog(&bad)).err().unwrap().0;
+        assert!(err.contains("email") && err.contains("externalId"), "{err}");
+    }
+}

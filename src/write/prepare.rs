@@ -1,0 +1,225 @@
+//! One input line → one work item: decoded, matched to its stream, validated against the
+//! operation's schema, and encoded as the request body. Runs on the reader thread, so the
+//! async side only batches bytes.
+
+use super::plan::Plan;
+use crate::catalog::{ObjectKind, WriteMode};
+use crate::config::dotted_path;
+use crate::protocol::{AirbyteMessage, StateMessage};
+use jsonschema::error::ValidationErrorKind;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// A record ready to send.
+#[derive(Debug)]
+pub struct Prepared {
+    pub line: u64,
+    pub stream: usize,
+    /// Records with the same key are written in input order (same lane); `None` may go anywhere.
+    pub key: Option<u64>,
+    /// For update: the path's uuid, taken out of the body.
+    pub uuid: Option<String>,
+    pub body: Vec<u8>,
+    /// The record's `data` as it arrived, kept for the rejected-records file.
+    pub original: Box<RawValue>,
+    /// Set by the coordinator: the state segment this record belongs to.
+    pub segment: u64,
+}
+
+/// A line that will never be sent, and why.
+#[derive(Debug)]
+pub struct Rejection {
+    pub line: u64,
+    pub stream: Option<String>,
+    pub original: Original,
+    pub reason: String,
+    pub http_status: Option<u16>,
+}
+
+#[derive(Debug)]
+pub enum Original {
+    Record(Box<RawValue>),
+    /// A line that was not a usable record, as text.
+    Line(String),
+}
+
+#[derive(Debug)]
+pub enum Item {
+    Record(Prepared),
+    Rejected(Rejection),
+    State(StateMessage),
+    /// LOG, TRACE, CONTROL... from the source: nothing to write.
+    Ignored,
+}
+
+pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
+    let reject = |stream: Option<String>, original: Original, reason: String| {
+        Item::Rejected(Rejection { line, stream, original, reason, http_status: None })
+    };
+    let record = match AirbyteMessage::from_line(&text) {
+        Ok(AirbyteMessage::Record(record)) => record,
+        Ok(AirbyteMessage::State(state)) => return Item::State(state),
+        Ok(_) => return Item::Ignored,
+        Err(reason) => return reject(None, Original::Line(text), reason),
+    };
+    let Some(stream) = plan.find(&record.stream, record.namespace.as_deref()) else {
+        let reason = format!(
+            "stream `{}`{} is not in the configured catalog",
+            record.stream,
+            record.namespace.as_deref().map(|n| format!(" (namespace `{n}`)")).unwrap_or_default()
+        );
+        return reject(Some(record.stream), Original::Record(record.data), reason);
+    };
+    let stream_name = || Some(plan.streams[stream].name.clone());
+    let mut fields = match serde_json::from_str::<Value>(record.data.get()) {
+        Ok(Value::Object(fields)) => fields,
+        _ => return reject(stream_name(), Original::Record(record.data), "`data` is not a JSON object".into()),
+    };
+    // A null column means "no value": it is not sent, so it can neither fail a type check nor
+    // clear a field on update.
+    fields.retain(|_, v| !v.is_null());
+    let fields = Value::Object(fields);
+    let operation = plan.operation(stream);
+    if !operation.validator.is_valid(&fields) {
+        let reason = schema_errors(&operation.validator, &fields, operation.object, operation.mode);
+        return reject(stream_name(), Original::Record(record.data), reason);
+    }
+    let Value::Object(mut fields) = fields else { unreachable!("checked above") };
+    let uuid = match operation.mode {
+        WriteMode::Update => match fields.remove("uuid") {
+            Some(Value::String(uuid)) => Some(uuid),
+            _ => unreachable!("the update schema requires a string uuid"),
+        },
+        _ => None,
+    };
+    let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
+    let body = serde_json::to_vec(&fields).expect("JSON values serialize");
+    Item::Record(Prepared { line, stream, key, uuid, body, original: record.data, segment: 0 })
+}
+
+/// Every schema violation as "field `x`: rule", values masked (they may be personal data).
+fn schema_errors(validator: &jsonschema::Validator, fields: &Value, object: ObjectKind, mode: WriteMode) -> String {
+    let reasons: Vec<String> = validator
+        .iter_errors(fields)
+        .map(|error| match error.kind() {
+            ValidationErrorKind::Required { property } => {
+                let property = property.as_str().unwrap_or_default();
+                if property == "uuid" && mode == WriteMode::Update {
+                    "uuid is required for update".to_owned()
+                } else {
+                    format!("field `{property}` is required to {mode} a {object}")
+                }
+            }
+            ValidationErrorKind::AdditionalProperties { unexpected } => format!(
+                "{} {} of a ClientSuccess {object}",
+                unexpected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
+                if unexpected.len() == 1 { "is not a field" } else { "are not fields" },
+            ),
+            _ => format!("field `{}`: {}", dotted_path(error.instance_path().as_str()), error.masked()),
+        })
+        .collect();
+    reasons.join("; ")
+}
+
+/// The key under which the API matches this record, hashed: update by uuid, upsert by the
+/// object's natural key. Inserts have none.
+fn conflict_key(object: ObjectKind, mode: WriteMode, uuid: Option<&str>, fields: &Map<String, Value>) -> Option<u64> {
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    let key: (u8, String) = match (mode, object) {
+        (WriteMode::Insert, _) => return None,
+        (WriteMode::Update, _) => (0, uuid?.to_owned()),
+        (WriteMode::Upsert, ObjectKind::Client) => match text("externalId") {
+            Some(external) => (1, external.to_owned()),
+            None => (2, text("name")?.to_owned()),
+        },
+        (WriteMode::Upsert, ObjectKind::Contact) => (1, text("email")?.to_ascii_lowercase()),
+        (WriteMode::Upsert, ObjectKind::Contract) => (1, text("externalId")?.to_owned()),
+    };
+    let mut hasher = DefaultHasher::new();
+    (object.name(), key).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConfiguredCatalog;
+
+    fn plan(object: &str, mode: &str) -> Plan {
+        let catalog: ConfiguredCatalog = serde_json::from_str(&format!(
+            r#"{{"streams":[{{"stream":{{"name":"s","json_schema":{{}}}},"destination_sync_mode":"{mode}","destination_object_name":"{object}"}}]}}"#
+        ))
+        .unwrap();
+        Plan::new(&catalog).unwrap()
+    }
+
+    fn record(data: &str) -> String {
+        format!(r#"{{"type":"RECORD","record":{{"stream":"s","data":{data},"emitted_at":1}}}}"#)
+    }
+
+    fn rejection(item: Item) -> String {
+        match item {
+            Item::Rejected(r) => r.reason,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_record_becomes_a_body_without_nulls() {
+        let plan = plan("client", "append");
+        let Item::Record(p) = prepare(&plan, 7, record(r#"{"name":"Acme","city":null}"#)) else { panic!() };
+        assert_eq!(p.line, 7);
+        assert_eq!(p.body, br#"{"name":"Acme"}"#);
+        assert_eq!(p.original.get(), r#"{"name":"Acme","city":null}"#);
+        assert_eq!(p.key, None);
+    }
+
+    #[test]
+    fn update_takes_the_uuid_out_and_keys_on_it() {
+        let plan = plan("contact", "update");
+        let Item::Record(a) = prepare(&plan, 1, record(r#"{"uuid":"u-1","title":"CTO"}"#)) else { panic!() };
+        let Item::Record(b) = prepare(&plan, 2, record(r#"{"uuid":"u-1","title":"CEO"}"#)) else { panic!() };
+        assert_eq!(a.uuid.as_deref(), Some("u-1"));
+        assert_eq!(a.body, br#"{"title":"CTO"}"#);
+        assert_eq!(a.key, b.key);
+        assert!(a.key.is_some());
+        let reason = rejection(prepare(&plan, 3, record(r#"{"title":"CTO"}"#)));
+        assert_eq!(reason, "uuid is required for update");
+    }
+
+    #[test]
+    fn schema_breaks_name_the_field_and_rule_without_the_value() {
+        let plan = plan("client", "append");
+        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","zip":"123456789012345678901"}"#)));
+        assert!(reason.contains("`zip`") && reason.contains("20"), "{reason}");
+        assert!(!reason.contains("12345678901"), "value leaked: {reason}");
+        let reason = rejection(prepare(&plan, 1, record(r#"{"city":"X"}"#)));
+        assert_eq!(reason, "field `name` is required to insert a client");
+        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","colour":"red"}"#)));
+        assert_eq!(reason, "`colour` is not a field of a ClientSuccess client");
+    }
+
+    #[test]
+    fn bad_lines_and_unknown_streams_are_rejections() {
+        let plan = plan("client", "append");
+        let reason = rejection(prepare(&plan, 1, "{not json".into()));
+        assert!(reason.contains("not a valid Airbyte message"), "{reason}");
+        let other = r#"{"type":"RECORD","record":{"stream":"other","data":{},"emitted_at":1}}"#;
+        let reason = rejection(prepare(&plan, 1, other.into()));
+        assert!(reason.contains("`other`") && reason.contains("catalog"), "{reason}");
+        assert!(matches!(prepare(&plan, 1, r#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#.into()), Item::Ignored));
+    }
+
+    #[test]
+    fn client_upsert_keys_on_external_id_then_name() {
+        let plan = plan("client", "append_dedup");
+        let key = |data: &str| match prepare(&plan, 1, record(data)) {
+            Item::Record(p) => p.key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(r#"{"name":"A","externalId":"X"}"#), key(r#"{"name":"B","externalId":"X"}"#));
+        assert_eq!(key(r#"{"name":"A"}"#), key(r#"{"name":"A","city":"Z"}"#));
+        assert_ne!(key(r#"{"name":"X"}"#), key(r#"{"name":"A","externalId":"X"}"#));
+    }
+}

@@ -1,0 +1,96 @@
+//! Where rejected records go: a JSON-lines file of the stream, the line number, the original
+//! record, the reason, the HTTP status and the time, or nowhere (then the sync must fail).
+
+use super::prepare::Original;
+use crate::error::ConfigError;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use time::format_description::well_known::Rfc3339;
+
+pub struct RejectStore {
+    file: Option<(PathBuf, BufWriter<File>)>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StoredRecord<'a> {
+    Record(&'a RawValue),
+    Line(&'a str),
+}
+
+#[derive(Serialize)]
+struct StoredRejection<'a> {
+    stream: Option<&'a str>,
+    line: u64,
+    record: StoredRecord<'a>,
+    reason: &'a str,
+    http_status: Option<u16>,
+    rejected_at: String,
+}
+
+pub struct RejectedEntry<'a> {
+    pub stream: Option<&'a str>,
+    pub line: u64,
+    pub original: &'a Original,
+    pub reason: &'a str,
+    pub http_status: Option<u16>,
+}
+
+impl RejectStore {
+    /// Opens (appending) the file now, so a bad path fails the sync before anything is written.
+    pub fn open(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self { file: None }) };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                ConfigError::new(format!(
+                    "rejected_records.path: cannot create the folder {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+            ConfigError::new(format!("rejected_records.path: cannot open {} for writing: {e}", path.display()))
+        })?;
+        Ok(Self { file: Some((path.to_owned(), BufWriter::new(file))) })
+    }
+
+    pub fn keeps_records(&self) -> bool {
+        self.file.is_some()
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    pub fn store(&mut self, entry: RejectedEntry<'_>) -> io::Result<()> {
+        let Some((_, file)) = &mut self.file else { return Ok(()) };
+        let record = match entry.original {
+            Original::Record(raw) => StoredRecord::Record(raw),
+            Original::Line(text) => StoredRecord::Line(text),
+        };
+        let stored = StoredRejection {
+            stream: entry.stream,
+            line: entry.line,
+            record,
+            reason: entry.reason,
+            http_status: entry.http_status,
+            rejected_at: time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+        };
+        serde_json::to_writer(&mut *file, &stored)?;
+        file.write_all(b"\n")
+    }
+
+    /// Called before any STATE goes out: a state promises its rejected records are on disk.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some((_, file)) => {
+                file.flush()?;
+                file.get_ref().sync_data()
+            }
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Workers: each sends one request at a time, so `max_concurrency` workers keep at most that
+//! many in flight. A worker takes keyed work from its own lane first (same key, same lane, so
+//! input order holds per key) and unkeyed work from a shared queue.
+
+use super::prepare::Prepared;
+use crate::api::{ApiClient, ApiRequest, Fatal, Reply};
+use crate::catalog::{ObjectKind, WriteMode};
+use bytes::Bytes;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use reqwest::Method;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub enum Work {
+    /// Inserts through `POST /{object}/bulk`.
+    Bulk { object: ObjectKind, records: Vec<Prepared> },
+    /// One record, one request.
+    Single { object: ObjectKind, mode: WriteMode, record: Prepared },
+}
+
+/// What became of one record.
+#[derive(Debug)]
+pub struct Committed {
+    pub record: Prepared,
+    /// `None`: written. `Some`: the API refused it, with its status and message.
+    pub refusal: Option<(u16, String)>,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Done(Vec<Committed>),
+    Failed(Fatal),
+    /// The sync is stopping: this work was not attempted.
+    Skipped,
+}
+
+pub struct Worker {
+    pub client: Arc<ApiClient>,
+    pub lane: mpsc::Receiver<Work>,
+    pub shared: async_channel::Receiver<Work>,
+    pub outcomes: mpsc::UnboundedSender<Outcome>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    pub async fn run(mut self) {
+        let mut lane_open = true;
+        let mut shared_open = true;
+        while lane_open || shared_open {
+            let work = tokio::select! {
+                biased;
+                work = self.lane.recv(), if lane_open => match work {
+                    Some(work) => work,
+                    None => { lane_open = false; continue; }
+                },
+                work = self.shared.recv(), if shared_open => match work {
+                    Ok(work) => work,
+                    Err(_) => { shared_open = false; continue; }
+                },
+            };
+            let outcome = if self.stop.load(Ordering::Relaxed) {
+                Outcome::Skipped
+            } else {
+                match execute(&self.client, work).await {
+                    Ok(done) => Outcome::Done(done),
+                    Err(fatal) => {
+                        self.stop.store(true, Ordering::Relaxed);
+                        Outcome::Failed(fatal)
+                    }
+                }
+            };
+            if self.outcomes.send(outcome).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn execute(client: &ApiClient, work: Work) -> Result<Vec<Committed>, Fatal> {
+    match work {
+        Work::Bulk { object, records } => write_bulk(client, object, records).await,
+        Work::Single { object, mode, record } => {
+            let request = single_request(object, mode, &record);
+            let refusal = match client.send(&request).await? {
+                Reply::Success { .. } => None,
+                Reply::Refused { status, message } => Some((status, message)),
+            };
+            Ok(vec![Committed { record, refusal }])
+        }
+    }
+}
+
+fn single_request(object: ObjectKind, mode: WriteMode, record: &Prepared) -> ApiRequest {
+    let (method, path) = match mode {
+        WriteMode::Insert => (Method::POST, format!("/{object}")),
+        WriteMode::Update => {
+            let uuid = record.uuid.as_deref().expect("update records carry a uuid");
+            (Method::PUT, format!("/{object}/{}", utf8_percent_encode(uuid, NON_ALPHANUMERIC)))
+        }
+        WriteMode::Upsert => (Method::POST, format!("/{object}/upsert")),
+    };
+    ApiRequest { method, path, body: Some(Bytes::copy_from_slice(&record.body)) }
+}
+
+fn bulk_body(records: &[Prepared]) -> Bytes {
+    let size = records.iter().map(|r| r.body.len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(size);
+    body.push(b'[');
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&record.body);
+    }
+    body.push(b']');
+    Bytes::from(body)
+}
+
+/// A bulk insert is all or nothing and a refusal need not say which record was bad, so a
+/// refused batch is split in halves until each refusal is pinned to a single record; every
+/// other record still lands. Halves go in order, so input order is kept.
+async fn write_bulk(client: &ApiClient, object: ObjectKind, records: Vec<Prepared>) -> Result<Vec<Committed>, Fatal> {
+    let mut committed = Vec::with_capacity(records.len());
+    let mut pending = vec![records];
+    while let Some(mut chunk) = pending.pop() {
+        let request = ApiRequest {
+            method: Method::POST,
+            path: format!("/{object}/bulk"),
+            body: Some(bulk_body(&chunk)),
+        };
+        match client.send(&request).await? {
+            Reply::Success { .. } => {
+                committed.extend(chunk.into_iter().map(|record| Committed { record, refusal: None }));
+            }
+            Reply::Refused { .. } if chunk.len() > 1 => {
+                let second = chunk.split_off(chunk.len() / 2);
+                pending.push(second);
+                pending.push(chunk);
+            }
+            Reply::Refused { status, message } => {
+                let record = chunk.pop().expect("a chunk is never empty");
+                committed.push(Committed { record, refusal: Some((status, message)) });
+            }
+        }
+    }
+    Ok(committed)
+}
