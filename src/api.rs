@@ -66,7 +66,10 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// What a transport failure (no HTTP answer) was, for messages a user can act on.
@@ -97,7 +100,10 @@ pub fn transport_failure(error: &reqwest::Error) -> TransportFailure {
         chain.push(' ');
         source = e.source();
     }
-    if chain.contains("dns error") || chain.contains("failed to lookup address") {
+    if chain.contains("dns error")
+        || chain.contains("failed to lookup address")
+        || chain.contains("invalid dns name")
+    {
         TransportFailure::UnknownHost
     } else if chain.contains("tls")
         || chain.contains("certificate")
@@ -170,9 +176,15 @@ pub struct ApiRequest {
 /// The final answer to a request, after retries.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    Success { status: u16, body: Bytes },
+    Success {
+        status: u16,
+        body: Bytes,
+    },
     /// The API refused the request's content (a 4xx): its records are rejected with this message.
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+    },
 }
 
 /// A failure that ends the sync.
@@ -230,11 +242,18 @@ impl ApiClient {
             .tcp_nodelay(true)
             // A redirect could carry the Authorization header somewhere else; treat it as an error.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("destination-clientsuccess/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "destination-clientsuccess/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()?;
         let credentials = match &settings.auth {
             Auth::ApiKey(key) => Credentials::ApiKey(key.clone()),
-            Auth::UsernamePassword { username, password, auth_url } => Credentials::Login(Login {
+            Auth::UsernamePassword {
+                username,
+                password,
+                auth_url,
+            } => Credentials::Login(Login {
                 username: username.clone(),
                 password: password.clone(),
                 auth_url: auth_url.clone(),
@@ -320,7 +339,9 @@ impl ApiClient {
                 .send()
                 .await;
             let retry_reason = match sent {
-                Ok(r) if classify(r.status()) == Disposition::Retry => format!("HTTP {}", r.status()),
+                Ok(r) if classify(r.status()) == Disposition::Retry => {
+                    format!("HTTP {}", r.status())
+                }
                 Ok(r) => break r,
                 Err(e) => describe_transport_failure(transport_failure(&e), url, self.timeout),
             };
@@ -351,8 +372,14 @@ impl ApiClient {
             )))
         })?;
         // Renew a minute early so no request goes out on a token about to lapse.
-        let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(43_200)).saturating_sub(Duration::from_secs(60));
-        let previous = login.current.read().unwrap().as_ref().map_or(0, |t| t.generation);
+        let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(43_200))
+            .saturating_sub(Duration::from_secs(60));
+        let previous = login
+            .current
+            .read()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |t| t.generation);
         let token = Arc::new(Token {
             value: reply.access_token,
             expires_at: Instant::now() + lifetime.max(Duration::from_secs(1)),
@@ -389,15 +416,27 @@ impl ApiClient {
                         .and_then(parse_retry_after);
                     match classify(status) {
                         Disposition::Success => match response.bytes().await {
-                            Ok(body) => return Ok(Reply::Success { status: status.as_u16(), body }),
+                            Ok(body) => {
+                                return Ok(Reply::Success {
+                                    status: status.as_u16(),
+                                    body,
+                                })
+                            }
                             Err(e) => (
-                                describe_transport_failure(transport_failure(&e), &url, self.timeout),
+                                describe_transport_failure(
+                                    transport_failure(&e),
+                                    &url,
+                                    self.timeout,
+                                ),
                                 None,
                             ),
                         },
                         Disposition::Reject => {
                             let body = response.bytes().await.unwrap_or_default();
-                            return Ok(Reply::Refused { status: status.as_u16(), message: error_message(&body) });
+                            return Ok(Reply::Refused {
+                                status: status.as_u16(),
+                                message: error_message(&body),
+                            });
                         }
                         Disposition::Unauthorized if self.uses_login() && !reauthenticated => {
                             reauthenticated = true;
@@ -409,7 +448,9 @@ impl ApiClient {
                             continue;
                         }
                         Disposition::Unauthorized => {
-                            return Err(Fatal::Config(ConfigError::new(self.unauthorized_message())));
+                            return Err(Fatal::Config(ConfigError::new(
+                                self.unauthorized_message(),
+                            )));
                         }
                         Disposition::Forbidden => {
                             let body = response.bytes().await.unwrap_or_default();
@@ -426,11 +467,17 @@ impl ApiClient {
                         }
                         Disposition::Retry => {
                             let body = response.bytes().await.unwrap_or_default();
-                            (format!("HTTP {status}: {}", error_message(&body)), retry_after)
+                            (
+                                format!("HTTP {status}: {}", error_message(&body)),
+                                retry_after,
+                            )
                         }
                     }
                 }
-                Err(e) => (describe_transport_failure(transport_failure(&e), &url, self.timeout), None),
+                Err(e) => (
+                    describe_transport_failure(transport_failure(&e), &url, self.timeout),
+                    None,
+                ),
             };
             if attempt >= self.max_retries {
                 return Err(Fatal::Transient(TransientError(format!(
@@ -473,7 +520,10 @@ impl ApiClient {
         })?;
         let path = "/client/search?page=0&size=1";
         let url = self.url(path);
-        let (authorization, _) = self.authorization().await.map_err(|_| "could not sign in".to_owned())?;
+        let (authorization, _) = self
+            .authorization()
+            .await
+            .map_err(|_| "could not sign in".to_owned())?;
         let response = self
             .http
             .get(&url)
@@ -547,7 +597,10 @@ mod tests {
     #[test]
     fn retry_after_wins_and_backoff_grows() {
         let base = Duration::from_millis(100);
-        assert_eq!(backoff(5, Some(Duration::from_secs(2)), base), Duration::from_secs(2));
+        assert_eq!(
+            backoff(5, Some(Duration::from_secs(2)), base),
+            Duration::from_secs(2)
+        );
         for attempt in 0..5 {
             let d = backoff(attempt, None, base);
             let full = base * (1 << attempt);
@@ -560,13 +613,19 @@ mod tests {
     fn retry_after_parses_seconds_and_dates() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
     fn error_message_prefers_the_message_field() {
-        assert_eq!(error_message(br#"{"message":"name is required"}"#), "name is required");
+        assert_eq!(
+            error_message(br#"{"message":"name is required"}"#),
+            "name is required"
+        );
         assert_eq!(error_message(b"upstream down"), "upstream down");
         assert_eq!(error_message(b""), "(no message)");
     }

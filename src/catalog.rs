@@ -156,12 +156,14 @@ pub fn destination_catalog() -> DestinationCatalog {
     let operations = ObjectKind::ALL
         .into_iter()
         .flat_map(|object| {
-            WriteMode::ALL.into_iter().map(move |mode| DestinationOperation {
-                object_name: object.name().to_owned(),
-                sync_mode: mode.sync_mode(),
-                json_schema: operation_schema(object, mode),
-                matching_keys: matching_keys(object, mode),
-            })
+            WriteMode::ALL
+                .into_iter()
+                .map(move |mode| DestinationOperation {
+                    object_name: object.name().to_owned(),
+                    sync_mode: mode.sync_mode(),
+                    json_schema: operation_schema(object, mode),
+                    matching_keys: matching_keys(object, mode),
+                })
         })
         .collect();
     DestinationCatalog { operations }
@@ -194,7 +196,10 @@ mod tests {
         assert_eq!(client["properties"]["name"]["type"], json!("string"));
         assert_eq!(client["properties"]["npsScore"]["minimum"], json!(-100));
         assert_eq!(client["properties"]["npsScore"]["maximum"], json!(100));
-        assert_eq!(client["properties"]["inceptionDate"]["format"], json!("date"));
+        assert_eq!(
+            client["properties"]["inceptionDate"]["format"],
+            json!("date")
+        );
         assert_eq!(client["required"], json!(["name"]));
         let text = client.to_string();
         assert!(text.contains("TERMINATED"), "status enum missing: {text}");
@@ -207,20 +212,34 @@ mod tests {
     #[test]
     fn validators_enforce_required_types_lengths_enums_and_dates() {
         let insert = validator(ObjectKind::Client, WriteMode::Insert);
-        assert!(insert.is_valid(&json!({"name": "Acme", "status": "TRIAL", "inceptionDate": "2024-02-29"})));
-        assert!(!insert.is_valid(&json!({"status": "ACTIVE"})), "name required");
-        assert!(!insert.is_valid(&json!({"name": null})), "required name is not nullable");
+        assert!(insert
+            .is_valid(&json!({"name": "Acme", "status": "TRIAL", "inceptionDate": "2024-02-29"})));
+        assert!(
+            !insert.is_valid(&json!({"status": "ACTIVE"})),
+            "name required"
+        );
+        assert!(
+            !insert.is_valid(&json!({"name": null})),
+            "required name is not nullable"
+        );
         assert!(!insert.is_valid(&json!({"name": "x".repeat(256)})));
         assert!(!insert.is_valid(&json!({"name": "A", "status": "GONE"})));
         assert!(!insert.is_valid(&json!({"name": "A", "inceptionDate": "2023-02-29"})));
         assert!(!insert.is_valid(&json!({"name": "A", "npsScore": 101})));
-        assert!(!insert.is_valid(&json!({"name": "A", "colour": "red"})), "unknown field");
-        assert!(insert.is_valid(&json!({"name": "A", "custom": {"seats__cs": 12, "x": null, "y": "z"}})));
+        assert!(
+            !insert.is_valid(&json!({"name": "A", "colour": "red"})),
+            "unknown field"
+        );
+        assert!(insert
+            .is_valid(&json!({"name": "A", "custom": {"seats__cs": 12, "x": null, "y": "z"}})));
         let contact = validator(ObjectKind::Contact, WriteMode::Upsert);
         assert!(contact.is_valid(&json!({"clientId": "c1", "email": "a@b.co"})));
         assert!(!contact.is_valid(&json!({"clientId": "c1", "email": "not an email"})));
         let update = validator(ObjectKind::Contact, WriteMode::Update);
-        assert!(!update.is_valid(&json!({"email": "a@b.co"})), "uuid required");
+        assert!(
+            !update.is_valid(&json!({"email": "a@b.co"})),
+            "uuid required"
+        );
     }
 
     #[test]
@@ -240,7 +259,9 @@ mod tests {
         let upsert_client = catalog
             .operations
             .iter()
-            .find(|op| op.object_name == "client" && op.sync_mode == DestinationSyncMode::AppendDedup)
+            .find(|op| {
+                op.object_name == "client" && op.sync_mode == DestinationSyncMode::AppendDedup
+            })
             .unwrap();
         assert_eq!(
             upsert_client.matching_keys,

@@ -8,8 +8,14 @@ use std::path::Path;
 /// Always one CONNECTION_STATUS; `check` itself never fails.
 pub async fn run(config_path: &Path) -> AirbyteMessage {
     let status = match probe(config_path).await {
-        Ok(()) => ConnectionStatus { status: Status::Succeeded, message: None },
-        Err(message) => ConnectionStatus { status: Status::Failed, message: Some(message) },
+        Ok(()) => ConnectionStatus {
+            status: Status::Succeeded,
+            message: None,
+        },
+        Err(message) => ConnectionStatus {
+            status: Status::Failed,
+            message: Some(message),
+        },
     };
     AirbyteMessage::ConnectionStatus(status)
 }

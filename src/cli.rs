@@ -54,7 +54,9 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
@@ -67,13 +69,18 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
         Command::Discover { config } => {
             // Discover needs no network, but a broken config is still worth reporting now.
             config::load(&config)?;
-            out.emit(&AirbyteMessage::DestinationCatalog(catalog::destination_catalog()))?;
+            out.emit(&AirbyteMessage::DestinationCatalog(
+                catalog::destination_catalog(),
+            ))?;
         }
         Command::Write { config, catalog } => {
             let settings = config::load(&config)?;
             let catalog_value = config::read_json_file(&catalog, "catalog")?;
             let configured = serde_json::from_value(catalog_value).map_err(|e| {
-                ConfigError::new(format!("the catalog file {} is not a configured catalog: {e}", catalog.display()))
+                ConfigError::new(format!(
+                    "the catalog file {} is not a configured catalog: {e}",
+                    catalog.display()
+                ))
             })?;
             let plan = write::plan::Plan::new(&configured)?;
             let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
-pub const DOCUMENTATION_URL: &str = "https://docs.airbyte.com/integrations/destinations/clientsuccess";
+pub const DOCUMENTATION_URL: &str =
+    "https://docs.airbyte.com/integrations/destinations/clientsuccess";
 pub const DEFAULT_BASE_URL: &str = "https://api.clientsuccess.com/v2";
 pub const DEFAULT_AUTH_URL: &str = "https://api.clientsuccess.com/v1/auth";
 
@@ -133,7 +134,11 @@ fn default_request_timeout_secs() -> u64 {
 #[derive(Debug, Clone)]
 pub enum Auth {
     ApiKey(Secret),
-    UsernamePassword { username: String, password: Secret, auth_url: Url },
+    UsernamePassword {
+        username: String,
+        password: Secret,
+        auth_url: Url,
+    },
 }
 
 /// The configuration, checked and typed: what the rest of the connector reads.
@@ -177,17 +182,25 @@ pub fn spec() -> ConnectorSpecification {
 
 /// Reads a JSON file, naming the file in every error.
 pub fn read_json_file(path: &Path, what: &str) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(format!("cannot read the {what} file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
     serde_json::from_str(&text).map_err(|e| {
-        ConfigError::new(format!("the {what} file {} is not valid JSON: {e}", path.display()))
+        ConfigError::new(format!(
+            "the {what} file {} is not valid JSON: {e}",
+            path.display()
+        ))
     })
 }
 
 /// Loads, validates and types the config in one step.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let value = read_json_file(path, "config")?;
-    from_value(&value).map_err(|e| ConfigError::new(format!("config file {}: {}", path.display(), e.0)))
+    from_value(&value)
+        .map_err(|e| ConfigError::new(format!("config file {}: {}", path.display(), e.0)))
 }
 
 pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
@@ -212,7 +225,11 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
     let base_url = checked_url(&raw.base_url, "base_url")?;
     let auth = match raw.credentials {
         Credentials::ApiKey { api_key } => Auth::ApiKey(api_key),
-        Credentials::UsernamePassword { username, password, auth_url } => Auth::UsernamePassword {
+        Credentials::UsernamePassword {
+            username,
+            password,
+            auth_url,
+        } => Auth::UsernamePassword {
             username,
             password,
             auth_url: checked_url(&auth_url, "credentials.auth_url")?,
@@ -270,7 +287,11 @@ pub fn dotted_path(pointer: &str) -> String {
 
 /// One schema error as a sentence naming the field. The offending value is masked, since it
 /// may be a secret. A failed `oneOf` is explained by the option its discriminator picks.
-fn describe_schema_error(schema: &Value, instance: &Value, error: &jsonschema::ValidationError) -> String {
+fn describe_schema_error(
+    schema: &Value,
+    instance: &Value,
+    error: &jsonschema::ValidationError,
+) -> String {
     let pointer = error.instance_path().as_str().to_owned();
     let field = dotted_path(&pointer);
     if let jsonschema::error::ValidationErrorKind::OneOfNotValid { .. } = error.kind() {
@@ -284,7 +305,11 @@ fn describe_schema_error(schema: &Value, instance: &Value, error: &jsonschema::V
 fn explain_one_of(schema: &Value, instance: &Value, pointer: &str) -> Option<String> {
     // Walk the schema along the instance path (object properties only, which is all the spec has).
     let mut sub = schema;
-    for segment in pointer.trim_start_matches('/').split('/').filter(|s| !s.is_empty()) {
+    for segment in pointer
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+    {
         sub = sub.get("properties")?.get(segment)?;
     }
     let options = sub.get("oneOf")?.as_array()?;
@@ -292,9 +317,10 @@ fn explain_one_of(schema: &Value, instance: &Value, pointer: &str) -> Option<Str
     let field = dotted_path(pointer);
     let (discriminator, consts) = discriminator_of(options)?;
     let chosen = value.get(&discriminator);
-    let Some(option) = options.iter().find(|o| {
-        chosen.is_some() && o["properties"][&discriminator]["const"] == *chosen.unwrap()
-    }) else {
+    let Some(option) = options
+        .iter()
+        .find(|o| chosen.is_some() && o["properties"][&discriminator]["const"] == *chosen.unwrap())
+    else {
         return Some(format!(
             "field `{field}.{discriminator}` must be one of {}",
             consts.join(", ")
@@ -313,10 +339,18 @@ fn explain_one_of(schema: &Value, instance: &Value, pointer: &str) -> Option<Str
 
 fn discriminator_of(options: &[Value]) -> Option<(String, Vec<String>)> {
     let first = options.first()?.get("properties")?.as_object()?;
-    let key = first.iter().find(|(_, p)| p.get("const").is_some())?.0.clone();
+    let key = first
+        .iter()
+        .find(|(_, p)| p.get("const").is_some())?
+        .0
+        .clone();
     let consts = options
         .iter()
-        .filter_map(|o| o["properties"][&key]["const"].as_str().map(|c| format!("{c:?}")))
+        .filter_map(|o| {
+            o["properties"][&key]["const"]
+                .as_str()
+                .map(|c| format!("{c:?}"))
+        })
         .collect();
     Some((key, consts))
 }
@@ -347,9 +381,14 @@ mod tests {
         let settings = from_value(&json!({"credentials": {"auth_type": "username_password",
             "username": "u", "password": "p"}, "rejected_records": {"storage_type": "Local", "path": "/tmp/r.jsonl"}}))
         .unwrap();
-        let Auth::UsernamePassword { auth_url, .. } = settings.auth else { panic!() };
+        let Auth::UsernamePassword { auth_url, .. } = settings.auth else {
+            panic!()
+        };
         assert_eq!(auth_url.as_str(), DEFAULT_AUTH_URL);
-        assert_eq!(settings.rejected_records, Some(PathBuf::from("/tmp/r.jsonl")));
+        assert_eq!(
+            settings.rejected_records,
+            Some(PathBuf::from("/tmp/r.jsonl"))
+        );
     }
 
     #[test]
@@ -365,8 +404,13 @@ mod tests {
         assert!(err.contains("`credentials.api_key`"), "{err}");
         assert!(!err.contains("424242"), "secret leaked: {err}");
 
-        let err = from_value(&json!({"credentials": {"auth_type": "oauth"}})).unwrap_err().0;
-        assert!(err.contains("credentials.auth_type") && err.contains("\"api_key\""), "{err}");
+        let err = from_value(&json!({"credentials": {"auth_type": "oauth"}}))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("credentials.auth_type") && err.contains("\"api_key\""),
+            "{err}"
+        );
 
         let err = from_value(&json!({})).unwrap_err().0;
         assert!(err.contains("credentials"), "{err}");
@@ -391,8 +435,10 @@ mod tests {
                 assert!(e.0.contains("base_url"), "{}", e.0);
             }
         }
-        let settings = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
-            "base_url": "https://x.example/v2/"}))
+        let settings = from_value(
+            &json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
+            "base_url": "https://x.example/v2/"}),
+        )
         .unwrap();
         assert_eq!(settings.base_url, "https://x.example/v2");
     }
@@ -402,17 +448,34 @@ mod tests {
         let schema = config_schema();
         let text = schema.to_string();
         assert!(!text.contains("$ref"));
-        let options = schema["properties"]["credentials"]["oneOf"].as_array().unwrap();
+        let options = schema["properties"]["credentials"]["oneOf"]
+            .as_array()
+            .unwrap();
         assert_eq!(options.len(), 2);
-        assert_eq!(options[0]["properties"]["api_key"]["airbyte_secret"], json!(true));
-        assert_eq!(options[1]["properties"]["password"]["airbyte_secret"], json!(true));
-        assert_eq!(options[1]["properties"]["auth_url"]["default"], json!(DEFAULT_AUTH_URL));
+        assert_eq!(
+            options[0]["properties"]["api_key"]["airbyte_secret"],
+            json!(true)
+        );
+        assert_eq!(
+            options[1]["properties"]["password"]["airbyte_secret"],
+            json!(true)
+        );
+        assert_eq!(
+            options[1]["properties"]["auth_url"]["default"],
+            json!(DEFAULT_AUTH_URL)
+        );
         for (name, property) in schema["properties"].as_object().unwrap() {
             assert!(property.get("title").is_some(), "{name} has no title");
-            assert!(property.get("description").is_some(), "{name} has no description");
+            assert!(
+                property.get("description").is_some(),
+                "{name} has no description"
+            );
             assert!(property.get("order").is_some(), "{name} has no order");
         }
         assert_eq!(schema["properties"]["batch_size"]["maximum"], json!(100));
-        assert_eq!(schema["properties"]["base_url"]["default"], json!(DEFAULT_BASE_URL));
+        assert_eq!(
+            schema["properties"]["base_url"]["default"],
+            json!(DEFAULT_BASE_URL)
+        );
     }
 }

@@ -27,7 +27,11 @@ impl Emitter {
         self.emit(&AirbyteMessage::log(level, message))
     }
 
-    pub fn error_trace(&mut self, failure_type: FailureType, message: impl Into<String>) -> io::Result<()> {
+    pub fn error_trace(
+        &mut self,
+        failure_type: FailureType,
+        message: impl Into<String>,
+    ) -> io::Result<()> {
         self.emit(&AirbyteMessage::error_trace(failure_type, message, None))
     }
 }

@@ -59,7 +59,8 @@ impl AirbyteMessage {
     pub fn from_line(line: &str) -> Result<Self, String> {
         let envelope: Envelope =
             serde_json::from_str(line).map_err(|e| format!("not a valid Airbyte message: {e}"))?;
-        let missing = |key: &str| format!("a {:?} message without its `{key}` payload", envelope.kind);
+        let missing =
+            |key: &str| format!("a {:?} message without its `{key}` payload", envelope.kind);
         let kind = envelope.kind;
         Ok(match kind {
             MessageType::Record => Self::Record(envelope.record.ok_or_else(|| missing("record"))?),
@@ -71,9 +72,13 @@ impl AirbyteMessage {
                     .connection_status
                     .ok_or_else(|| missing("connectionStatus"))?,
             ),
-            MessageType::Catalog => Self::Catalog(envelope.catalog.ok_or_else(|| missing("catalog"))?),
+            MessageType::Catalog => {
+                Self::Catalog(envelope.catalog.ok_or_else(|| missing("catalog"))?)
+            }
             MessageType::Trace => Self::Trace(envelope.trace.ok_or_else(|| missing("trace"))?),
-            MessageType::Control => Self::Control(envelope.control.ok_or_else(|| missing("control"))?),
+            MessageType::Control => {
+                Self::Control(envelope.control.ok_or_else(|| missing("control"))?)
+            }
             MessageType::DestinationCatalog => Self::DestinationCatalog(
                 envelope
                     .destination_catalog
@@ -87,10 +92,18 @@ impl AirbyteMessage {
     }
 
     pub fn log(level: LogLevel, message: impl Into<String>) -> Self {
-        Self::Log(LogMessage { level, message: message.into(), stack_trace: None })
+        Self::Log(LogMessage {
+            level,
+            message: message.into(),
+            stack_trace: None,
+        })
     }
 
-    pub fn error_trace(failure_type: FailureType, message: impl Into<String>, internal: Option<String>) -> Self {
+    pub fn error_trace(
+        failure_type: FailureType,
+        message: impl Into<String>,
+        internal: Option<String>,
+    ) -> Self {
         Self::Trace(TraceMessage {
             kind: TraceType::Error,
             emitted_at: now_millis(),
@@ -211,15 +224,25 @@ pub struct GlobalState {
 /// `sourceStats` / `destinationStats`. Doubles on the wire, so they print as `12.0`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateStats {
-    #[serde(rename = "recordCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "recordCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub record_count: Option<f64>,
-    #[serde(rename = "rejectedRecordCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "rejectedRecordCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rejected_record_count: Option<f64>,
 }
 
 impl StateMessage {
     fn field<T: for<'a> Deserialize<'a>>(&self, key: &str) -> Option<T> {
-        self.fields.get(key).and_then(|raw| serde_json::from_str(raw.get()).ok())
+        self.fields
+            .get(key)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
     }
 
     pub fn state_type(&self) -> Option<StateType> {
@@ -336,13 +359,25 @@ pub enum DestinationSyncMode {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectorSpecification {
-    #[serde(rename = "documentationUrl", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "documentationUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub documentation_url: Option<String>,
-    #[serde(rename = "changelogUrl", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "changelogUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub changelog_url: Option<String>,
     #[serde(rename = "connectionSpecification")]
     pub connection_specification: Value,
-    #[serde(rename = "supportsIncremental", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "supportsIncremental",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub supports_incremental: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_destination_sync_modes: Option<Vec<DestinationSyncMode>>,
@@ -493,7 +528,10 @@ mod tests {
         let echoed = state.with_destination_stats(0, 0);
         assert_eq!(
             echoed.destination_stats().unwrap(),
-            StateStats { record_count: Some(0.0), rejected_record_count: Some(0.0) }
+            StateStats {
+                record_count: Some(0.0),
+                rejected_record_count: Some(0.0)
+            }
         );
     }
 
@@ -533,13 +571,19 @@ mod tests {
             r#"{"streams":[{"stream":{"name":"clients","json_schema":{}},"sync_mode":"full_refresh","destination_sync_mode":"append_dedup","destination_object_name":"client","primary_key":[["externalId"]],"generation_id":null,"minimum_generation_id":null,"sync_id":null}]}"#,
         )
         .unwrap();
-        assert_eq!(catalog.streams[0].destination_object_name.as_deref(), Some("client"));
+        assert_eq!(
+            catalog.streams[0].destination_object_name.as_deref(),
+            Some("client")
+        );
     }
 
     #[test]
     fn lines_are_numbered_and_blank_lines_counted() {
         let input = "a\n\nb\r\nc";
         let lines: Vec<_> = Lines::new(input.as_bytes()).map(|l| l.unwrap()).collect();
-        assert_eq!(lines, vec![(1, "a".into()), (3, "b".into()), (4, "c".into())]);
+        assert_eq!(
+            lines,
+            vec![(1, "a".into()), (3, "b".into()), (4, "c".into())]
+        );
     }
 }

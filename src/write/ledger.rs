@@ -23,20 +23,28 @@ pub struct Ledger {
 
 impl Default for Ledger {
     fn default() -> Self {
-        Self { segments: VecDeque::from([Segment::default()]), first: 0 }
+        Self {
+            segments: VecDeque::from([Segment::default()]),
+            first: 0,
+        }
     }
 }
 
 impl Ledger {
     /// A record arrived; returns the segment it belongs to.
     pub fn receive(&mut self) -> u64 {
-        self.segments.back_mut().expect("there is always an open segment").received += 1;
+        self.segments
+            .back_mut()
+            .expect("there is always an open segment")
+            .received += 1;
         self.first + self.segments.len() as u64 - 1
     }
 
     /// A record of `segment` was written (`rejected` false) or rejected.
     pub fn commit(&mut self, segment: u64, rejected: bool) {
-        let index = segment.checked_sub(self.first).expect("segment already released") as usize;
+        let index = segment
+            .checked_sub(self.first)
+            .expect("segment already released") as usize;
         let segment = &mut self.segments[index];
         segment.committed += 1;
         segment.rejected += u64::from(rejected);
@@ -45,7 +53,10 @@ impl Ledger {
 
     /// A STATE arrived: it closes the open segment.
     pub fn receive_state(&mut self, state: StateMessage) {
-        self.segments.back_mut().expect("there is always an open segment").state = Some(state);
+        self.segments
+            .back_mut()
+            .expect("there is always an open segment")
+            .state = Some(state);
         self.segments.push_back(Segment::default());
     }
 
@@ -77,7 +88,9 @@ mod tests {
     use crate::protocol::AirbyteMessage;
 
     fn state(n: u32) -> StateMessage {
-        let line = format!(r#"{{"type":"STATE","state":{{"type":"LEGACY","data":{{"n":{n}}},"id":{n}}}}}"#);
+        let line = format!(
+            r#"{{"type":"STATE","state":{{"type":"LEGACY","data":{{"n":{n}}},"id":{n}}}}}"#
+        );
         match AirbyteMessage::from_line(&line).unwrap() {
             AirbyteMessage::State(s) => s,
             _ => unreachable!(),

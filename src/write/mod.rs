@@ -15,6 +15,7 @@ pub mod rejects;
 pub mod worker;
 
 use crate::api::{ApiClient, Fatal};
+use crate::catalog::{ObjectKind, WriteMode};
 use crate::config::Settings;
 use crate::error::ConfigError;
 use crate::output::Emitter;
@@ -90,18 +91,20 @@ pub async fn run(
 
     let (item_tx, items) = mpsc::channel(INPUT_BUFFER);
     let reader_plan = plan.clone();
-    std::thread::Builder::new().name("reader".into()).spawn(move || {
-        for line in Lines::new(input) {
-            let input = match line {
-                Ok((number, text)) => Input::Item(prepare::prepare(&reader_plan, number, text)),
-                Err(e) => Input::Failed(e),
-            };
-            let failed = matches!(input, Input::Failed(_));
-            if item_tx.blocking_send(input).is_err() || failed {
-                return;
+    std::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || {
+            for line in Lines::new(input) {
+                let input = match line {
+                    Ok((number, text)) => Input::Item(prepare::prepare(&reader_plan, number, text)),
+                    Err(e) => Input::Failed(e),
+                };
+                let failed = matches!(input, Input::Failed(_));
+                if item_tx.blocking_send(input).is_err() || failed {
+                    return;
+                }
             }
-        }
-    })?;
+        })?;
 
     let workers = settings.max_concurrency.max(1);
     let (outcome_tx, outcomes) = mpsc::unbounded_channel();
@@ -134,19 +137,29 @@ pub async fn run(
         lanes,
         shared: shared_tx,
         in_flight: 0,
+        object_in_flight: [0; 3],
+        last_mode: [None; 3],
+        stopping: false,
         summary: Summary::default(),
         notices_logged: 0,
         notices_suppressed: 0,
         started: Instant::now(),
     };
     coordinator.run(items, outcomes, notices).await?;
-    let Coordinator { lanes, shared, mut summary, rejects, .. } = coordinator;
+    let Coordinator {
+        lanes,
+        shared,
+        mut summary,
+        rejects,
+        ..
+    } = coordinator;
     drop(lanes);
     drop(shared);
     for handle in handles {
         handle.await?;
     }
-    summary.rejected_nowhere = summary.rejected > 0 && !rejects.keeps_records() && summary.fatal.is_none();
+    summary.rejected_nowhere =
+        summary.rejected > 0 && !rejects.keeps_records() && summary.fatal.is_none();
     Ok(summary)
 }
 
@@ -161,6 +174,12 @@ struct Coordinator<'a> {
     lanes: Vec<mpsc::Sender<Work>>,
     shared: async_channel::Sender<Work>,
     in_flight: usize,
+    /// Work in flight per object, and the mode last dispatched for it: when an object's mode
+    /// changes (an upsert after inserts of clients, say), its earlier work drains first, so
+    /// records of the same object and key keep their input order across streams.
+    object_in_flight: [usize; 3],
+    last_mode: [Option<WriteMode>; 3],
+    stopping: bool,
     summary: Summary,
     notices_logged: u64,
     notices_suppressed: u64,
@@ -171,49 +190,41 @@ impl Coordinator<'_> {
     async fn run(
         &mut self,
         mut items: mpsc::Receiver<Input>,
-        mut outcomes: mpsc::UnboundedReceiver<Outcome>,
+        mut outcomes: mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
         mut notices: mpsc::UnboundedReceiver<String>,
     ) -> anyhow::Result<()> {
         let mut reading = true;
-        let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut progress =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut last_progress = (Instant::now(), 0u64);
         loop {
+            if self.stopping && reading {
+                reading = false;
+                items.close();
+            }
             if !reading && self.in_flight == 0 {
                 break;
             }
             let deadline = self.next_batch_deadline();
             tokio::select! {
                 biased;
-                Some(outcome) = outcomes.recv() => {
-                    self.in_flight -= 1;
-                    match outcome {
-                        Outcome::Done(done) => self.commit(done)?,
-                        Outcome::Failed(fatal) => {
-                            if self.summary.fatal.is_none() {
-                                self.summary.fatal = Some(fatal);
-                            }
-                            reading = false;
-                            items.close();
-                        }
-                        Outcome::Skipped => {}
-                    }
-                }
+                Some((object, outcome)) = outcomes.recv() => self.settle(object, outcome)?,
                 Some(notice) = notices.recv() => self.notice(notice)?,
                 input = items.recv(), if reading => match input {
-                    Some(Input::Item(item)) => self.accept(item).await?,
+                    Some(Input::Item(item)) => self.accept(item, &mut outcomes).await?,
                     Some(Input::Failed(e)) => {
                         return Err(anyhow::anyhow!("could not read standard input: {e}"));
                     }
                     None => {
                         reading = false;
-                        if self.summary.fatal.is_none() {
+                        if !self.stopping {
                             for stream in 0..self.batches.len() {
                                 self.flush_batch(stream).await?;
                             }
                         }
                     }
                 },
-                _ = sleep_until(deadline), if deadline.is_some() && self.summary.fatal.is_none() => {
+                _ = sleep_until(deadline), if deadline.is_some() && !self.stopping => {
                     let now = Instant::now();
                     for stream in 0..self.batches.len() {
                         if self.batch_started[stream].is_some_and(|t| now >= t + MAX_BATCH_WAIT) {
@@ -240,16 +251,41 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    fn next_batch_deadline(&self) -> Option<Instant> {
-        self.batch_started.iter().flatten().min().map(|t| *t + MAX_BATCH_WAIT)
+    /// One work unit came back.
+    fn settle(&mut self, object: ObjectKind, outcome: Outcome) -> anyhow::Result<()> {
+        self.in_flight -= 1;
+        self.object_in_flight[object_index(object)] -= 1;
+        match outcome {
+            Outcome::Done(done) => self.commit(done)?,
+            Outcome::Failed(fatal) => {
+                if self.summary.fatal.is_none() {
+                    self.summary.fatal = Some(fatal);
+                }
+                self.stopping = true;
+            }
+            Outcome::Skipped => {}
+        }
+        Ok(())
     }
 
-    async fn accept(&mut self, item: Item) -> anyhow::Result<()> {
+    fn next_batch_deadline(&self) -> Option<Instant> {
+        self.batch_started
+            .iter()
+            .flatten()
+            .min()
+            .map(|t| *t + MAX_BATCH_WAIT)
+    }
+
+    async fn accept(
+        &mut self,
+        item: Item,
+        outcomes: &mut mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
+    ) -> anyhow::Result<()> {
         match item {
             Item::Record(mut record) => {
                 self.summary.records += 1;
                 record.segment = self.ledger.receive();
-                self.route(record).await?;
+                self.route(record, outcomes).await?;
             }
             Item::Rejected(rejection) => {
                 self.summary.records += 1;
@@ -263,10 +299,22 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    async fn route(&mut self, record: Prepared) -> anyhow::Result<()> {
+    async fn route(
+        &mut self,
+        record: Prepared,
+        outcomes: &mut mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
+    ) -> anyhow::Result<()> {
         let stream = &self.plan.streams[record.stream];
         let (object, mode) = (stream.object, stream.mode);
-        if mode == crate::catalog::WriteMode::Insert && object.has_bulk_insert() {
+        let index = object_index(object);
+        if self.last_mode[index].is_some_and(|last| last != mode) {
+            self.drain_object(object, outcomes).await?;
+            if self.stopping {
+                return Ok(());
+            }
+        }
+        self.last_mode[index] = Some(mode);
+        if mode == WriteMode::Insert && object.has_bulk_insert() {
             let index = record.stream;
             self.batch_started[index].get_or_insert_with(Instant::now);
             self.batches[index].push(record);
@@ -276,8 +324,13 @@ impl Coordinator<'_> {
             return Ok(());
         }
         let key = record.key;
-        let work = Work::Single { object, mode, record };
+        let work = Work::Single {
+            object,
+            mode,
+            record,
+        };
         self.in_flight += 1;
+        self.object_in_flight[index] += 1;
         let sent = match key {
             Some(key) => {
                 let lane = (key % self.lanes.len() as u64) as usize;
@@ -289,6 +342,27 @@ impl Coordinator<'_> {
         Ok(())
     }
 
+    /// Sends `object`'s partial batches and waits until none of its work is in flight.
+    async fn drain_object(
+        &mut self,
+        object: ObjectKind,
+        outcomes: &mut mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
+    ) -> anyhow::Result<()> {
+        for stream in 0..self.batches.len() {
+            if self.plan.streams[stream].object == object {
+                self.flush_batch(stream).await?;
+            }
+        }
+        while self.object_in_flight[object_index(object)] > 0 {
+            let Some((done_object, outcome)) = outcomes.recv().await else {
+                break;
+            };
+            self.settle(done_object, outcome)?;
+            self.release_states()?;
+        }
+        Ok(())
+    }
+
     async fn flush_batch(&mut self, stream: usize) -> anyhow::Result<()> {
         self.batch_started[stream] = None;
         if self.batches[stream].is_empty() {
@@ -297,7 +371,12 @@ impl Coordinator<'_> {
         let records = std::mem::take(&mut self.batches[stream]);
         let object = self.plan.streams[stream].object;
         self.in_flight += 1;
-        let sent = self.shared.send(Work::Bulk { object, records }).await.is_ok();
+        self.object_in_flight[object_index(object)] += 1;
+        let sent = self
+            .shared
+            .send(Work::Bulk { object, records })
+            .await
+            .is_ok();
         anyhow::ensure!(sent, "a worker stopped unexpectedly");
         Ok(())
     }
@@ -336,17 +415,32 @@ impl Coordinator<'_> {
             reason: &rejection.reason,
             http_status: rejection.http_status,
         })?;
-        let stream = rejection.stream.as_deref().map(|s| format!("stream `{s}`, ")).unwrap_or_default();
-        let status = rejection.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-        let described = format!("{stream}line {}: {}{status}", rejection.line, rejection.reason);
+        let stream = rejection
+            .stream
+            .as_deref()
+            .map(|s| format!("stream `{s}`, "))
+            .unwrap_or_default();
+        let status = rejection
+            .http_status
+            .map(|s| format!(" (HTTP {s})"))
+            .unwrap_or_default();
+        let described = format!(
+            "{stream}line {}: {}{status}",
+            rejection.line, rejection.reason
+        );
         if self.summary.first_reasons.len() < 5 {
             self.summary.first_reasons.push(described.clone());
         }
         let logged = self.summary.rejected;
         if !self.rejects.keeps_records() || logged <= REJECTION_LOG_LIMIT {
-            self.out.log(LogLevel::Warn, format!("rejected record: {described}"))?;
+            self.out
+                .log(LogLevel::Warn, format!("rejected record: {described}"))?;
         } else if logged == REJECTION_LOG_LIMIT + 1 {
-            let path = self.rejects.path().map(|p| p.display().to_string()).unwrap_or_default();
+            let path = self
+                .rejects
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             self.out.log(
                 LogLevel::Warn,
                 format!("more than {REJECTION_LOG_LIMIT} records rejected; the rest are only in {path} and counted in the states"),
@@ -362,7 +456,8 @@ impl Coordinator<'_> {
         }
         self.rejects.flush()?;
         for state in ready {
-            self.out.emit(&crate::protocol::AirbyteMessage::State(state))?;
+            self.out
+                .emit(&crate::protocol::AirbyteMessage::State(state))?;
         }
         Ok(())
     }
@@ -393,6 +488,14 @@ impl Coordinator<'_> {
             self.started.elapsed().as_secs_f64()
         );
         self.out.log(LogLevel::Info, message)
+    }
+}
+
+fn object_index(object: ObjectKind) -> usize {
+    match object {
+        ObjectKind::Client => 0,
+        ObjectKind::Contact => 1,
+        ObjectKind::Contract => 2,
     }
 }
 

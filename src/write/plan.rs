@@ -44,20 +44,24 @@ impl Plan {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for configured in &catalog.streams {
             let name = &configured.stream.name;
-            let object_name = configured.destination_object_name.as_deref().unwrap_or(name);
+            let object_name = configured
+                .destination_object_name
+                .as_deref()
+                .unwrap_or(name);
             let object = ObjectKind::parse(object_name).ok_or_else(|| {
                 ConfigError::new(format!(
                     "stream `{name}`: {object_name:?} is not an object this destination writes; \
                      set destination_object_name to one of client, contact, contract"
                 ))
             })?;
-            let mode = WriteMode::from_sync_mode(&configured.destination_sync_mode).ok_or_else(|| {
-                ConfigError::new(format!(
-                    "stream `{name}`: destination_sync_mode {:?} is not supported; \
+            let mode =
+                WriteMode::from_sync_mode(&configured.destination_sync_mode).ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "stream `{name}`: destination_sync_mode {:?} is not supported; \
                      use append (insert), update, or append_dedup (upsert)",
-                    configured.destination_sync_mode
-                ))
-            })?;
+                        configured.destination_sync_mode
+                    ))
+                })?;
             if let (WriteMode::Upsert, Some(chosen)) = (mode, &configured.primary_key) {
                 let supported = matching_keys(object, mode).unwrap_or_default();
                 if let Some(bad) = chosen.iter().find(|key| !supported.contains(key)) {
@@ -70,14 +74,21 @@ impl Plan {
                     )));
                 }
             }
-            let operation = match operations.iter().position(|op| op.object == object && op.mode == mode) {
+            let operation = match operations
+                .iter()
+                .position(|op| op.object == object && op.mode == mode)
+            {
                 Some(index) => index,
                 None => {
                     let validator = jsonschema::options()
                         .should_validate_formats(true)
                         .build(&operation_schema(object, mode))
                         .expect("operation schemas compile");
-                    operations.push(Operation { object, mode, validator });
+                    operations.push(Operation {
+                        object,
+                        mode,
+                        validator,
+                    });
                     operations.len() - 1
                 }
             };
@@ -90,7 +101,11 @@ impl Plan {
                 operation,
             });
         }
-        Ok(Self { streams, operations, by_name })
+        Ok(Self {
+            streams,
+            operations,
+            by_name,
+        })
     }
 
     /// The stream a record belongs to: by name and namespace, or by name alone when only one
@@ -118,18 +133,24 @@ mod tests {
     }
 
     fn stream(name: &str, object: Option<&str>, mode: &str) -> String {
-        let object = object.map(|o| format!(r#","destination_object_name":"{o}""#)).unwrap_or_default();
-        format!(r#"{{"stream":{{"name":"{name}","json_schema":{{}}}},"destination_sync_mode":"{mode}"{object}}}"#)
+        let object = object
+            .map(|o| format!(r#","destination_object_name":"{o}""#))
+            .unwrap_or_default();
+        format!(
+            r#"{{"stream":{{"name":"{name}","json_schema":{{}}}},"destination_sync_mode":"{mode}"{object}}}"#
+        )
     }
 
     #[test]
     fn objects_from_name_or_stream_and_modes() {
-        let plan = Plan::new(&catalog(&[
-            stream("accounts", Some("Client"), "append"),
-            stream("Contacts", None, "update"),
-            stream("contract", None, "append_dedup"),
-        ]
-        .join(",")))
+        let plan = Plan::new(&catalog(
+            &[
+                stream("accounts", Some("Client"), "append"),
+                stream("Contacts", None, "update"),
+                stream("contract", None, "append_dedup"),
+            ]
+            .join(","),
+        ))
         .unwrap();
         let got: Vec<_> = plan.streams.iter().map(|s| (s.object, s.mode)).collect();
         assert_eq!(
@@ -147,10 +168,19 @@ mod tests {
 
     #[test]
     fn unsupported_objects_and_modes_name_the_stream() {
-        let err = Plan::new(&catalog(&stream("deals", None, "append"))).err().unwrap().0;
-        assert!(err.contains("`deals`") && err.contains("client, contact, contract"), "{err}");
+        let err = Plan::new(&catalog(&stream("deals", None, "append")))
+            .err()
+            .unwrap()
+            .0;
+        assert!(
+            err.contains("`deals`") && err.contains("client, contact, contract"),
+            "{err}"
+        );
         for mode in ["overwrite", "soft_delete"] {
-            let err = Plan::new(&catalog(&stream("clients", None, mode))).err().unwrap().0;
+            let err = Plan::new(&catalog(&stream("clients", None, mode)))
+                .err()
+                .unwrap()
+                .0;
             assert!(err.contains("`clients`") && err.contains(mode), "{err}");
         }
     }

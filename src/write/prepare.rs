@@ -55,7 +55,13 @@ pub enum Item {
 
 pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
     let reject = |stream: Option<String>, original: Original, reason: String| {
-        Item::Rejected(Rejection { line, stream, original, reason, http_status: None })
+        Item::Rejected(Rejection {
+            line,
+            stream,
+            original,
+            reason,
+            http_status: None,
+        })
     };
     let record = match AirbyteMessage::from_line(&text) {
         Ok(AirbyteMessage::Record(record)) => record,
@@ -67,14 +73,24 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
         let reason = format!(
             "stream `{}`{} is not in the configured catalog",
             record.stream,
-            record.namespace.as_deref().map(|n| format!(" (namespace `{n}`)")).unwrap_or_default()
+            record
+                .namespace
+                .as_deref()
+                .map(|n| format!(" (namespace `{n}`)"))
+                .unwrap_or_default()
         );
         return reject(Some(record.stream), Original::Record(record.data), reason);
     };
     let stream_name = || Some(plan.streams[stream].name.clone());
     let mut fields = match serde_json::from_str::<Value>(record.data.get()) {
         Ok(Value::Object(fields)) => fields,
-        _ => return reject(stream_name(), Original::Record(record.data), "`data` is not a JSON object".into()),
+        _ => {
+            return reject(
+                stream_name(),
+                Original::Record(record.data),
+                "`data` is not a JSON object".into(),
+            )
+        }
     };
     // A null column means "no value": it is not sent, so it can neither fail a type check nor
     // clear a field on update.
@@ -82,10 +98,17 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
     let fields = Value::Object(fields);
     let operation = plan.operation(stream);
     if !operation.validator.is_valid(&fields) {
-        let reason = schema_errors(&operation.validator, &fields, operation.object, operation.mode);
+        let reason = schema_errors(
+            &operation.validator,
+            &fields,
+            operation.object,
+            operation.mode,
+        );
         return reject(stream_name(), Original::Record(record.data), reason);
     }
-    let Value::Object(mut fields) = fields else { unreachable!("checked above") };
+    let Value::Object(mut fields) = fields else {
+        unreachable!("checked above")
+    };
     let uuid = match operation.mode {
         WriteMode::Update => match fields.remove("uuid") {
             Some(Value::String(uuid)) => Some(uuid),
@@ -95,11 +118,24 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
     };
     let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
     let body = serde_json::to_vec(&fields).expect("JSON values serialize");
-    Item::Record(Prepared { line, stream, key, uuid, body, original: record.data, segment: 0 })
+    Item::Record(Prepared {
+        line,
+        stream,
+        key,
+        uuid,
+        body,
+        original: record.data,
+        segment: 0,
+    })
 }
 
 /// Every schema violation as "field `x`: rule", values masked (they may be personal data).
-fn schema_errors(validator: &jsonschema::Validator, fields: &Value, object: ObjectKind, mode: WriteMode) -> String {
+fn schema_errors(
+    validator: &jsonschema::Validator,
+    fields: &Value,
+    object: ObjectKind,
+    mode: WriteMode,
+) -> String {
     let reasons: Vec<String> = validator
         .iter_errors(fields)
         .map(|error| match error.kind() {
@@ -113,10 +149,22 @@ fn schema_errors(validator: &jsonschema::Validator, fields: &Value, object: Obje
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => format!(
                 "{} {} of a ClientSuccess {object}",
-                unexpected.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
-                if unexpected.len() == 1 { "is not a field" } else { "are not fields" },
+                unexpected
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unexpected.len() == 1 {
+                    "is not a field"
+                } else {
+                    "are not fields"
+                },
             ),
-            _ => format!("field `{}`: {}", dotted_path(error.instance_path().as_str()), error.masked()),
+            _ => format!(
+                "field `{}`: {}",
+                dotted_path(error.instance_path().as_str()),
+                error.masked()
+            ),
         })
         .collect();
     reasons.join("; ")
@@ -124,7 +172,12 @@ fn schema_errors(validator: &jsonschema::Validator, fields: &Value, object: Obje
 
 /// The key under which the API matches this record, hashed: update by uuid, upsert by the
 /// object's natural key. Inserts have none.
-fn conflict_key(object: ObjectKind, mode: WriteMode, uuid: Option<&str>, fields: &Map<String, Value>) -> Option<u64> {
+fn conflict_key(
+    object: ObjectKind,
+    mode: WriteMode,
+    uuid: Option<&str>,
+    fields: &Map<String, Value>,
+) -> Option<u64> {
     let text = |name: &str| fields.get(name).and_then(Value::as_str);
     let key: (u8, String) = match (mode, object) {
         (WriteMode::Insert, _) => return None,
@@ -168,7 +221,9 @@ mod tests {
     #[test]
     fn valid_record_becomes_a_body_without_nulls() {
         let plan = plan("client", "append");
-        let Item::Record(p) = prepare(&plan, 7, record(r#"{"name":"Acme","city":null}"#)) else { panic!() };
+        let Item::Record(p) = prepare(&plan, 7, record(r#"{"name":"Acme","city":null}"#)) else {
+            panic!()
+        };
         assert_eq!(p.line, 7);
         assert_eq!(p.body, br#"{"name":"Acme"}"#);
         assert_eq!(p.original.get(), r#"{"name":"Acme","city":null}"#);
@@ -178,8 +233,12 @@ mod tests {
     #[test]
     fn update_takes_the_uuid_out_and_keys_on_it() {
         let plan = plan("contact", "update");
-        let Item::Record(a) = prepare(&plan, 1, record(r#"{"uuid":"u-1","title":"CTO"}"#)) else { panic!() };
-        let Item::Record(b) = prepare(&plan, 2, record(r#"{"uuid":"u-1","title":"CEO"}"#)) else { panic!() };
+        let Item::Record(a) = prepare(&plan, 1, record(r#"{"uuid":"u-1","title":"CTO"}"#)) else {
+            panic!()
+        };
+        let Item::Record(b) = prepare(&plan, 2, record(r#"{"uuid":"u-1","title":"CEO"}"#)) else {
+            panic!()
+        };
         assert_eq!(a.uuid.as_deref(), Some("u-1"));
         assert_eq!(a.body, br#"{"title":"CTO"}"#);
         assert_eq!(a.key, b.key);
@@ -191,8 +250,15 @@ mod tests {
     #[test]
     fn schema_breaks_name_the_field_and_rule_without_the_value() {
         let plan = plan("client", "append");
-        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","zip":"123456789012345678901"}"#)));
-        assert!(reason.contains("`zip`") && reason.contains("20"), "{reason}");
+        let reason = rejection(prepare(
+            &plan,
+            1,
+            record(r#"{"name":"A","zip":"123456789012345678901"}"#),
+        ));
+        assert!(
+            reason.contains("`zip`") && reason.contains("20"),
+            "{reason}"
+        );
         assert!(!reason.contains("12345678901"), "value leaked: {reason}");
         let reason = rejection(prepare(&plan, 1, record(r#"{"city":"X"}"#)));
         assert_eq!(reason, "field `name` is required to insert a client");
@@ -207,8 +273,18 @@ mod tests {
         assert!(reason.contains("not a valid Airbyte message"), "{reason}");
         let other = r#"{"type":"RECORD","record":{"stream":"other","data":{},"emitted_at":1}}"#;
         let reason = rejection(prepare(&plan, 1, other.into()));
-        assert!(reason.contains("`other`") && reason.contains("catalog"), "{reason}");
-        assert!(matches!(prepare(&plan, 1, r#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#.into()), Item::Ignored));
+        assert!(
+            reason.contains("`other`") && reason.contains("catalog"),
+            "{reason}"
+        );
+        assert!(matches!(
+            prepare(
+                &plan,
+                1,
+                r#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#.into()
+            ),
+            Item::Ignored
+        ));
     }
 
     #[test]
@@ -218,8 +294,14 @@ mod tests {
             Item::Record(p) => p.key,
             other => panic!("{other:?}"),
         };
-        assert_eq!(key(r#"{"name":"A","externalId":"X"}"#), key(r#"{"name":"B","externalId":"X"}"#));
+        assert_eq!(
+            key(r#"{"name":"A","externalId":"X"}"#),
+            key(r#"{"name":"B","externalId":"X"}"#)
+        );
         assert_eq!(key(r#"{"name":"A"}"#), key(r#"{"name":"A","city":"Z"}"#));
-        assert_ne!(key(r#"{"name":"X"}"#), key(r#"{"name":"A","externalId":"X"}"#));
+        assert_ne!(
+            key(r#"{"name":"X"}"#),
+            key(r#"{"name":"A","externalId":"X"}"#)
+        );
     }
 }

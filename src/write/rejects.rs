@@ -42,7 +42,9 @@ pub struct RejectedEntry<'a> {
 impl RejectStore {
     /// Opens (appending) the file now, so a bad path fails the sync before anything is written.
     pub fn open(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Self { file: None }) };
+        let Some(path) = path else {
+            return Ok(Self { file: None });
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 ConfigError::new(format!(
@@ -51,10 +53,19 @@ impl RejectStore {
                 ))
             })?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-            ConfigError::new(format!("rejected_records.path: cannot open {} for writing: {e}", path.display()))
-        })?;
-        Ok(Self { file: Some((path.to_owned(), BufWriter::new(file))) })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                ConfigError::new(format!(
+                    "rejected_records.path: cannot open {} for writing: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(Self {
+            file: Some((path.to_owned(), BufWriter::new(file))),
+        })
     }
 
     pub fn keeps_records(&self) -> bool {
@@ -66,7 +77,9 @@ impl RejectStore {
     }
 
     pub fn store(&mut self, entry: RejectedEntry<'_>) -> io::Result<()> {
-        let Some((_, file)) = &mut self.file else { return Ok(()) };
+        let Some((_, file)) = &mut self.file else {
+            return Ok(());
+        };
         let record = match entry.original {
             Original::Record(raw) => StoredRecord::Record(raw),
             Original::Line(text) => StoredRecord::Line(text),
@@ -77,7 +90,9 @@ impl RejectStore {
             record,
             reason: entry.reason,
             http_status: entry.http_status,
-            rejected_at: time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+            rejected_at: time::OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
         };
         serde_json::to_writer(&mut *file, &stored)?;
         file.write_all(b"\n")

@@ -6,18 +6,52 @@ use super::prepare::Prepared;
 use crate::api::{ApiClient, ApiRequest, Fatal, Reply};
 use crate::catalog::{ObjectKind, WriteMode};
 use bytes::Bytes;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::Method;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Characters that cannot stand as-is in one URL path segment.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
+
 #[derive(Debug)]
 pub enum Work {
     /// Inserts through `POST /{object}/bulk`.
-    Bulk { object: ObjectKind, records: Vec<Prepared> },
+    Bulk {
+        object: ObjectKind,
+        records: Vec<Prepared>,
+    },
     /// One record, one request.
-    Single { object: ObjectKind, mode: WriteMode, record: Prepared },
+    Single {
+        object: ObjectKind,
+        mode: WriteMode,
+        record: Prepared,
+    },
+}
+
+impl Work {
+    pub fn object(&self) -> ObjectKind {
+        match self {
+            Self::Bulk { object, .. } | Self::Single { object, .. } => *object,
+        }
+    }
 }
 
 /// What became of one record.
@@ -40,7 +74,7 @@ pub struct Worker {
     pub client: Arc<ApiClient>,
     pub lane: mpsc::Receiver<Work>,
     pub shared: async_channel::Receiver<Work>,
-    pub outcomes: mpsc::UnboundedSender<Outcome>,
+    pub outcomes: mpsc::UnboundedSender<(ObjectKind, Outcome)>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -60,6 +94,7 @@ impl Worker {
                     Err(_) => { shared_open = false; continue; }
                 },
             };
+            let object = work.object();
             let outcome = if self.stop.load(Ordering::Relaxed) {
                 Outcome::Skipped
             } else {
@@ -71,7 +106,7 @@ impl Worker {
                     }
                 }
             };
-            if self.outcomes.send(outcome).is_err() {
+            if self.outcomes.send((object, outcome)).is_err() {
                 return;
             }
         }
@@ -81,7 +116,11 @@ impl Worker {
 async fn execute(client: &ApiClient, work: Work) -> Result<Vec<Committed>, Fatal> {
     match work {
         Work::Bulk { object, records } => write_bulk(client, object, records).await,
-        Work::Single { object, mode, record } => {
+        Work::Single {
+            object,
+            mode,
+            record,
+        } => {
             let request = single_request(object, mode, &record);
             let refusal = match client.send(&request).await? {
                 Reply::Success { .. } => None,
@@ -97,11 +136,18 @@ fn single_request(object: ObjectKind, mode: WriteMode, record: &Prepared) -> Api
         WriteMode::Insert => (Method::POST, format!("/{object}")),
         WriteMode::Update => {
             let uuid = record.uuid.as_deref().expect("update records carry a uuid");
-            (Method::PUT, format!("/{object}/{}", utf8_percent_encode(uuid, NON_ALPHANUMERIC)))
+            (
+                Method::PUT,
+                format!("/{object}/{}", utf8_percent_encode(uuid, PATH_SEGMENT)),
+            )
         }
         WriteMode::Upsert => (Method::POST, format!("/{object}/upsert")),
     };
-    ApiRequest { method, path, body: Some(Bytes::copy_from_slice(&record.body)) }
+    ApiRequest {
+        method,
+        path,
+        body: Some(Bytes::copy_from_slice(&record.body)),
+    }
 }
 
 fn bulk_body(records: &[Prepared]) -> Bytes {
@@ -121,7 +167,11 @@ fn bulk_body(records: &[Prepared]) -> Bytes {
 /// A bulk insert is all or nothing and a refusal need not say which record was bad, so a
 /// refused batch is split in halves until each refusal is pinned to a single record; every
 /// other record still lands. Halves go in order, so input order is kept.
-async fn write_bulk(client: &ApiClient, object: ObjectKind, records: Vec<Prepared>) -> Result<Vec<Committed>, Fatal> {
+async fn write_bulk(
+    client: &ApiClient,
+    object: ObjectKind,
+    records: Vec<Prepared>,
+) -> Result<Vec<Committed>, Fatal> {
     let mut committed = Vec::with_capacity(records.len());
     let mut pending = vec![records];
     while let Some(mut chunk) = pending.pop() {
@@ -132,7 +182,10 @@ async fn write_bulk(client: &ApiClient, object: ObjectKind, records: Vec<Prepare
         };
         match client.send(&request).await? {
             Reply::Success { .. } => {
-                committed.extend(chunk.into_iter().map(|record| Committed { record, refusal: None }));
+                committed.extend(chunk.into_iter().map(|record| Committed {
+                    record,
+                    refusal: None,
+                }));
             }
             Reply::Refused { .. } if chunk.len() > 1 => {
                 let second = chunk.split_off(chunk.len() / 2);
@@ -141,7 +194,10 @@ async fn write_bulk(client: &ApiClient, object: ObjectKind, records: Vec<Prepare
             }
             Reply::Refused { status, message } => {
                 let record = chunk.pop().expect("a chunk is never empty");
-                committed.push(Committed { record, refusal: Some((status, message)) });
+                committed.push(Committed {
+                    record,
+                    refusal: Some((status, message)),
+                });
             }
         }
     }

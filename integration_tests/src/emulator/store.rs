@@ -1,0 +1,270 @@
+//! The emulator's in-memory records: create, update, upsert, read and search, per the contract.
+
+use super::rules::{check_fields, check_record, Object};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// An API answer: status and JSON body.
+pub type Answer = (u16, Value);
+
+fn error(status: u16, message: impl Into<String>) -> Answer {
+    (status, json!({ "message": message.into() }))
+}
+
+#[derive(Default)]
+struct Table {
+    records: Vec<Map<String, Value>>,
+    by_uuid: HashMap<String, usize>,
+    /// Natural key → index: client and contract externalId, contact email (lowercased).
+    by_key: HashMap<String, usize>,
+    /// Clients only: name → index, the upsert fallback when a client has no externalId.
+    by_name: HashMap<String, usize>,
+}
+
+pub struct Store {
+    tables: HashMap<Object, Table>,
+    next_id: u64,
+    seed: u64,
+}
+
+fn natural_key(object: Object, record: &Map<String, Value>) -> Option<String> {
+    let field = match object {
+        Object::Client | Object::Contract => "externalId",
+        Object::Contact => "email",
+    };
+    let value = record.get(field)?.as_str()?;
+    Some(match object {
+        Object::Contact => value.to_ascii_lowercase(),
+        _ => value.to_owned(),
+    })
+}
+
+impl Store {
+    pub fn new(seed: u64) -> Self {
+        let tables = [Object::Client, Object::Contact, Object::Contract]
+            .into_iter()
+            .map(|o| (o, Table::default()))
+            .collect();
+        Self {
+            tables,
+            next_id: 0,
+            seed,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        *self = Self::new(self.seed);
+    }
+
+    /// A uuid-shaped id, the same sequence for the same seed.
+    fn new_uuid(&mut self) -> String {
+        self.next_id += 1;
+        let n = self.next_id;
+        let s = self.seed;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (s >> 32) as u32,
+            (s >> 16) as u16,
+            (s as u16) & 0xfff,
+            (n >> 48) & 0xfff,
+            n & 0xffff_ffff_ffff
+        )
+    }
+
+    fn client_exists(&self, uuid: &str) -> bool {
+        self.tables[&Object::Client].by_uuid.contains_key(uuid)
+    }
+
+    fn validate(&self, object: Object, body: &Value) -> Result<Map<String, Value>, String> {
+        check_fields(object, body, &|uuid| self.client_exists(uuid))
+    }
+
+    fn insert(&mut self, object: Object, mut fields: Map<String, Value>) -> Value {
+        let uuid = self.new_uuid();
+        fields.retain(|_, v| !v.is_null());
+        let mut record = Map::with_capacity(fields.len() + 1);
+        record.insert("uuid".into(), Value::String(uuid.clone()));
+        record.extend(fields);
+        let table = self
+            .tables
+            .get_mut(&object)
+            .expect("every object has a table");
+        let index = table.records.len();
+        table.by_uuid.insert(uuid, index);
+        if let Some(key) = natural_key(object, &record) {
+            table.by_key.entry(key).or_insert(index);
+        }
+        if let (Object::Client, Some(Value::String(name))) = (object, record.get("name")) {
+            table.by_name.entry(name.clone()).or_insert(index);
+        }
+        table.records.push(record.clone());
+        Value::Object(record)
+    }
+
+    /// `POST /{object}/bulk`: all or nothing; the message does not say which record failed.
+    pub fn bulk_create(&mut self, object: Object, body: &Value) -> Answer {
+        let Value::Array(items) = body else {
+            return error(400, "a bulk request must be a JSON array of records");
+        };
+        if items.is_empty() || items.len() > 100 {
+            return error(
+                400,
+                format!("a bulk request takes 1 to 100 records, got {}", items.len()),
+            );
+        }
+        let mut checked = Vec::with_capacity(items.len());
+        for item in items {
+            match self
+                .validate(object, item)
+                .and_then(|f| check_record(object, &f).map(|_| f))
+            {
+                Ok(fields) => checked.push(fields),
+                Err(message) => return error(400, message),
+            }
+        }
+        let created: Vec<Value> = checked
+            .into_iter()
+            .map(|f| self.insert(object, f))
+            .collect();
+        (201, Value::Array(created))
+    }
+
+    /// `POST /{object}`: one record.
+    pub fn create(&mut self, object: Object, body: &Value) -> Answer {
+        match self
+            .validate(object, body)
+            .and_then(|f| check_record(object, &f).map(|_| f))
+        {
+            Ok(fields) => (201, self.insert(object, fields)),
+            Err(message) => error(400, message),
+        }
+    }
+
+    /// `PUT /{object}/{uuid}`: the fields given change; the others stay.
+    pub fn update(&mut self, object: Object, uuid: &str, body: &Value) -> Answer {
+        let Some(&index) = self.tables[&object].by_uuid.get(uuid) else {
+            return error(404, format!("no {} with uuid {uuid:?}", object.name()));
+        };
+        let fields = match self.validate(object, body) {
+            Ok(fields) => fields,
+            Err(message) => return error(400, message),
+        };
+        self.apply(object, index, fields)
+    }
+
+    fn apply(&mut self, object: Object, index: usize, fields: Map<String, Value>) -> Answer {
+        let table = self
+            .tables
+            .get_mut(&object)
+            .expect("every object has a table");
+        let mut merged = table.records[index].clone();
+        for (k, v) in fields {
+            if v.is_null() {
+                merged.remove(&k);
+            } else {
+                merged.insert(k, v);
+            }
+        }
+        if let Err(message) = check_record(object, &merged) {
+            return error(400, message);
+        }
+        let old_key = natural_key(object, &table.records[index]);
+        let new_key = natural_key(object, &merged);
+        if old_key != new_key {
+            if let Some(old) = old_key {
+                table.by_key.remove(&old);
+            }
+            if let Some(new) = new_key {
+                table.by_key.insert(new, index);
+            }
+        }
+        if object == Object::Client {
+            let old_name = table.records[index]
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let new_name = merged
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if old_name != new_name {
+                if let Some(old) = old_name {
+                    if table.by_name.get(&old) == Some(&index) {
+                        table.by_name.remove(&old);
+                    }
+                }
+                if let Some(new) = new_name {
+                    table.by_name.insert(new, index);
+                }
+            }
+        }
+        table.records[index] = merged.clone();
+        (200, Value::Object(merged))
+    }
+
+    /// `POST /{object}/upsert`: match on the natural key (clients fall back to name), update
+    /// what matched or create.
+    pub fn upsert(&mut self, object: Object, body: &Value) -> Answer {
+        let fields = match self.validate(object, body) {
+            Ok(fields) => fields,
+            Err(message) => return error(400, message),
+        };
+        let table = &self.tables[&object];
+        let matched = match natural_key(object, &fields) {
+            Some(key) => table.by_key.get(&key).copied(),
+            None if object == Object::Client => fields
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|name| table.by_name.get(name).copied()),
+            None => None,
+        };
+        match matched {
+            Some(index) => self.apply(object, index, fields),
+            None => match check_record(object, &fields) {
+                Ok(()) => (201, self.insert(object, fields)),
+                Err(message) => error(400, message),
+            },
+        }
+    }
+
+    pub fn read(&self, object: Object, uuid: &str) -> Answer {
+        let table = &self.tables[&object];
+        match table.by_uuid.get(uuid) {
+            Some(&index) => (200, Value::Object(table.records[index].clone())),
+            None => error(404, format!("no {} with uuid {uuid:?}", object.name())),
+        }
+    }
+
+    /// `GET /{object}/search?page=&size=`: 0-based pages in creation order.
+    pub fn search(&self, object: Object, page: usize, size: usize) -> Answer {
+        if size == 0 || size > 1000 {
+            return error(400, "size must be between 1 and 1000");
+        }
+        let records = &self.tables[&object].records;
+        let data: Vec<Value> = records
+            .iter()
+            .skip(page.saturating_mul(size))
+            .take(size)
+            .cloned()
+            .map(Value::Object)
+            .collect();
+        let total = records.len();
+        (
+            200,
+            json!({"data": data, "page": page, "size": size, "totalPages": total.div_ceil(size), "totalElements": total}),
+        )
+    }
+
+    pub fn dump(&self, object: Object) -> Vec<Value> {
+        self.tables[&object]
+            .records
+            .iter()
+            .cloned()
+            .map(Value::Object)
+            .collect()
+    }
+
+    pub fn count(&self, object: Object) -> usize {
+        self.tables[&object].records.len()
+    }
+}

@@ -1,0 +1,199 @@
+//! Runs the real connector binary against an emulator and decodes what it prints.
+//!
+//! Every stdout line of every run is also appended to `target/protocol-lines/`, where
+//! `scripts/test.sh` checks each one against Airbyte's official `AirbyteMessage` model.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::AsyncWriteExt;
+
+/// `target/<profile>/destination-clientsuccess`, found from the running test's own path
+/// (`target/<profile>/deps/...`), or `$CONNECTOR_BIN`.
+pub fn connector_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CONNECTOR_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("destination-clientsuccess");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+fn target_dir() -> PathBuf {
+    let bin = connector_bin();
+    bin.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// A fresh directory under `target/test-runs/` for one test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = target_dir()
+        .join("test-runs")
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub messages: Vec<Value>,
+}
+
+impl Run {
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == kind).collect()
+    }
+
+    pub fn states(&self) -> Vec<&Value> {
+        self.of_type("STATE")
+            .into_iter()
+            .map(|m| &m["state"])
+            .collect()
+    }
+
+    pub fn logs(&self, level: &str) -> Vec<String> {
+        self.of_type("LOG")
+            .into_iter()
+            .filter(|m| m["log"]["level"] == level)
+            .map(|m| m["log"]["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub fn error_trace(&self) -> Option<&Value> {
+        self.of_type("TRACE")
+            .into_iter()
+            .map(|m| &m["trace"]["error"])
+            .next()
+    }
+
+    /// No secret anywhere in what the process printed.
+    pub fn assert_no_secret(&self, secret: &str) {
+        assert!(
+            !self.stdout.contains(secret),
+            "secret on stdout:\n{}",
+            self.stdout
+        );
+        assert!(
+            !self.stderr.contains(secret),
+            "secret on stderr:\n{}",
+            self.stderr
+        );
+    }
+}
+
+/// Runs the connector with `args`, feeding `stdin`, and decodes stdout line by line.
+pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = tokio::process::Command::new(connector_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("connector starts");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let feeder = tokio::spawn(async move {
+        // The connector may stop reading early (a fatal error): a broken pipe is expected then.
+        let _ = input.write_all(&data).await;
+        let _ = input.shutdown().await;
+    });
+    let output = child.wait_with_output().await.expect("connector runs");
+    let _ = feeder.await;
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    record_protocol_lines(&stdout);
+    let messages = stdout
+        .lines()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            assert!(
+                value["type"].is_string(),
+                "stdout line is not an AirbyteMessage: {line}"
+            );
+            value
+        })
+        .collect();
+    Run {
+        status: output.status,
+        stdout,
+        stderr,
+        messages,
+    }
+}
+
+fn record_protocol_lines(stdout: &str) {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = target_dir().join("protocol-lines");
+    std::fs::create_dir_all(&dir).expect("protocol-lines dir");
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let file = dir.join(format!("{}-{n}.jsonl", std::process::id()));
+    std::fs::write(file, stdout).expect("protocol lines written");
+}
+
+/// Writes `value` as JSON to `dir/name` and returns the path as a string.
+pub fn write_json(dir: &Path, name: &str, value: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A config for the emulator, API-key auth, with `extra` fields merged in.
+pub fn config_for(base_url: &str, api_key: &str, extra: Value) -> Value {
+    let mut config = json!({
+        "credentials": {"auth_type": "api_key", "api_key": api_key},
+        "base_url": base_url,
+    });
+    if let (Value::Object(config), Value::Object(extra)) = (&mut config, extra) {
+        config.extend(extra);
+    }
+    config
+}
+
+/// A configured catalog of `(stream, object, sync mode)`.
+pub fn catalog(streams: &[(&str, &str, &str)]) -> Value {
+    let streams: Vec<Value> = streams
+        .iter()
+        .map(|(name, object, mode)| {
+            json!({
+                "stream": {"name": name, "json_schema": {"type": "object"}, "supported_sync_modes": ["full_refresh"]},
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": mode,
+                "destination_object_name": object,
+                "generation_id": null, "minimum_generation_id": null, "sync_id": null
+            })
+        })
+        .collect();
+    json!({ "streams": streams })
+}
+
+pub fn record_line(stream: &str, data: &Value) -> String {
+    json!({"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 1_700_000_000_000u64}}).to_string()
+}
+
+/// A STREAM state with a platform `id`, as Airbyte sends it.
+pub fn state_line(stream: &str, id: u64) -> String {
+    json!({"type": "STATE", "state": {"type": "STREAM",
+        "stream": {"stream_descriptor": {"name": stream}, "stream_state": {"cursor": id}},
+        "sourceStats": {"recordCount": 0.0}, "id": id}})
+    .to_string()
+}

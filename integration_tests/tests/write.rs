@@ -1,0 +1,833 @@
+//! `write` end to end: the real binary, real HTTP, the emulator's records compared.
+
+use integration_tests::harness::{
+    catalog, config_for, record_line, run_connector, scratch_dir, state_line, write_json, Run,
+};
+use integration_tests::{Emulator, Options};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+struct Sync {
+    run: Run,
+    rejected: Vec<Value>,
+}
+
+/// Runs one sync; rejected records go to a Local file unless `extra` sets `rejected_records`.
+async fn sync(
+    emulator: &Emulator,
+    extra: Value,
+    streams: &[(&str, &str, &str)],
+    lines: &[String],
+) -> Sync {
+    let dir = scratch_dir("write");
+    let rejected_path: PathBuf = dir.join("rejected.jsonl");
+    let mut extra = extra;
+    if extra.get("rejected_records").is_none() {
+        extra["rejected_records"] = json!({"storage_type": "Local", "path": rejected_path});
+    }
+    let config = write_json(
+        &dir,
+        "config.json",
+        &config_for(&emulator.base_url(), emulator.api_key(), extra),
+    );
+    let catalog = write_json(&dir, "catalog.json", &catalog(streams));
+    let input = lines.join("\n") + "\n";
+    let run = run_connector(
+        &["write", "--config", &config, "--catalog", &catalog],
+        input.as_bytes(),
+    )
+    .await;
+    run.assert_no_secret(emulator.api_key());
+    run.assert_no_secret(&emulator.options().password);
+    let rejected = std::fs::read_to_string(&rejected_path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Sync { run, rejected }
+}
+
+fn clients(n: usize, prefix: &str) -> Vec<Value> {
+    (0..n).map(|i| json!({"name": format!("{prefix} {i}"), "externalId": format!("{prefix}-{i}"), "status": "ACTIVE"})).collect()
+}
+
+fn lines(stream: &str, records: &[Value]) -> Vec<String> {
+    records.iter().map(|r| record_line(stream, r)).collect()
+}
+
+fn assert_ok(run: &Run) {
+    assert!(
+        run.status.success(),
+        "sync failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+async fn seed_clients(emulator: &Emulator, n: usize) -> Vec<String> {
+    let s = sync(
+        emulator,
+        json!({}),
+        &[("clients", "client", "append")],
+        &lines("clients", &clients(n, "Seed")),
+    )
+    .await;
+    assert_ok(&s.run);
+    emulator
+        .records("client")
+        .iter()
+        .map(|c| c["uuid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_object_in_every_mode() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    // insert: clients in bulk, then contacts (bulk) and contracts (one by one) that reference them
+    let uuids = seed_clients(&emulator, 3).await;
+    assert_eq!(emulator.count("client"), 3);
+    let contacts: Vec<Value> = (0..3).map(|i| json!({"clientId": uuids[i], "email": format!("p{i}@acme.test"), "firstName": "Pat"})).collect();
+    let contracts: Vec<Value> = (0..3).map(|i| json!({"clientId": uuids[i], "name": format!("Deal {i}"), "amount": 1000.5, "startDate": "2025-01-01", "endDate": "2025-12-31", "externalId": format!("K-{i}")})).collect();
+    let mut input = lines("contacts", &contacts);
+    input.extend(lines("contracts", &contracts));
+    input.push(state_line("contracts", 1));
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[
+            ("contacts", "contact", "append"),
+            ("contracts", "contract", "append"),
+        ],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(s.run.states().len(), 1);
+    assert_eq!(emulator.count("contact"), 3);
+    assert_eq!(emulator.count("contract"), 3);
+    assert_eq!(emulator.stats()["POST /v2/contact/bulk"]["201"], 1);
+    assert_eq!(emulator.stats()["POST /v2/contract"]["201"], 3);
+
+    // update: each object by uuid; fields left out stay
+    let contact_uuid = emulator.records("contact")[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let contract_uuid = emulator.records("contract")[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let input = vec![
+        record_line("c", &json!({"uuid": uuids[0], "city": "Denver"})),
+        record_line("p", &json!({"uuid": contact_uuid, "title": "CTO"})),
+        record_line("k", &json!({"uuid": contract_uuid, "amount": 2000})),
+    ];
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[
+            ("c", "client", "update"),
+            ("p", "contact", "update"),
+            ("k", "contract", "update"),
+        ],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    let client = &emulator.records("client")[0];
+    assert_eq!(
+        (client["city"].as_str(), client["name"].as_str()),
+        (Some("Denver"), Some("Seed 0"))
+    );
+    assert_eq!(emulator.records("contact")[0]["title"], "CTO");
+    assert_eq!(emulator.records("contract")[0]["amount"], 2000);
+
+    // upsert: natural keys match existing records; unknown keys create
+    let input = vec![
+        record_line(
+            "c",
+            &json!({"externalId": "Seed-1", "name": "Seed 1", "city": "Lyon"}),
+        ),
+        record_line("c", &json!({"name": "Seed 2", "zip": "80202"})),
+        record_line("c", &json!({"name": "Brand New"})),
+        record_line(
+            "p",
+            &json!({"clientId": uuids[1], "email": "P1@ACME.test", "lastName": "Lee"}),
+        ),
+        record_line(
+            "p",
+            &json!({"clientId": uuids[1], "email": "new@acme.test"}),
+        ),
+        record_line(
+            "k",
+            &json!({"clientId": uuids[2], "externalId": "K-2", "amount": 5}),
+        ),
+        record_line(
+            "k",
+            &json!({"clientId": uuids[2], "externalId": "K-9", "name": "Extra"}),
+        ),
+    ];
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[
+            ("c", "client", "append_dedup"),
+            ("p", "contact", "append_dedup"),
+            ("k", "contract", "append_dedup"),
+        ],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    let clients = emulator.records("client");
+    assert_eq!(clients.len(), 4);
+    assert_eq!(clients[1]["city"], "Lyon");
+    assert_eq!(clients[2]["zip"], "80202");
+    assert_eq!(emulator.count("contact"), 4);
+    assert_eq!(emulator.records("contact")[1]["lastName"], "Lee");
+    assert_eq!(emulator.count("contract"), 4);
+    assert_eq!(emulator.records("contract")[2]["amount"], 5);
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+}
+
+#[tokio::test]
+async fn one_bad_record_at_every_position_of_a_batch() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    // 100 batches of 100; batch k holds its one bad record (a timezone only the API can judge)
+    // at position k.
+    let mut records = clients(10_000, "Bisect");
+    for k in 0..100 {
+        records[k * 100 + k]["timezone"] = json!("Mars/Olympus_Mons");
+    }
+    let s = sync(
+        &emulator,
+        json!({"max_concurrency": 4}),
+        &[("clients", "client", "append")],
+        &lines("clients", &records),
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(emulator.count("client"), 9_900);
+    assert_eq!(s.rejected.len(), 100);
+    let mut lines_rejected: Vec<u64> = s
+        .rejected
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    lines_rejected.sort();
+    let expected: Vec<u64> = (0..100).map(|k| (k * 100 + k + 1) as u64).collect();
+    assert_eq!(lines_rejected, expected);
+    for r in &s.rejected {
+        assert_eq!(r["http_status"], 400);
+        assert!(r["reason"].as_str().unwrap().contains("timezone"), "{r}");
+        assert_eq!(r["record"]["timezone"], "Mars/Olympus_Mons");
+        assert_eq!(r["stream"], "clients");
+    }
+    let stored: std::collections::HashSet<String> = emulator
+        .records("client")
+        .iter()
+        .map(|c| c["externalId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored.len(), 9_900, "no duplicates, no losses");
+    // Bisection costs about 2·log2(100) requests per bad record, not one per record.
+    let bulk = emulator.stats()["POST /v2/client/bulk"]
+        .values()
+        .sum::<u64>();
+    assert!(bulk <= 100 * 16, "{bulk} bulk requests");
+}
+
+#[tokio::test]
+async fn several_bad_records_in_one_batch() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let uuids = seed_clients(&emulator, 1).await;
+    let mut contacts: Vec<Value> = (0..100)
+        .map(|i| json!({"clientId": uuids[0], "email": format!("c{i}@x.test")}))
+        .collect();
+    for bad in [0, 1, 50, 98, 99] {
+        contacts[bad]["clientId"] = json!("no-such-client");
+    }
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[("contacts", "contact", "append")],
+        &lines("contacts", &contacts),
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(emulator.count("contact"), 95);
+    let mut rejected: Vec<u64> = s
+        .rejected
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    rejected.sort();
+    assert_eq!(rejected, vec![1, 2, 51, 99, 100]);
+    assert!(s.rejected[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("names no client"));
+    let warns = s.run.logs("WARN");
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.contains("stream `contacts`, line 51")),
+        "{warns:?}"
+    );
+}
+
+#[tokio::test]
+async fn records_the_schema_refuses_are_never_sent() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let input = vec![
+        record_line("clients", &json!({"name": "Good"})),
+        record_line("clients", &json!({"name": "x".repeat(300)})),
+        record_line(
+            "clients",
+            &json!({"name": "Bad status", "status": "DORMANT"}),
+        ),
+        record_line(
+            "clients",
+            &json!({"name": "Bad date", "inceptionDate": "2023-02-30"}),
+        ),
+        record_line("clients", &json!({"city": "No name"})),
+        record_line("clients", &json!({"name": "Stray", "colour": "red"})),
+        "this is not json".to_owned(),
+        record_line("unknown_stream", &json!({"name": "Lost?"})),
+        state_line("clients", 7),
+    ];
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[("clients", "client", "append")],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(emulator.count("client"), 1);
+    assert_eq!(
+        emulator.stats()["POST /v2/client/bulk"]["201"],
+        1,
+        "only the good record was sent"
+    );
+    let reasons: Vec<&str> = s
+        .rejected
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 7, "{reasons:?}");
+    assert!(reasons[0].contains("`name`") && reasons[0].contains("255"));
+    assert!(reasons[1].contains("`status`"));
+    assert!(reasons[2].contains("`inceptionDate`"));
+    assert_eq!(reasons[3], "field `name` is required to insert a client");
+    assert!(reasons[4].contains("`colour`"));
+    assert!(reasons[5].contains("not a valid Airbyte message"));
+    assert!(reasons[6].contains("`unknown_stream`"));
+    let stats = &s.run.states()[0]["destinationStats"];
+    assert_eq!(
+        stats,
+        &json!({"recordCount": 8.0, "rejectedRecordCount": 7.0})
+    );
+    assert!(
+        !s.run.stdout.contains(&"x".repeat(300)),
+        "record payloads stay out of logs"
+    );
+}
+
+#[tokio::test]
+async fn update_and_upsert_refusals_are_rejections_not_retries() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let input = vec![
+        record_line(
+            "c",
+            &json!({"uuid": "00000000-dead-beef-0000-000000000000", "city": "X"}),
+        ),
+        record_line("c", &json!({"city": "no uuid"})),
+    ];
+    let mut s = sync(&emulator, json!({}), &[("c", "client", "update")], &input).await;
+    assert_ok(&s.run);
+    assert_eq!(s.rejected.len(), 2);
+    s.rejected.sort_by_key(|r| r["line"].as_u64());
+    assert_eq!(s.rejected[0]["http_status"], 404);
+    assert_eq!(s.rejected[1]["reason"], "uuid is required for update");
+    assert_eq!(
+        emulator.stats()["PUT /v2/client/{uuid}"]["404"],
+        1,
+        "a 404 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn states_are_echoed_in_order_unchanged_but_for_destination_stats() {
+    let emulator = Emulator::start(Options {
+        jitter_ms: 20,
+        seed: 3,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let mut input = Vec::new();
+    let mut sent_states = Vec::new();
+    input.push(state_line("c", 100)); // a state with no records before it
+    sent_states.push(input[0].clone());
+    for round in 0..5u64 {
+        for i in 0..30 {
+            input.push(record_line(
+                "c",
+                &json!({"name": format!("S{round}-{i}"), "externalId": format!("S{round}-{i}")}),
+            ));
+        }
+        let state = json!({"type": "STATE", "state": {"type": "GLOBAL", "global": {"shared_state": {"lsn": 1234567890123456789u64, "pi": 3.14159},
+            "stream_states": [{"stream_descriptor": {"name": "c", "namespace": null}, "stream_state": {"n": round}}]},
+            "sourceStats": {"recordCount": 30.0}, "id": round + 1, "platform_extra": {"keep": [1, "two"]}}}).to_string();
+        input.push(state.clone());
+        sent_states.push(state);
+    }
+    input.push(record_line("c", &json!({"name": "after the last state"})));
+    let s = sync(
+        &emulator,
+        json!({"max_concurrency": 8, "batch_size": 7}),
+        &[("c", "client", "append_dedup")],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    let states = s.run.states();
+    assert_eq!(states.len(), 6, "every state, none invented");
+    for (echoed, sent) in states.iter().zip(&sent_states) {
+        let mut sent: Value = serde_json::from_str(sent).unwrap();
+        let sent = sent["state"].as_object_mut().unwrap();
+        let mut echoed = echoed.as_object().unwrap().clone();
+        let stats = echoed.remove("destinationStats").unwrap();
+        assert_eq!(&echoed, sent, "only destinationStats may change");
+        let expected = if sent["id"] == 100 { 0.0 } else { 30.0 };
+        assert_eq!(
+            stats,
+            json!({"recordCount": expected, "rejectedRecordCount": 0.0})
+        );
+    }
+    // Numbers too big for a double survive the echo byte for byte.
+    assert!(s.run.stdout.contains("1234567890123456789"));
+    assert_eq!(emulator.count("client"), 151);
+}
+
+#[tokio::test]
+async fn same_key_writes_keep_input_order_under_concurrency() {
+    let emulator = Emulator::start(Options {
+        jitter_ms: 15,
+        seed: 9,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let uuids = seed_clients(&emulator, 4).await;
+    let mut input = Vec::new();
+    for step in 0..40 {
+        for uuid in &uuids {
+            input.push(record_line("c", &json!({"uuid": uuid, "npsScore": step})));
+        }
+    }
+    let s = sync(
+        &emulator,
+        json!({"max_concurrency": 8}),
+        &[("c", "client", "update")],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    for client in emulator.records("client") {
+        assert_eq!(client["npsScore"], 39, "the last update wins: {client}");
+    }
+}
+
+#[tokio::test]
+async fn an_upsert_after_inserts_of_the_same_client_sees_them() {
+    let emulator = Emulator::start(Options {
+        jitter_ms: 10,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let input = vec![
+        record_line("new_clients", &json!({"name": "Acme"})),
+        record_line("client_updates", &json!({"name": "Acme", "city": "Paris"})),
+    ];
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[
+            ("new_clients", "client", "append"),
+            ("client_updates", "client", "append_dedup"),
+        ],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    let clients = emulator.records("client");
+    assert_eq!(clients.len(), 1, "{clients:?}");
+    assert_eq!(clients[0]["city"], "Paris");
+}
+
+#[tokio::test]
+async fn a_sync_with_no_records() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let s = sync(
+        &emulator,
+        json!({}),
+        &[("c", "client", "append")],
+        &[state_line("c", 1)],
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(
+        s.run.states()[0]["destinationStats"],
+        json!({"recordCount": 0.0, "rejectedRecordCount": 0.0})
+    );
+    let s = sync(&emulator, json!({}), &[("c", "client", "append")], &[]).await;
+    assert_ok(&s.run);
+    assert!(s.run.states().is_empty());
+    assert_eq!(emulator.request_count(), 0);
+}
+
+#[tokio::test]
+async fn rejections_without_storage_fail_the_sync_after_writing_the_rest() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let input = vec![
+        record_line("c", &json!({"name": "Fine"})),
+        record_line("c", &json!({"name": "Bad", "npsScore": 500})),
+        state_line("c", 1),
+    ];
+    let s = sync(
+        &emulator,
+        json!({"rejected_records": {"storage_type": "None"}}),
+        &[("c", "client", "append")],
+        &input,
+    )
+    .await;
+    assert!(!s.run.status.success());
+    assert_eq!(emulator.count("client"), 1);
+    assert_eq!(
+        s.run.states().len(),
+        1,
+        "the state is emitted before the failure"
+    );
+    let error = s.run.error_trace().unwrap();
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 record(s) were rejected") && message.contains("npsScore"),
+        "{message}"
+    );
+    assert_eq!(error["failure_type"], "config_error");
+    let last = s.run.messages.last().unwrap();
+    assert_eq!(last["type"], "TRACE", "the trace comes last");
+}
+
+#[tokio::test]
+async fn throttling_with_retry_after_is_survived() {
+    let emulator = Emulator::start(Options {
+        max_in_flight: Some(1),
+        latency_ms: 20,
+        retry_after_secs: 1,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let records = clients(300, "Throttle");
+    let s = sync(
+        &emulator,
+        json!({"max_concurrency": 4, "batch_size": 50, "max_retries": 10}),
+        &[("c", "client", "append")],
+        &lines("c", &records),
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(emulator.count("client"), 300);
+    let stats = emulator.stats();
+    assert!(
+        stats["POST /v2/client/bulk"].get("429").is_some(),
+        "{stats:?}"
+    );
+    assert!(
+        s.run
+            .logs("WARN")
+            .iter()
+            .any(|w| w.contains("429") && w.contains("in 1.0 s")),
+        "Retry-After honoured: {:?}",
+        s.run.logs("WARN")
+    );
+}
+
+#[tokio::test]
+async fn rate_budget_429s_are_survived() {
+    let emulator = Emulator::start(Options {
+        rate_limit: Some(5),
+        retry_after_secs: 1,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let uuids = seed_clients(&emulator, 1).await;
+    let input: Vec<String> = (0..20)
+        .map(|i| record_line("c", &json!({"uuid": uuids[0], "npsScore": i})))
+        .collect();
+    let s = sync(
+        &emulator,
+        json!({"max_retries": 10}),
+        &[("c", "client", "update")],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(emulator.records("client")[0]["npsScore"], 19);
+}
+
+async fn survives(options: Options, extra: Value, mode: &str) -> (Emulator, Sync) {
+    let emulator = Emulator::start(options).await.unwrap();
+    let records = clients(400, "Fault");
+    let s = sync(
+        &emulator,
+        extra,
+        &[("c", "client", mode)],
+        &lines("c", &records),
+    )
+    .await;
+    assert_ok(&s.run);
+    (emulator, s)
+}
+
+fn external_ids(emulator: &Emulator) -> (usize, std::collections::HashSet<String>) {
+    let clients = emulator.records("client");
+    let ids = clients
+        .iter()
+        .map(|c| c["externalId"].as_str().unwrap().to_owned())
+        .collect();
+    (clients.len(), ids)
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let (emulator, _) = survives(
+        Options {
+            error_rate: 0.3,
+            seed: 11,
+            ..Options::default()
+        },
+        json!({"batch_size": 20, "max_retries": 8}),
+        "append",
+    )
+    .await;
+    let (count, ids) = external_ids(&emulator);
+    assert_eq!((count, ids.len()), (400, 400));
+    let stats = emulator.stats();
+    assert!(
+        stats["POST /v2/client/bulk"]
+            .keys()
+            .any(|s| s.starts_with('5')),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropped_connections_are_retried() {
+    let (emulator, _) = survives(
+        Options {
+            drop_rate: 0.3,
+            seed: 12,
+            ..Options::default()
+        },
+        json!({"batch_size": 20, "max_retries": 8}),
+        "append",
+    )
+    .await;
+    let (count, ids) = external_ids(&emulator);
+    assert_eq!((count, ids.len()), (400, 400));
+    assert!(emulator.stats()["POST /v2/client/bulk"].contains_key("dropped"));
+}
+
+#[tokio::test]
+async fn stalled_requests_time_out_and_are_retried() {
+    let options = Options {
+        stall_rate: 0.1,
+        stall_secs: 5.0,
+        seed: 13,
+        ..Options::default()
+    };
+    let (emulator, _) = survives(
+        options,
+        json!({"batch_size": 50, "request_timeout_secs": 1, "max_retries": 8}),
+        "append",
+    )
+    .await;
+    let (count, ids) = external_ids(&emulator);
+    assert_eq!((count, ids.len()), (400, 400));
+}
+
+#[tokio::test]
+async fn applied_then_failed_writes_duplicate_inserts_but_not_upserts() {
+    let options = Options {
+        applied_then_failed_rate: 0.3,
+        seed: 14,
+        ..Options::default()
+    };
+    let (emulator, _) = survives(
+        options.clone(),
+        json!({"batch_size": 20, "max_retries": 8}),
+        "append",
+    )
+    .await;
+    let (count, ids) = external_ids(&emulator);
+    assert_eq!(ids.len(), 400, "nothing lost");
+    assert!(
+        count > 400,
+        "a retried insert that had been applied creates duplicates: {count}"
+    );
+
+    let (emulator, _) = survives(options, json!({"max_retries": 8}), "append_dedup").await;
+    let (count, ids) = external_ids(&emulator);
+    assert_eq!(
+        (count, ids.len()),
+        (400, 400),
+        "upsert is idempotent: no duplicates"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_past_the_retries_fails_transiently_after_emitting_committed_states() {
+    // Contracts go one request each, which makes the cut-off exact: seed a client first.
+    let emulator = Emulator::start(Options {
+        outage_after: Some(4),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let uuid = seed_clients(&emulator, 1).await.remove(0);
+    let mut input = Vec::new();
+    for i in 0..6 {
+        input.push(record_line(
+            "k",
+            &json!({"clientId": uuid, "name": format!("K{i}")}),
+        ));
+        input.push(state_line("k", i));
+    }
+    let s = sync(
+        &emulator,
+        json!({"max_concurrency": 1, "max_retries": 2}),
+        &[("k", "contract", "append")],
+        &input,
+    )
+    .await;
+    assert!(!s.run.status.success());
+    assert_eq!(
+        emulator.count("contract"),
+        3,
+        "requests 2-4 landed, then the outage"
+    );
+    let ids: Vec<u64> = s
+        .run
+        .states()
+        .iter()
+        .map(|st| st["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![0, 1, 2], "exactly the committed states");
+    let error = s.run.error_trace().unwrap();
+    assert_eq!(error["failure_type"], "transient_error");
+    assert!(
+        error["message"].as_str().unwrap().contains("503"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_mid_sync_is_a_config_error() {
+    let emulator = Emulator::start(Options {
+        revoke_after: Some(2),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let uuid = seed_clients(&emulator, 1).await.remove(0); // 1 authorized request
+    let mut input = Vec::new();
+    for i in 0..4 {
+        input.push(record_line(
+            "k",
+            &json!({"clientId": uuid, "name": format!("K{i}")}),
+        ));
+        input.push(state_line("k", i));
+    }
+    let s = sync(
+        &emulator,
+        json!({"max_concurrency": 1}),
+        &[("k", "contract", "append")],
+        &input,
+    )
+    .await;
+    assert!(!s.run.status.success());
+    assert_eq!(emulator.count("contract"), 1);
+    assert_eq!(s.run.states().len(), 1);
+    let error = s.run.error_trace().unwrap();
+    assert_eq!(error["failure_type"], "config_error");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("Global Settings > API Credentials"));
+}
+
+#[tokio::test]
+async fn a_401_mid_sync_with_username_and_password_signs_in_again() {
+    let emulator = Emulator::start(Options {
+        revoke_after: Some(3),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let options = emulator.options().clone();
+    let uuid = seed_clients(&emulator, 1).await.remove(0);
+    let input: Vec<String> = (0..6)
+        .map(|i| record_line("k", &json!({"clientId": uuid, "name": format!("K{i}")})))
+        .collect();
+    let credentials = json!({"auth_type": "username_password", "username": options.username, "password": options.password, "auth_url": emulator.auth_url()});
+    let s = sync(
+        &emulator,
+        json!({"credentials": credentials, "max_concurrency": 1}),
+        &[("k", "contract", "append")],
+        &input,
+    )
+    .await;
+    assert_ok(&s.run);
+    assert_eq!(emulator.count("contract"), 6);
+    assert_eq!(
+        emulator.stats()["POST /v1/auth"]["200"],
+        2,
+        "one sign-in, one after the 401"
+    );
+    assert!(s
+        .run
+        .logs("WARN")
+        .iter()
+        .any(|w| w.contains("401") && w.contains("signing in again")));
+}
+
+#[tokio::test]
+async fn unsupported_catalog_fails_before_reading_input() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    for (streams, expected) in [
+        (vec![("deals", "deal", "append")], "`deals`"),
+        (vec![("clients", "client", "overwrite")], "overwrite"),
+        (vec![("clients", "client", "soft_delete")], "soft_delete"),
+    ] {
+        let s = sync(
+            &emulator,
+            json!({}),
+            &streams,
+            &[record_line("clients", &json!({"name": "x"}))],
+        )
+        .await;
+        assert!(!s.run.status.success());
+        let error = s.run.error_trace().unwrap();
+        assert_eq!(error["failure_type"], "config_error");
+        assert!(
+            error["message"].as_str().unwrap().contains(expected),
+            "{error}"
+        );
+    }
+    assert_eq!(emulator.request_count(), 0);
+}
