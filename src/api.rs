@@ -553,9 +553,9 @@ impl ApiClient {
                     "ClientSuccess refused the token it issued (401 Unauthorized) for {url}: check that credentials.auth_url belongs to the same ClientSuccess as base_url"
                 ),
             }),
-            Disposition::Forbidden => Err(format!(
+            Disposition::Forbidden => Err(
                 "ClientSuccess answered 403 Forbidden to a client search: give the API user permission to read, create and update clients, contacts and contracts"
-            )),
+            .to_owned()),
             Disposition::Retry if status.is_server_error() => Err(format!(
                 "ClientSuccess answered {status} ({}): the service is having trouble; this is not your configuration, try again later",
                 error_message(&body)

@@ -29,19 +29,16 @@ pub fn connector_bin() -> PathBuf {
     bin
 }
 
-fn target_dir() -> PathBuf {
-    let bin = connector_bin();
-    bin.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
+/// `target/<profile>`, where the binary lives.
+fn profile_dir() -> PathBuf {
+    connector_bin().parent().expect("profile dir").to_path_buf()
 }
 
 /// A fresh directory under `target/test-runs/` for one test's files.
 pub fn scratch_dir(name: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = target_dir()
+    let dir = profile_dir()
         .join("test-runs")
         .join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -120,7 +117,7 @@ pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
     let _ = feeder.await;
     let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    record_protocol_lines(&stdout);
+    record_output(&stdout, &stderr);
     let messages = stdout
         .lines()
         .map(|line| {
@@ -141,13 +138,15 @@ pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
     }
 }
 
-fn record_protocol_lines(stdout: &str) {
+/// Keeps stdout (for the AirbyteMessage check) and stderr (for the secret search).
+fn record_output(stdout: &str, stderr: &str) {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = target_dir().join("protocol-lines");
+    let dir = profile_dir().join("protocol-lines");
     std::fs::create_dir_all(&dir).expect("protocol-lines dir");
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let file = dir.join(format!("{}-{n}.jsonl", std::process::id()));
-    std::fs::write(file, stdout).expect("protocol lines written");
+    let stem = format!("{}-{n}", std::process::id());
+    std::fs::write(dir.join(format!("{stem}.jsonl")), stdout).expect("stdout kept");
+    std::fs::write(dir.join(format!("{stem}.stderr")), stderr).expect("stderr kept");
 }
 
 /// Writes `value` as JSON to `dir/name` and returns the path as a string.

@@ -24,6 +24,7 @@ use ledger::Ledger;
 use plan::Plan;
 use prepare::{Item, Original, Prepared, Rejection};
 use rejects::{RejectStore, RejectedEntry};
+use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -39,6 +40,10 @@ const INPUT_BUFFER: usize = 1024;
 /// Rejections logged one by one when a file keeps them all; past this only the count is logged.
 const REJECTION_LOG_LIMIT: u64 = 1000;
 const NOTICE_LOG_LIMIT: u64 = 100;
+/// Work units (a batch or one record) that may wait for a worker before input pauses.
+const MAX_WAITING: usize = 64;
+/// Work units each worker's lane holds.
+const LANE_CAPACITY: usize = 4;
 
 /// How a sync ended.
 #[derive(Debug, Default)]
@@ -113,7 +118,7 @@ pub async fn run(
     let mut lanes = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (lane_tx, lane_rx) = mpsc::channel(2);
+        let (lane_tx, lane_rx) = mpsc::channel(LANE_CAPACITY);
         lanes.push(lane_tx);
         let worker = Worker {
             client: client.clone(),
@@ -134,6 +139,8 @@ pub async fn run(
         rejects,
         batches: (0..plan.streams.len()).map(|_| Vec::new()).collect(),
         batch_started: vec![None; plan.streams.len()],
+        waiting: (0..=workers).map(|_| VecDeque::new()).collect(),
+        waiting_total: 0,
         lanes,
         shared: shared_tx,
         in_flight: 0,
@@ -163,6 +170,8 @@ pub async fn run(
     Ok(summary)
 }
 
+type Outcomes = mpsc::UnboundedReceiver<(ObjectKind, Outcome)>;
+
 struct Coordinator<'a> {
     plan: Arc<Plan>,
     batch_size: usize,
@@ -171,10 +180,16 @@ struct Coordinator<'a> {
     rejects: RejectStore,
     batches: Vec<Vec<Prepared>>,
     batch_started: Vec<Option<Instant>>,
+    /// Work waiting for room in a full lane (index = lane) or in the shared queue (last
+    /// index). Handing work over never blocks the coordinator, so a worker asleep in backoff
+    /// cannot stop the others from being fed; input pauses while too much work waits.
+    waiting: Vec<VecDeque<Work>>,
+    waiting_total: usize,
     lanes: Vec<mpsc::Sender<Work>>,
     shared: async_channel::Sender<Work>,
+    /// Work units handed over or waiting, not yet settled.
     in_flight: usize,
-    /// Work in flight per object, and the mode last dispatched for it: when an object's mode
+    /// The same per object, and the mode last dispatched for it: when an object's mode
     /// changes (an upsert after inserts of clients, say), its earlier work drains first, so
     /// records of the same object and key keep their input order across streams.
     object_in_flight: [usize; 3],
@@ -190,7 +205,7 @@ impl Coordinator<'_> {
     async fn run(
         &mut self,
         mut items: mpsc::Receiver<Input>,
-        mut outcomes: mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
+        mut outcomes: Outcomes,
         mut notices: mpsc::UnboundedReceiver<String>,
     ) -> anyhow::Result<()> {
         let mut reading = true;
@@ -198,19 +213,23 @@ impl Coordinator<'_> {
             tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut last_progress = (Instant::now(), 0u64);
         loop {
-            if self.stopping && reading {
-                reading = false;
-                items.close();
+            if self.stopping {
+                if reading {
+                    reading = false;
+                    items.close();
+                }
+                self.abandon_waiting();
             }
             if !reading && self.in_flight == 0 {
                 break;
             }
             let deadline = self.next_batch_deadline();
+            let room = self.waiting_total < MAX_WAITING;
             tokio::select! {
                 biased;
                 Some((object, outcome)) = outcomes.recv() => self.settle(object, outcome)?,
                 Some(notice) = notices.recv() => self.notice(notice)?,
-                input = items.recv(), if reading => match input {
+                input = items.recv(), if reading && room => match input {
                     Some(Input::Item(item)) => self.accept(item, &mut outcomes).await?,
                     Some(Input::Failed(e)) => {
                         return Err(anyhow::anyhow!("could not read standard input: {e}"));
@@ -219,7 +238,7 @@ impl Coordinator<'_> {
                         reading = false;
                         if !self.stopping {
                             for stream in 0..self.batches.len() {
-                                self.flush_batch(stream).await?;
+                                self.flush_batch(stream);
                             }
                         }
                     }
@@ -228,7 +247,7 @@ impl Coordinator<'_> {
                     let now = Instant::now();
                     for stream in 0..self.batches.len() {
                         if self.batch_started[stream].is_some_and(|t| now >= t + MAX_BATCH_WAIT) {
-                            self.flush_batch(stream).await?;
+                            self.flush_batch(stream);
                         }
                     }
                 }
@@ -251,23 +270,6 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    /// One work unit came back.
-    fn settle(&mut self, object: ObjectKind, outcome: Outcome) -> anyhow::Result<()> {
-        self.in_flight -= 1;
-        self.object_in_flight[object_index(object)] -= 1;
-        match outcome {
-            Outcome::Done(done) => self.commit(done)?,
-            Outcome::Failed(fatal) => {
-                if self.summary.fatal.is_none() {
-                    self.summary.fatal = Some(fatal);
-                }
-                self.stopping = true;
-            }
-            Outcome::Skipped => {}
-        }
-        Ok(())
-    }
-
     fn next_batch_deadline(&self) -> Option<Instant> {
         self.batch_started
             .iter()
@@ -276,11 +278,7 @@ impl Coordinator<'_> {
             .map(|t| *t + MAX_BATCH_WAIT)
     }
 
-    async fn accept(
-        &mut self,
-        item: Item,
-        outcomes: &mut mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
-    ) -> anyhow::Result<()> {
+    async fn accept(&mut self, item: Item, outcomes: &mut Outcomes) -> anyhow::Result<()> {
         match item {
             Item::Record(mut record) => {
                 self.summary.records += 1;
@@ -299,11 +297,7 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    async fn route(
-        &mut self,
-        record: Prepared,
-        outcomes: &mut mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
-    ) -> anyhow::Result<()> {
+    async fn route(&mut self, record: Prepared, outcomes: &mut Outcomes) -> anyhow::Result<()> {
         let stream = &self.plan.streams[record.stream];
         let (object, mode) = (stream.object, stream.mode);
         let index = object_index(object);
@@ -315,30 +309,25 @@ impl Coordinator<'_> {
         }
         self.last_mode[index] = Some(mode);
         if mode == WriteMode::Insert && object.has_bulk_insert() {
-            let index = record.stream;
-            self.batch_started[index].get_or_insert_with(Instant::now);
-            self.batches[index].push(record);
-            if self.batches[index].len() >= self.batch_size {
-                self.flush_batch(index).await?;
+            let stream = record.stream;
+            self.batch_started[stream].get_or_insert_with(Instant::now);
+            self.batches[stream].push(record);
+            if self.batches[stream].len() >= self.batch_size {
+                self.flush_batch(stream);
             }
             return Ok(());
         }
-        let key = record.key;
-        let work = Work::Single {
-            object,
-            mode,
-            record,
-        };
-        self.in_flight += 1;
-        self.object_in_flight[index] += 1;
-        let sent = match key {
-            Some(key) => {
-                let lane = (key % self.lanes.len() as u64) as usize;
-                self.lanes[lane].send(work).await.is_ok()
-            }
-            None => self.shared.send(work).await.is_ok(),
-        };
-        anyhow::ensure!(sent, "a worker stopped unexpectedly");
+        let lane = record
+            .key
+            .map(|key| (key % self.lanes.len() as u64) as usize);
+        self.dispatch(
+            Work::Single {
+                object,
+                mode,
+                record,
+            },
+            lane,
+        );
         Ok(())
     }
 
@@ -346,14 +335,14 @@ impl Coordinator<'_> {
     async fn drain_object(
         &mut self,
         object: ObjectKind,
-        outcomes: &mut mpsc::UnboundedReceiver<(ObjectKind, Outcome)>,
+        outcomes: &mut Outcomes,
     ) -> anyhow::Result<()> {
         for stream in 0..self.batches.len() {
             if self.plan.streams[stream].object == object {
-                self.flush_batch(stream).await?;
+                self.flush_batch(stream);
             }
         }
-        while self.object_in_flight[object_index(object)] > 0 {
+        while self.object_in_flight[object_index(object)] > 0 && !self.stopping {
             let Some((done_object, outcome)) = outcomes.recv().await else {
                 break;
             };
@@ -363,21 +352,79 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    async fn flush_batch(&mut self, stream: usize) -> anyhow::Result<()> {
+    fn flush_batch(&mut self, stream: usize) {
         self.batch_started[stream] = None;
         if self.batches[stream].is_empty() {
-            return Ok(());
+            return;
         }
         let records = std::mem::take(&mut self.batches[stream]);
         let object = self.plan.streams[stream].object;
+        self.dispatch(Work::Bulk { object, records }, None);
+    }
+
+    /// Queues work for a lane (`Some`) or the shared queue, then hands over what fits.
+    fn dispatch(&mut self, work: Work, lane: Option<usize>) {
         self.in_flight += 1;
-        self.object_in_flight[object_index(object)] += 1;
-        let sent = self
-            .shared
-            .send(Work::Bulk { object, records })
-            .await
-            .is_ok();
-        anyhow::ensure!(sent, "a worker stopped unexpectedly");
+        self.object_in_flight[object_index(work.object())] += 1;
+        let queue = lane.unwrap_or(self.lanes.len());
+        self.waiting[queue].push_back(work);
+        self.waiting_total += 1;
+        self.pump();
+    }
+
+    /// Moves waiting work into the lanes and the shared queue while they have room.
+    fn pump(&mut self) {
+        if self.waiting_total == 0 {
+            return;
+        }
+        let shared_index = self.lanes.len();
+        for (index, queue) in self.waiting.iter_mut().enumerate() {
+            while let Some(work) = queue.pop_front() {
+                let refused = if index == shared_index {
+                    self.shared.try_send(work).err().map(|e| e.into_inner())
+                } else {
+                    self.lanes[index].try_send(work).err().map(|e| match e {
+                        mpsc::error::TrySendError::Full(w)
+                        | mpsc::error::TrySendError::Closed(w) => w,
+                    })
+                };
+                match refused {
+                    Some(work) => {
+                        queue.push_front(work);
+                        break;
+                    }
+                    None => self.waiting_total -= 1,
+                }
+            }
+        }
+    }
+
+    /// The sync is stopping: work not yet handed to a worker will not be attempted.
+    fn abandon_waiting(&mut self) {
+        for queue in &mut self.waiting {
+            for work in queue.drain(..) {
+                self.in_flight -= 1;
+                self.object_in_flight[object_index(work.object())] -= 1;
+            }
+        }
+        self.waiting_total = 0;
+    }
+
+    /// One work unit came back.
+    fn settle(&mut self, object: ObjectKind, outcome: Outcome) -> anyhow::Result<()> {
+        self.in_flight -= 1;
+        self.object_in_flight[object_index(object)] -= 1;
+        match outcome {
+            Outcome::Done(done) => self.commit(done)?,
+            Outcome::Failed(fatal) => {
+                if self.summary.fatal.is_none() {
+                    self.summary.fatal = Some(fatal);
+                }
+                self.stopping = true;
+            }
+            Outcome::Skipped => {}
+        }
+        self.pump();
         Ok(())
     }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit and end-to-end tests, every printed line checked against
+# Airbyte's official models, the metadata validated, and the output searched for secrets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python models (.venv)"
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+
+echo "== cargo fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+rm -rf target/debug/protocol-lines target/debug/test-runs
+cargo build --workspace --bins --quiet
+cargo test --workspace 2>&1 | tee target/test-output.log
+test "${PIPESTATUS[0]}" -eq 0
+
+echo "== every printed line against AirbyteMessage"
+.venv/bin/python scripts/validate_messages.py target/debug/protocol-lines
+
+if [ -f metadata.yaml ]; then
+  echo "== metadata.yaml against ConnectorMetadataDefinitionV0"
+  .venv/bin/python scripts/validate_metadata.py metadata.yaml
+fi
+
+echo "== no secret in any output"
+leaks=0
+for secret in cs-emulator-key-5f2b9e cs-emulator-pass-8d1c4a revoked-key-31337 sekrit-999 wrong-pass-4242; do
+  if grep -rlF -- "$secret" target/test-output.log target/debug/protocol-lines; then
+    echo "LEAK: $secret appears in the output above"; leaks=1
+  fi
+done
+test "$leaks" -eq 0
+echo "no secret found in $(ls target/debug/protocol-lines | wc -l) captured runs or the test log"
