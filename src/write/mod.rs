@@ -117,10 +117,14 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let mut lanes = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
-    for _ in 0..workers {
+    let (first_round_trip, _) = tokio::sync::watch::channel(None);
+    for index in 0..workers {
         let (lane_tx, lane_rx) = mpsc::channel(LANE_CAPACITY);
         lanes.push(lane_tx);
         let worker = Worker {
+            index,
+            workers,
+            first_round_trip: first_round_trip.clone(),
             client: client.clone(),
             lane: lane_rx,
             shared: shared_rx.clone(),

@@ -71,6 +71,13 @@ pub enum Outcome {
 }
 
 pub struct Worker {
+    /// This worker's place among `workers`: worker 0 starts at once and measures the first
+    /// round trip; worker i then starts i/workers of that round trip later. Spreading requests
+    /// over the round trip, instead of sending all at once, keeps a busy API (and the machine)
+    /// from seeing every request of a round arrive together, and spares it a burst at start.
+    pub index: usize,
+    pub workers: usize,
+    pub first_round_trip: tokio::sync::watch::Sender<Option<std::time::Duration>>,
     pub client: Arc<ApiClient>,
     pub lane: mpsc::Receiver<Work>,
     pub shared: async_channel::Receiver<Work>,
@@ -80,6 +87,17 @@ pub struct Worker {
 
 impl Worker {
     pub async fn run(mut self) {
+        const LONGEST_START_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+        if self.index > 0 {
+            let mut measured = self.first_round_trip.subscribe();
+            let round_trip = tokio::time::timeout(LONGEST_START_WAIT, measured.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|v| *v))
+                .unwrap_or_default()
+                .min(LONGEST_START_WAIT);
+            tokio::time::sleep(round_trip * self.index as u32 / self.workers as u32).await;
+        }
         let mut lane_open = true;
         let mut shared_open = true;
         while lane_open || shared_open {
@@ -98,7 +116,12 @@ impl Worker {
             let outcome = if self.stop.load(Ordering::Relaxed) {
                 Outcome::Skipped
             } else {
-                match execute(&self.client, work).await {
+                let started = std::time::Instant::now();
+                let result = execute(&self.client, work).await;
+                if self.index == 0 && self.first_round_trip.borrow().is_none() {
+                    self.first_round_trip.send_replace(Some(started.elapsed()));
+                }
+                match result {
                     Ok(done) => Outcome::Done(done),
                     Err(fatal) => {
                         self.stop.store(true, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! The emulator's in-memory records: create, update, upsert, read and search, per the contract.
 
-use super::rules::{check_fields, check_record, Object};
+use super::rules::{check_fields, check_owned_fields, check_record, Object};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -19,6 +19,32 @@ struct Table {
     by_key: HashMap<String, usize>,
     /// Clients only: name → index, the upsert fallback when a client has no externalId.
     by_name: HashMap<String, usize>,
+}
+
+/// `POST /{object}/bulk`'s checks: 1 to 100 records, all valid, or one 400 whose message does
+/// not say which record failed (all or nothing). Runs outside the store's lock.
+pub fn check_bulk(
+    object: Object,
+    body: Value,
+    client_exists: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Map<String, Value>>, Answer> {
+    let Value::Array(items) = body else {
+        return Err(error(400, "a bulk request must be a JSON array of records"));
+    };
+    if items.is_empty() || items.len() > 100 {
+        return Err(error(
+            400,
+            format!("a bulk request takes 1 to 100 records, got {}", items.len()),
+        ));
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            check_owned_fields(object, item, client_exists)
+                .and_then(|fields| check_record(object, &fields).map(|_| fields))
+                .map_err(|message| error(400, message))
+        })
+        .collect()
 }
 
 pub struct Store {
@@ -71,7 +97,7 @@ impl Store {
         )
     }
 
-    fn client_exists(&self, uuid: &str) -> bool {
+    pub fn client_exists(&self, uuid: &str) -> bool {
         self.tables[&Object::Client].by_uuid.contains_key(uuid)
     }
 
@@ -101,27 +127,8 @@ impl Store {
         Value::Object(record)
     }
 
-    /// `POST /{object}/bulk`: all or nothing; the message does not say which record failed.
-    pub fn bulk_create(&mut self, object: Object, body: &Value) -> Answer {
-        let Value::Array(items) = body else {
-            return error(400, "a bulk request must be a JSON array of records");
-        };
-        if items.is_empty() || items.len() > 100 {
-            return error(
-                400,
-                format!("a bulk request takes 1 to 100 records, got {}", items.len()),
-            );
-        }
-        let mut checked = Vec::with_capacity(items.len());
-        for item in items {
-            match self
-                .validate(object, item)
-                .and_then(|f| check_record(object, &f).map(|_| f))
-            {
-                Ok(fields) => checked.push(fields),
-                Err(message) => return error(400, message),
-            }
-        }
+    /// Stores records that `check_bulk` accepted, in order, and answers with them.
+    pub fn insert_many(&mut self, object: Object, checked: Vec<Map<String, Value>>) -> Answer {
         let created: Vec<Value> = checked
             .into_iter()
             .map(|f| self.insert(object, f))
