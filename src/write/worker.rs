@@ -90,12 +90,13 @@ impl Worker {
         const LONGEST_START_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
         if self.index > 0 {
             let mut measured = self.first_round_trip.subscribe();
-            let round_trip = tokio::time::timeout(LONGEST_START_WAIT, measured.wait_for(Option::is_some))
-                .await
-                .ok()
-                .and_then(|r| r.ok().and_then(|v| *v))
-                .unwrap_or_default()
-                .min(LONGEST_START_WAIT);
+            let round_trip =
+                tokio::time::timeout(LONGEST_START_WAIT, measured.wait_for(Option::is_some))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok().and_then(|v| *v))
+                    .unwrap_or_default()
+                    .min(LONGEST_START_WAIT);
             tokio::time::sleep(round_trip * self.index as u32 / self.workers as u32).await;
         }
         let mut lane_open = true;
