@@ -41,6 +41,15 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A bug must still end as an AirbyteMessage on stdout, not as text the platform can't read.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = format!("the connector hit a bug{location}; please report it");
+        let _ = Emitter::stdout().error_trace(crate::protocol::FailureType::SystemError, message);
+    }));
     let mut out = Emitter::stdout();
     match run(cli.command, &mut out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,35 @@
+# destination-clientsuccess: an Airbyte destination image.
+# Build: docker build -t airbyte/destination-clientsuccess:0.1.0 .
+
+FROM rust:1.95-slim-bookworm AS builder
+WORKDIR /build
+# Dependencies first, in their own layer: build them against stub sources, so a change to
+# src/ rebuilds only the connector.
+COPY Cargo.toml Cargo.lock ./
+COPY integration_tests/Cargo.toml integration_tests/Cargo.toml
+RUN mkdir -p src integration_tests/src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs integration_tests/src/lib.rs \
+    && cargo build --release --locked -p destination-clientsuccess \
+    && rm -rf src
+COPY src src
+# Cargo may not see the real sources as newer than the stubs' build: make sure it does.
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked -p destination-clientsuccess \
+    && strip target/release/destination-clientsuccess
+
+FROM debian:bookworm-slim
+# CA certificates: the connector speaks https to api.clientsuccess.com (rustls reads them).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --shell /usr/sbin/nologin --uid 1000 airbyte \
+    && mkdir -p /airbyte \
+    && chown airbyte:airbyte /airbyte
+COPY --from=builder /build/target/release/destination-clientsuccess /usr/local/bin/destination-clientsuccess
+WORKDIR /airbyte
+USER airbyte
+ENV AIRBYTE_ENTRYPOINT="/usr/local/bin/destination-clientsuccess"
+ENTRYPOINT ["/usr/local/bin/destination-clientsuccess"]
+LABEL io.airbyte.name=airbyte/destination-clientsuccess
+LABEL io.airbyte.version=0.1.0

@@ -1,0 +1,36 @@
+"""Validates metadata.yaml against Airbyte's official ConnectorMetadataDefinitionV0 model
+(airbyte-connector-models), plus the points this connector promises."""
+
+import sys
+import uuid
+
+import yaml
+from airbyte_connector_models.metadata.v0.connector_metadata_definition_v0 import (
+    ConnectorMetadataDefinitionV0,
+)
+
+
+def main(path: str) -> int:
+    raw = yaml.safe_load(open(path))
+    metadata = ConnectorMetadataDefinitionV0.model_validate(raw)
+    data = metadata.data
+    uuid.UUID(str(data.definition_id))
+    checks = {
+        "connectorType is destination": data.connector_type.value == "destination",
+        "connectorSubtype is api": data.connector_subtype.value == "api",
+        "supportsDataActivation": data.supports_data_activation is True,
+        "allowedHosts is api.clientsuccess.com": data.allowed_hosts is not None
+        and data.allowed_hosts.hosts == ["api.clientsuccess.com"],
+        "dockerRepository": data.docker_repository == "airbyte/destination-clientsuccess",
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    for name in failed:
+        print("metadata.yaml: FAILED", name)
+    if failed:
+        return 1
+    print(f"metadata.yaml is a valid ConnectorMetadataDefinitionV0: {data.name} {data.docker_image_tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
