@@ -12,6 +12,8 @@ use time::format_description::well_known::Rfc3339;
 
 pub struct RejectStore {
     file: Option<(PathBuf, BufWriter<File>)>,
+    /// Written since the last flush: only then does a state need to wait for the disk.
+    unsynced: bool,
 }
 
 #[derive(Serialize)]
@@ -43,7 +45,10 @@ impl RejectStore {
     /// Opens (appending) the file now, so a bad path fails the sync before anything is written.
     pub fn open(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
-            return Ok(Self { file: None });
+            return Ok(Self {
+                file: None,
+                unsynced: false,
+            });
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -65,6 +70,7 @@ impl RejectStore {
             })?;
         Ok(Self {
             file: Some((path.to_owned(), BufWriter::new(file))),
+            unsynced: false,
         })
     }
 
@@ -95,17 +101,20 @@ impl RejectStore {
                 .unwrap_or_default(),
         };
         serde_json::to_writer(&mut *file, &stored)?;
+        self.unsynced = true;
         file.write_all(b"\n")
     }
 
     /// Called before any STATE goes out: a state promises its rejected records are on disk.
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.file {
-            Some((_, file)) => {
+            Some((_, file)) if self.unsynced => {
                 file.flush()?;
-                file.get_ref().sync_data()
+                file.get_ref().sync_data()?;
+                self.unsynced = false;
+                Ok(())
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 }

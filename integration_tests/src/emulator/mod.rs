@@ -49,7 +49,7 @@ pub struct Options {
     /// Seed of every random choice (fault draws, jitter, uuids).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Fixed latency added to every /v2 and /v1 request, in milliseconds.
+    /// Response time of every /v2 and /v1 request, from its arrival, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Random extra latency, 0 to this many milliseconds.
@@ -345,6 +345,7 @@ fn endpoint_label(method: &Method, segments: &[&str]) -> String {
 }
 
 async fn handle(state: Arc<Shared>, req: Request<Incoming>) -> Reply {
+    let arrived = tokio::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -379,6 +380,7 @@ async fn handle(state: Arc<Shared>, req: Request<Incoming>) -> Reply {
     let sequence = state.sequence.fetch_add(1, Ordering::SeqCst);
     let is_write = method != Method::GET;
     let (fault, latency) = state.draw(sequence, is_write);
+    let answer_at = arrived + latency;
     state.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&state.in_flight);
     let segments: Vec<&str> = owned_segments.iter().map(String::as_str).collect();
@@ -393,12 +395,10 @@ async fn handle(state: Arc<Shared>, req: Request<Incoming>) -> Reply {
         fault,
     };
     let reply = respond(&state, request).await;
-    // The request's time on the wire and in the API, added once its work is done: callers see
-    // the same delay, and requests that waited together do not then contend for the store in
-    // lockstep (which would make the emulator, not the client, the bottleneck).
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    // Latency is the API's response time: the answer leaves `latency` after the request
+    // arrived, the emulator's own work included (later only if that work took longer). The
+    // work comes first so that requests waiting together do not contend in lockstep.
+    tokio::time::sleep_until(answer_at).await;
     reply
 }
 
