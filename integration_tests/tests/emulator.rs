@@ -64,6 +64,12 @@ impl Api {
         created[0]["uuid"].as_str().unwrap().to_owned()
     }
 
+    /// Asserts the API created what was posted.
+    async fn accepted(&self, path: &str, body: Value) {
+        let (status, answer) = self.post(path, body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
     /// Asserts a 400 whose message contains `needle`, and that nothing was stored.
     async fn refused(&self, path: &str, body: Value, needle: &str) {
         let before = ["client", "contact", "contract"].map(|o| self.emulator.count(o));
@@ -103,7 +109,7 @@ async fn bulk_create_takes_1_to_100_records() {
     let many: Vec<Value> = (0..101).map(|i| json!({"name": format!("c{i}")})).collect();
     api.refused("/client/bulk", json!(many), "1 to 100").await;
     let hundred: Vec<Value> = (0..100).map(|i| json!({"name": format!("c{i}")})).collect();
-    assert_eq!(api.post("/client/bulk", json!(hundred)).await.0, 201);
+    api.accepted("/client/bulk", json!(hundred)).await;
     api.refused("/client/bulk", json!({"name": "not an array"}), "array")
         .await;
 }
@@ -194,10 +200,8 @@ async fn client_upsert_matches_external_id_then_name() {
         (200, &created["uuid"]),
         "falls back to name"
     );
-    assert_eq!(
-        api.post("/client/upsert", json!({"name": "Other"})).await.0,
-        201
-    );
+    api.accepted("/client/upsert", json!({"name": "Other"}))
+        .await;
     assert_eq!(api.emulator.count("client"), 2);
     api.refused(
         "/client/upsert",
@@ -211,15 +215,11 @@ async fn client_upsert_matches_external_id_then_name() {
 async fn contact_and_contract_upserts_match_their_natural_keys() {
     let api = Api::start(Options::default()).await;
     let client = api.client(json!({"name": "A"})).await;
-    assert_eq!(
-        api.post(
-            "/contact/upsert",
-            json!({"clientId": client, "email": "a@b.co"})
-        )
-        .await
-        .0,
-        201
-    );
+    api.accepted(
+        "/contact/upsert",
+        json!({"clientId": client, "email": "a@b.co"}),
+    )
+    .await;
     let (status, contact) = api
         .post(
             "/contact/upsert",
@@ -235,15 +235,11 @@ async fn contact_and_contract_upserts_match_their_natural_keys() {
         "no key: created"
     );
     assert_eq!(api.emulator.count("contact"), 2);
-    assert_eq!(
-        api.post(
-            "/contract/upsert",
-            json!({"clientId": client, "externalId": "K1"})
-        )
-        .await
-        .0,
-        201
-    );
+    api.accepted(
+        "/contract/upsert",
+        json!({"clientId": client, "externalId": "K1"}),
+    )
+    .await;
     assert_eq!(
         api.post(
             "/contract/upsert",
@@ -394,12 +390,8 @@ async fn ranges() {
 async fn status_enum() {
     let api = Api::start(Options::default()).await;
     for status in ["ACTIVE", "INACTIVE", "TRIAL", "TERMINATED"] {
-        assert_eq!(
-            api.post("/client/bulk", json!([{"name": "A", "status": status}]))
-                .await
-                .0,
-            201
-        );
+        api.accepted("/client/bulk", json!([{"name": "A", "status": status}]))
+            .await;
     }
     api.refused(
         "/client/bulk",
@@ -412,15 +404,11 @@ async fn status_enum() {
 #[tokio::test]
 async fn dates_are_real_calendar_dates() {
     let api = Api::start(Options::default()).await;
-    assert_eq!(
-        api.post(
-            "/client/bulk",
-            json!([{"name": "A", "inceptionDate": "2024-02-29"}])
-        )
-        .await
-        .0,
-        201
-    );
+    api.accepted(
+        "/client/bulk",
+        json!([{"name": "A", "inceptionDate": "2024-02-29"}]),
+    )
+    .await;
     for bad in [
         "2023-02-29",
         "2024-13-01",
@@ -471,15 +459,11 @@ async fn end_date_not_before_start_date() {
 async fn email_shape() {
     let api = Api::start(Options::default()).await;
     let client = api.client(json!({"name": "A"})).await;
-    assert_eq!(
-        api.post(
-            "/contact/bulk",
-            json!([{"clientId": client, "email": "first.last+tag@sub.example.com"}])
-        )
-        .await
-        .0,
-        201
-    );
+    api.accepted(
+        "/contact/bulk",
+        json!([{"clientId": client, "email": "first.last+tag@sub.example.com"}]),
+    )
+    .await;
     for bad in ["plain", "a@b", "a b@c.co", "@c.co"] {
         api.refused(
             "/contact/bulk",
@@ -493,15 +477,11 @@ async fn email_shape() {
 #[tokio::test]
 async fn timezones_are_tz_database_names() {
     let api = Api::start(Options::default()).await;
-    assert_eq!(
-        api.post(
-            "/client/bulk",
-            json!([{"name": "A", "timezone": "America/Denver"}])
-        )
-        .await
-        .0,
-        201
-    );
+    api.accepted(
+        "/client/bulk",
+        json!([{"name": "A", "timezone": "America/Denver"}]),
+    )
+    .await;
     api.refused(
         "/client/bulk",
         json!([{"name": "A", "timezone": "Mountain Time"}]),
