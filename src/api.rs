@@ -278,11 +278,6 @@ impl ApiClient {
         self
     }
 
-    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
-
     fn notice(&self, message: String) {
         if let Some(tx) = &self.notices {
             let _ = tx.send(message);

@@ -257,10 +257,6 @@ impl StateMessage {
         self.field("global")
     }
 
-    pub fn source_stats(&self) -> Option<StateStats> {
-        self.field("sourceStats")
-    }
-
     pub fn destination_stats(&self) -> Option<StateStats> {
         self.field("destinationStats")
     }

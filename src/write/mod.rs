@@ -51,7 +51,6 @@ pub struct Summary {
     pub records: u64,
     pub written: u64,
     pub rejected: u64,
-    pub requests_failed: Option<String>,
     fatal: Option<Fatal>,
     rejected_nowhere: bool,
     first_reasons: Vec<String>,
