@@ -160,6 +160,29 @@ fn schema_errors(
                     "are not fields"
                 },
             ),
+            ValidationErrorKind::Enum { options } => format!(
+                "field `{}` must be one of {}",
+                dotted_path(error.instance_path().as_str()),
+                options.as_array().map_or_else(
+                    || options.to_string(),
+                    // Nulls are dropped before validation, so null is no option to offer.
+                    |values| values
+                        .iter()
+                        .filter(|v| !v.is_null())
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            ),
+            ValidationErrorKind::Format { format } => format!(
+                "field `{}` is not a valid {}",
+                dotted_path(error.instance_path().as_str()),
+                match format.as_str() {
+                    "date" => "date (a real calendar date as YYYY-MM-DD)",
+                    "email" => "email address",
+                    other => other,
+                }
+            ),
             _ => format!(
                 "field `{}`: {}",
                 dotted_path(error.instance_path().as_str()),
@@ -260,6 +283,20 @@ mod tests {
             "{reason}"
         );
         assert!(!reason.contains("12345678901"), "value leaked: {reason}");
+        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","status":"GONE"}"#)));
+        assert_eq!(
+            reason,
+            r#"field `status` must be one of "ACTIVE", "INACTIVE", "TRIAL", "TERMINATED""#
+        );
+        let reason = rejection(prepare(
+            &plan,
+            1,
+            record(r#"{"name":"A","inceptionDate":"2023-02-30"}"#),
+        ));
+        assert_eq!(
+            reason,
+            "field `inceptionDate` is not a valid date (a real calendar date as YYYY-MM-DD)"
+        );
         let reason = rejection(prepare(&plan, 1, record(r#"{"city":"X"}"#)));
         assert_eq!(reason, "field `name` is required to insert a client");
         let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","colour":"red"}"#)));
