@@ -99,29 +99,11 @@ async fn readme_configuration_reference_lists_every_field() {
         .keys()
         .cloned()
         .collect();
-    for option in schema["properties"]["credentials"]["oneOf"]
-        .as_array()
-        .unwrap()
-    {
-        fields.extend(
-            option["properties"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(|k| format!("credentials.{k}")),
-        );
-    }
-    for option in schema["properties"]["rejected_records"]["oneOf"]
-        .as_array()
-        .unwrap()
-    {
-        fields.extend(
-            option["properties"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(|k| format!("rejected_records.{k}")),
-        );
+    for choice in ["credentials", "rejected_records"] {
+        for option in schema["properties"][choice]["oneOf"].as_array().unwrap() {
+            let keys = option["properties"].as_object().unwrap().keys();
+            fields.extend(keys.map(|k| format!("{choice}.{k}")));
+        }
     }
     for field in fields {
         assert!(
