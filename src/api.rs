@@ -509,16 +509,11 @@ impl ApiClient {
     /// `check`'s proof: sign in, then one cheap authenticated read. No retries, so a broken
     /// setup is reported at once; the error says what to fix.
     pub async fn probe(&self) -> Result<(), String> {
-        self.authorization().await.map_err(|fatal| match fatal {
+        let (authorization, _) = self.authorization().await.map_err(|fatal| match fatal {
             Fatal::Config(e) => e.0,
             Fatal::Transient(e) => e.0,
         })?;
-        let path = "/client/search?page=0&size=1";
-        let url = self.url(path);
-        let (authorization, _) = self
-            .authorization()
-            .await
-            .map_err(|_| "could not sign in".to_owned())?;
+        let url = self.url("/client/search?page=0&size=1");
         let response = self
             .http
             .get(&url)

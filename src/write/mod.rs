@@ -23,7 +23,7 @@ use crate::protocol::{Lines, LogLevel};
 use ledger::Ledger;
 use plan::Plan;
 use prepare::{Item, Original, Prepared, Rejection};
-use rejects::{RejectStore, RejectedEntry};
+use rejects::RejectStore;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::sync::atomic::AtomicBool;
@@ -149,7 +149,6 @@ pub async fn run(
         in_flight: 0,
         object_in_flight: [0; 3],
         last_mode: [None; 3],
-        stopping: false,
         summary: Summary::default(),
         notices_logged: 0,
         notices_suppressed: 0,
@@ -197,7 +196,6 @@ struct Coordinator<'a> {
     /// records of the same object and key keep their input order across streams.
     object_in_flight: [usize; 3],
     last_mode: [Option<WriteMode>; 3],
-    stopping: bool,
     summary: Summary,
     notices_logged: u64,
     notices_suppressed: u64,
@@ -216,7 +214,7 @@ impl Coordinator<'_> {
             tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut last_progress = (Instant::now(), 0u64);
         loop {
-            if self.stopping {
+            if self.stopping() {
                 if reading {
                     reading = false;
                     items.close();
@@ -239,14 +237,14 @@ impl Coordinator<'_> {
                     }
                     None => {
                         reading = false;
-                        if !self.stopping {
+                        if !self.stopping() {
                             for stream in 0..self.batches.len() {
                                 self.flush_batch(stream);
                             }
                         }
                     }
                 },
-                _ = sleep_until(deadline), if deadline.is_some() && !self.stopping => {
+                _ = sleep_until(deadline), if deadline.is_some() && !self.stopping() => {
                     let now = Instant::now();
                     for stream in 0..self.batches.len() {
                         if self.batch_started[stream].is_some_and(|t| now >= t + MAX_BATCH_WAIT) {
@@ -306,7 +304,7 @@ impl Coordinator<'_> {
         let index = object_index(object);
         if self.last_mode[index].is_some_and(|last| last != mode) {
             self.drain_object(object, outcomes).await?;
-            if self.stopping {
+            if self.stopping() {
                 return Ok(());
             }
         }
@@ -345,7 +343,7 @@ impl Coordinator<'_> {
                 self.flush_batch(stream);
             }
         }
-        while self.object_in_flight[object_index(object)] > 0 && !self.stopping {
+        while self.object_in_flight[object_index(object)] > 0 && !self.stopping() {
             let Some((done_object, outcome)) = outcomes.recv().await else {
                 break;
             };
@@ -402,6 +400,11 @@ impl Coordinator<'_> {
         }
     }
 
+    /// A fatal error stops the sync: no new input, no new work.
+    fn stopping(&self) -> bool {
+        self.summary.fatal.is_some()
+    }
+
     /// The sync is stopping: work not yet handed to a worker will not be attempted.
     fn abandon_waiting(&mut self) {
         for queue in &mut self.waiting {
@@ -423,7 +426,6 @@ impl Coordinator<'_> {
                 if self.summary.fatal.is_none() {
                     self.summary.fatal = Some(fatal);
                 }
-                self.stopping = true;
             }
             Outcome::Skipped => {}
         }
@@ -458,13 +460,7 @@ impl Coordinator<'_> {
 
     fn reject(&mut self, rejection: &Rejection) -> anyhow::Result<()> {
         self.summary.rejected += 1;
-        self.rejects.store(RejectedEntry {
-            stream: rejection.stream.as_deref(),
-            line: rejection.line,
-            original: &rejection.original,
-            reason: &rejection.reason,
-            http_status: rejection.http_status,
-        })?;
+        self.rejects.store(rejection)?;
         let stream = rejection
             .stream
             .as_deref()

@@ -1,7 +1,7 @@
 //! Where rejected records go: a JSON-lines file of the stream, the line number, the original
 //! record, the reason, the HTTP status and the time, or nowhere (then the sync must fail).
 
-use super::prepare::Original;
+use super::prepare::{Original, Rejection};
 use crate::error::ConfigError;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -31,14 +31,6 @@ struct StoredRejection<'a> {
     reason: &'a str,
     http_status: Option<u16>,
     rejected_at: String,
-}
-
-pub struct RejectedEntry<'a> {
-    pub stream: Option<&'a str>,
-    pub line: u64,
-    pub original: &'a Original,
-    pub reason: &'a str,
-    pub http_status: Option<u16>,
 }
 
 impl RejectStore {
@@ -82,19 +74,19 @@ impl RejectStore {
         self.file.as_ref().map(|(p, _)| p.as_path())
     }
 
-    pub fn store(&mut self, entry: RejectedEntry<'_>) -> io::Result<()> {
+    pub fn store(&mut self, entry: &Rejection) -> io::Result<()> {
         let Some((_, file)) = &mut self.file else {
             return Ok(());
         };
-        let record = match entry.original {
+        let record = match &entry.original {
             Original::Record(raw) => StoredRecord::Record(raw),
             Original::Line(text) => StoredRecord::Line(text),
         };
         let stored = StoredRejection {
-            stream: entry.stream,
+            stream: entry.stream.as_deref(),
             line: entry.line,
             record,
-            reason: entry.reason,
+            reason: &entry.reason,
             http_status: entry.http_status,
             rejected_at: time::OffsetDateTime::now_utc()
                 .format(&Rfc3339)

@@ -150,17 +150,7 @@ impl Emulator {
     pub async fn start(options: Options) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            store: Mutex::new(Store::new(options.seed)),
-            options,
-            tokens: Mutex::new(HashMap::new()),
-            authorized_requests: AtomicU64::new(0),
-            sequence: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            window: Mutex::new((0, 0)),
-            started: Instant::now(),
-            stats: Mutex::new(BTreeMap::new()),
-        });
+        let shared = Arc::new(Shared::new(options));
         let server_state = shared.clone();
         let server = tokio::spawn(async move {
             loop {
@@ -241,6 +231,20 @@ impl Emulator {
 }
 
 impl Shared {
+    fn new(options: Options) -> Self {
+        Self {
+            store: Mutex::new(Store::new(options.seed)),
+            options,
+            tokens: Mutex::new(HashMap::new()),
+            authorized_requests: AtomicU64::new(0),
+            sequence: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            window: Mutex::new((0, 0)),
+            started: Instant::now(),
+            stats: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     fn reset(&self) {
         self.store.lock().unwrap().reset();
         self.tokens.lock().unwrap().clear();
@@ -663,19 +667,8 @@ mod tests {
             seed: 7,
             ..Options::default()
         };
-        let shared = |o: Options| Shared {
-            store: Mutex::new(Store::new(o.seed)),
-            options: o,
-            tokens: Mutex::new(HashMap::new()),
-            authorized_requests: AtomicU64::new(0),
-            sequence: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            window: Mutex::new((0, 0)),
-            started: Instant::now(),
-            stats: Mutex::new(BTreeMap::new()),
-        };
-        let a = shared(options.clone());
-        let b = shared(options);
+        let a = Shared::new(options.clone());
+        let b = Shared::new(options);
         let draws_a: Vec<_> = (0..50).map(|i| a.draw(i, true).0).collect();
         let draws_b: Vec<_> = (0..50).map(|i| b.draw(i, true).0).collect();
         assert_eq!(draws_a, draws_b);
