@@ -42,11 +42,15 @@ pub fn classify(status: StatusCode) -> Disposition {
     }
 }
 
+/// The longest wait a server may ask for; a longer `Retry-After` is taken as this.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+/// The longest token lifetime believed; a token is renewed at least this often.
+const TOKEN_LIFETIME_CAP: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Delay before retry number `attempt` (0-based): exponential with jitter, unless the server
 /// said how long to wait.
 pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> Duration {
     const CAP: Duration = Duration::from_secs(30);
-    const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
     if let Some(wait) = retry_after {
         return wait.min(RETRY_AFTER_CAP);
     }
@@ -56,19 +60,22 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> D
     half + rand::rng().random_range(Duration::ZERO..=half)
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After` as seconds or an HTTP date, capped at [`RETRY_AFTER_CAP`] before any
+/// arithmetic, so no value a server sends can overflow a `Duration`.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(RETRY_AFTER_CAP));
     }
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CAP.as_secs_f64())));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .min(RETRY_AFTER_CAP),
     )
 }
 
@@ -322,7 +329,8 @@ impl ApiClient {
         #[derive(Deserialize)]
         struct TokenReply {
             access_token: Secret,
-            expires_in: Option<u64>,
+            /// Any number: it is clamped before it becomes a `Duration`.
+            expires_in: Option<f64>,
         }
         let url = login.auth_url.as_str();
         let mut attempt = 0;
@@ -367,8 +375,12 @@ impl ApiClient {
             )))
         })?;
         // Renew a minute early so no request goes out on a token about to lapse.
-        let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(43_200))
-            .saturating_sub(Duration::from_secs(60));
+        let seconds = reply
+            .expires_in
+            .filter(|s| s.is_finite())
+            .unwrap_or(43_200.0)
+            .clamp(0.0, TOKEN_LIFETIME_CAP.as_secs_f64());
+        let lifetime = Duration::from_secs_f64(seconds).saturating_sub(Duration::from_secs(60));
         let previous = login
             .current
             .read()
@@ -608,6 +620,14 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        for huge in ["1e300", "18446744073709551615", "99999999999999999999999", "inf"] {
+            let parsed = parse_retry_after(huge);
+            assert!(parsed.is_none_or(|d| d <= RETRY_AFTER_CAP), "{huge}: {parsed:?}");
+        }
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(RETRY_AFTER_CAP)
+        );
     }
 
     #[test]

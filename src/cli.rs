@@ -49,6 +49,8 @@ pub fn main() -> ExitCode {
             .unwrap_or_default();
         let message = format!("the connector hit a bug{location}; please report it");
         let _ = Emitter::stdout().error_trace(crate::protocol::FailureType::SystemError, message);
+        // A panicked task would leave the others waiting for it forever: end the process now.
+        std::process::exit(70);
     }));
     let mut out = Emitter::stdout();
     match run(cli.command, &mut out) {
@@ -66,6 +68,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+/// SIGTERM (how a platform cancels a sync) and SIGINT, by name, as they arrive.
+fn shutdown_signals() -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<&'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            if tx.send(name).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
@@ -93,7 +115,10 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
             })?;
             let plan = write::plan::Plan::new(&configured)?;
             let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
-            let summary = runtime()?.block_on(write::run(settings, plan, stdin, out))?;
+            let summary = runtime()?.block_on(async {
+                let shutdown = shutdown_signals()?;
+                write::run(settings, plan, stdin, out, shutdown).await
+            })?;
             summary.into_result()?;
         }
     }

@@ -60,6 +60,14 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(title = "Rejected records", extend("order" = 6))]
     pub rejected_records: RejectedRecords,
+
+    /// When every one of the first N records of a sync is rejected for the same reason, the
+    /// cause is a field mapping or configuration mistake, not bad data: the sync then fails with
+    /// that reason and emits no state for those records (all of them if the sync has fewer than
+    /// N). Raise N to tolerate longer runs of identical rejections; 0 turns the check off.
+    #[serde(default = "default_rejection_breaker_records")]
+    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 7))]
+    pub rejection_breaker_records: u64,
 }
 
 /// How the connector authenticates.
@@ -129,6 +137,9 @@ fn default_max_retries() -> u32 {
 fn default_request_timeout_secs() -> u64 {
     30
 }
+fn default_rejection_breaker_records() -> u64 {
+    1000
+}
 
 /// How the connector authenticates, validated.
 #[derive(Debug, Clone)]
@@ -152,6 +163,8 @@ pub struct Settings {
     pub max_retries: u32,
     pub request_timeout: Duration,
     pub rejected_records: Option<PathBuf>,
+    /// 0: off. See `RawConfig::rejection_breaker_records`.
+    pub rejection_breaker_records: u64,
 }
 
 /// The JSON schema of the config, as the SPEC's `connectionSpecification`.
@@ -224,16 +237,23 @@ pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
 fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
     let base_url = checked_url(&raw.base_url, "base_url")?;
     let auth = match raw.credentials {
-        Credentials::ApiKey { api_key } => Auth::ApiKey(api_key),
+        Credentials::ApiKey { api_key } => {
+            no_control_characters(api_key.expose(), "credentials.api_key")?;
+            Auth::ApiKey(api_key)
+        }
         Credentials::UsernamePassword {
             username,
             password,
             auth_url,
-        } => Auth::UsernamePassword {
-            username,
-            password,
-            auth_url: checked_url(&auth_url, "credentials.auth_url")?,
-        },
+        } => {
+            no_control_characters(&username, "credentials.username")?;
+            no_control_characters(password.expose(), "credentials.password")?;
+            Auth::UsernamePassword {
+                username,
+                password,
+                auth_url: checked_url(&auth_url, "credentials.auth_url")?,
+            }
+        }
     };
     Ok(Settings {
         auth,
@@ -246,7 +266,21 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
             RejectedRecords::None => None,
             RejectedRecords::Local { path } => Some(PathBuf::from(path)),
         },
+        rejection_breaker_records: raw.rejection_breaker_records,
     })
+}
+
+/// A credential with a line break or another control character cannot go into an HTTP header
+/// (it usually comes from a copy and paste); say so instead of failing every request.
+fn no_control_characters(value: &str, field: &str) -> Result<(), ConfigError> {
+    match value.chars().position(char::is_control) {
+        None => Ok(()),
+        Some(at) => Err(ConfigError::new(format!(
+            "field `{field}` contains a control character (a line break, tab or similar) at character {}; \
+             paste the value again without it",
+            at + 1
+        ))),
+    }
 }
 
 /// A URL the connector may send credentials to: https, or plain http to this machine only.
@@ -414,6 +448,20 @@ mod tests {
 
         let err = from_value(&json!({})).unwrap_err().0;
         assert!(err.contains("credentials"), "{err}");
+
+        let err = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "sekrit-999\n"}}))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("`credentials.api_key`") && err.contains("control character"),
+            "{err}"
+        );
+        assert!(!err.contains("sekrit"), "secret leaked: {err}");
+        let err = from_value(&json!({"credentials": {"auth_type": "username_password",
+            "username": "u", "password": "p\tq"}}))
+        .unwrap_err()
+        .0;
+        assert!(err.contains("`credentials.password`"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,27 @@
 //! The one writer of stdout: every line it prints is one AirbyteMessage.
 
 use crate::protocol::{AirbyteMessage, FailureType, LogLevel};
+use std::borrow::Cow;
 use std::io::{self, Write};
+
+/// JSON allows U+0085, U+2028 and U+2029 raw inside strings, but line-based readers (Python's
+/// `splitlines`, among others) break lines there. They can only occur inside strings, where
+/// `\uXXXX` means the same, so they are escaped.
+fn escape_line_separators(line: &str) -> Cow<'_, str> {
+    if !line.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+        return Cow::Borrowed(line);
+    }
+    let mut escaped = String::with_capacity(line.len() + 12);
+    for c in line.chars() {
+        match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                escaped.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
 
 pub struct Emitter {
     out: Box<dyn Write + Send>,
@@ -18,7 +38,8 @@ impl Emitter {
 
     /// Writes one message and flushes, so the platform sees it (states above all) at once.
     pub fn emit(&mut self, message: &AirbyteMessage) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, message)?;
+        let line = serde_json::to_string(message)?;
+        self.out.write_all(escape_line_separators(&line).as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
@@ -33,5 +54,20 @@ impl Emitter {
         message: impl Into<String>,
     ) -> io::Result<()> {
         self.emit(&AirbyteMessage::error_trace(failure_type, message, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_separators_inside_strings_are_escaped() {
+        let line = "{\"a\":\"x\u{2028}y\u{85}\"}";
+        let escaped = escape_line_separators(line);
+        assert_eq!(escaped, r#"{"a":"x\u2028y\u0085"}"#);
+        let back: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back["a"], "x\u{2028}y\u{85}");
+        assert!(matches!(escape_line_separators("{}"), Cow::Borrowed(_)));
     }
 }

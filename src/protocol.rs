@@ -186,10 +186,67 @@ pub struct RecordMessage {
 
 /// A STATE, kept field by field as raw JSON so that echoing it changes nothing the destination
 /// does not own (`id`, `sourceStats`, big numbers, key order), only `destinationStats`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Whitespace between tokens is dropped on the way in, so an echo never carries a raw line
+/// break (JSON allows CR and LF there; a line-based reader would split the message).
+#[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
 pub struct StateMessage {
     fields: IndexMap<String, Box<RawValue>>,
+}
+
+impl<'de> Deserialize<'de> for StateMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = IndexMap::<String, Box<RawValue>>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(key, raw)| {
+                let compact = minify(raw.get());
+                let raw = RawValue::from_string(compact).map_err(serde::de::Error::custom)?;
+                Ok((key, raw))
+            })
+            .collect::<Result<_, D::Error>>()?;
+        Ok(Self { fields })
+    }
+}
+
+/// `json` without whitespace between tokens; strings are left exactly as they are.
+pub fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The shape Airbyte's own model gives a STATE: what must hold for the platform to accept an
+/// echo of it. Unknown fields are allowed, as in the model.
+#[derive(Deserialize)]
+struct StateShape {
+    #[serde(rename = "type", default)]
+    kind: Option<StateType>,
+    #[serde(default)]
+    stream: Option<StreamState>,
+    #[serde(default)]
+    global: Option<GlobalState>,
+    #[serde(default)]
+    data: Option<serde_json::Map<String, Value>>,
+    #[serde(rename = "sourceStats", default)]
+    _source_stats: Option<StateStats>,
+    #[serde(rename = "destinationStats", default)]
+    _destination_stats: Option<StateStats>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,13 +268,13 @@ pub struct StreamDescriptor {
 pub struct StreamState {
     pub stream_descriptor: StreamDescriptor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_state: Option<Value>,
+    pub stream_state: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GlobalState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared_state: Option<Value>,
+    pub shared_state: Option<serde_json::Map<String, Value>>,
     pub stream_states: Vec<StreamState>,
 }
 
@@ -259,6 +316,30 @@ impl StateMessage {
 
     pub fn destination_stats(&self) -> Option<StateStats> {
         self.field("destinationStats")
+    }
+
+    /// Why the platform would refuse an echo of this state, or `None` when it is sound.
+    pub fn problem(&self) -> Option<String> {
+        // Decoding every value checks what raw JSON does not: escapes such as lone surrogates.
+        let text = serde_json::to_string(&self.fields).ok()?;
+        let shape: StateShape = match serde_json::from_str::<Value>(&text)
+            .and_then(serde_json::from_value)
+        {
+            Ok(shape) => shape,
+            Err(e) => return Some(e.to_string()),
+        };
+        match shape.kind {
+            Some(StateType::Stream) if shape.stream.is_none() => {
+                Some("a STREAM state without `stream`".into())
+            }
+            Some(StateType::Global) if shape.global.is_none() => {
+                Some("a GLOBAL state without `global`".into())
+            }
+            Some(StateType::Legacy) if shape.data.is_none() => {
+                Some("a LEGACY state without `data`".into())
+            }
+            _ => None,
+        }
     }
 
     /// The platform's state id, when it set one.
@@ -426,8 +507,9 @@ pub struct ConfiguredStream {
     pub destination_object_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor_field: Option<Vec<String>>,
+    /// Kept as JSON so that a wrong shape is reported with the stream's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_key: Option<Vec<Vec<String>>>,
+    pub primary_key: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -448,39 +530,82 @@ pub struct StreamDefinition {
 }
 
 /// Reads input one line at a time, never the whole stream, numbering lines from 1.
-/// Blank lines are skipped but still counted, so numbers match what an editor shows.
+/// Blank lines are skipped but still counted, so numbers match what an editor shows. A byte
+/// order mark at the start of a line is dropped. A line that is not UTF-8 is handed on as
+/// [`NotUtf8`], so one bad line costs only itself.
 pub struct Lines<R> {
     input: R,
     number: u64,
+    buffer: Vec<u8>,
 }
+
+/// A line whose bytes are not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotUtf8 {
+    /// The line with each invalid byte written as `\xNN`: printable, and still telling.
+    pub escaped: String,
+    /// Byte offset of the first invalid byte.
+    pub valid_up_to: usize,
+}
+
+pub type Line = Result<String, NotUtf8>;
 
 impl<R: BufRead> Lines<R> {
     pub fn new(input: R) -> Self {
-        Self { input, number: 0 }
+        Self {
+            input,
+            number: 0,
+            buffer: Vec::new(),
+        }
     }
 }
 
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
 impl<R: BufRead> Iterator for Lines<R> {
-    type Item = io::Result<(u64, String)>;
+    type Item = io::Result<(u64, Line)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let mut line = String::new();
-            match self.input.read_line(&mut line) {
+            self.buffer.clear();
+            match self.input.read_until(b'\n', &mut self.buffer) {
                 Ok(0) => return None,
                 Ok(_) => {
                     self.number += 1;
-                    let trimmed_len = line.trim_end_matches(['\n', '\r']).len();
-                    line.truncate(trimmed_len);
-                    if line.trim().is_empty() {
+                    let mut bytes = self.buffer.as_slice();
+                    while let [rest @ .., b'\n' | b'\r'] = bytes {
+                        bytes = rest;
+                    }
+                    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+                    if bytes.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
+                    let line = match std::str::from_utf8(bytes) {
+                        Ok(text) => Ok(text.to_owned()),
+                        Err(e) => Err(NotUtf8 {
+                            escaped: escape_invalid_utf8(bytes),
+                            valid_up_to: e.valid_up_to(),
+                        }),
+                    };
                     return Some(Ok((self.number, line)));
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Some(Err(e)),
             }
         }
     }
+}
+
+fn escape_invalid_utf8(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            let _ = write!(text, "\\x{byte:02X}");
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -575,11 +700,61 @@ mod tests {
 
     #[test]
     fn lines_are_numbered_and_blank_lines_counted() {
-        let input = "a\n\nb\r\nc";
+        let input = "\u{feff}a\n\nb\r\nc";
         let lines: Vec<_> = Lines::new(input.as_bytes()).map(|l| l.unwrap()).collect();
         assert_eq!(
             lines,
-            vec![(1, "a".into()), (3, "b".into()), (4, "c".into())]
+            vec![(1, Ok("a".into())), (3, Ok("b".into())), (4, Ok("c".into()))]
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_handed_on_escaped() {
+        let input = b"ok\n{\"a\":\"\xff\xfe\"}\nnext\n";
+        let lines: Vec<_> = Lines::new(&input[..]).map(|l| l.unwrap()).collect();
+        assert_eq!(lines[0], (1, Ok("ok".into())));
+        assert_eq!(
+            lines[1],
+            (
+                2,
+                Err(NotUtf8 {
+                    escaped: r#"{"a":"\xFF\xFE"}"#.into(),
+                    valid_up_to: 6
+                })
+            )
+        );
+        assert_eq!(lines[2], (3, Ok("next".into())));
+    }
+
+    #[test]
+    fn malformed_states_are_named_and_echoes_have_no_raw_line_breaks() {
+        let problem = |state: &str| {
+            let line = format!(r#"{{"type":"STATE","state":{state}}}"#);
+            match AirbyteMessage::from_line(&line) {
+                Ok(AirbyteMessage::State(s)) => s.problem(),
+                other => panic!("{other:?}"),
+            }
+        };
+        for bad in [
+            r#"{"type":"BOGUS","data":{}}"#,
+            r#"{"type":"LEGACY","data":[1]}"#,
+            r#"{"type":"LEGACY","data":{},"sourceStats":{"recordCount":"abc"}}"#,
+            r#"{"type":"STREAM","stream":{"stream_descriptor":{}}}"#,
+            r#"{"type":"STREAM"}"#,
+            r#"{"type":"LEGACY","data":{"s":"\ud800"}}"#,
+        ] {
+            assert!(problem(bad).is_some(), "{bad} passed");
+        }
+        assert_eq!(problem(r#"{"type":"LEGACY","data":{"a":1},"id":3}"#), None);
+        let line = "{\"type\":\"STATE\",\"state\":{\"type\":\"LEGACY\",\r\"data\":{ \"a b\" :\t[1, 2]}}}";
+        let AirbyteMessage::State(state) = AirbyteMessage::from_line(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(state.problem(), None);
+        let echoed = AirbyteMessage::State(state).to_line();
+        assert_eq!(
+            echoed,
+            r#"{"type":"STATE","state":{"type":"LEGACY","data":{"a b":[1,2]}}}"#
         );
     }
 }

@@ -8,6 +8,7 @@
 //! Every channel but the outcome one is bounded, so stdin is read only as fast as the API
 //! takes records, and memory stays flat whatever the input size.
 
+pub mod budget;
 pub mod ledger;
 pub mod plan;
 pub mod prepare;
@@ -17,20 +18,21 @@ pub mod worker;
 use crate::api::{ApiClient, Fatal};
 use crate::catalog::{ObjectKind, WriteMode};
 use crate::config::Settings;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, TransientError};
 use crate::output::Emitter;
 use crate::protocol::{Lines, LogLevel};
+use budget::ByteBudget;
 use ledger::Ledger;
 use plan::Plan;
 use prepare::{Item, Original, Prepared, Rejection};
 use rejects::RejectStore;
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use worker::{Outcome, Work, Worker};
+use worker::{Outcome, Settled, Work, Worker};
 
 /// A partial batch waits at most this long for more records before it is sent.
 const MAX_BATCH_WAIT: Duration = Duration::from_millis(500);
@@ -44,6 +46,11 @@ const NOTICE_LOG_LIMIT: u64 = 100;
 const MAX_WAITING: usize = 64;
 /// Work units each worker's lane holds.
 const LANE_CAPACITY: usize = 4;
+/// Record bytes read but not yet written or rejected. With the request bodies built from
+/// them, this keeps peak memory well under 64 MB whatever the records' width.
+const RECORD_BYTES_BUDGET: usize = 12 << 20;
+/// After SIGTERM or SIGINT, how long requests in flight may take to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// How a sync ended.
 #[derive(Debug, Default)]
@@ -77,16 +84,29 @@ impl Summary {
 }
 
 enum Input {
-    Item(Item),
+    /// An item and what it took from the byte budget.
+    Item(Item, usize),
     Failed(io::Error),
 }
 
+/// The bytes an item holds while it waits in the pipeline.
+fn item_size(item: &Item) -> usize {
+    match item {
+        Item::Record(record) => record.size(),
+        Item::Rejected(rejection) => rejection.size(),
+        Item::State(_) | Item::BadState { .. } | Item::Ignored => 0,
+    }
+}
+
 /// Runs a sync: reads `input` to its end (or to a fatal error), emitting LOG and STATE messages.
+/// `shutdown` carries the names of signals that ask the sync to stop (SIGTERM, SIGINT): the
+/// first stops reading and lets requests in flight finish; a second stops at once.
 pub async fn run(
     settings: Settings,
     plan: Plan,
     input: impl BufRead + Send + 'static,
     out: &mut Emitter,
+    shutdown: mpsc::UnboundedReceiver<&'static str>,
 ) -> anyhow::Result<Summary> {
     let rejects = RejectStore::open(settings.rejected_records.as_deref())?;
     let (notice_tx, notices) = mpsc::unbounded_channel();
@@ -95,12 +115,23 @@ pub async fn run(
 
     let (item_tx, items) = mpsc::channel(INPUT_BUFFER);
     let reader_plan = plan.clone();
+    let budget = ByteBudget::new(RECORD_BYTES_BUDGET);
+    let reader_budget = budget.clone();
     std::thread::Builder::new()
         .name("reader".into())
         .spawn(move || {
             for line in Lines::new(input) {
                 let input = match line {
-                    Ok((number, text)) => Input::Item(prepare::prepare(&reader_plan, number, text)),
+                    Ok((number, text)) => {
+                        let mut item = prepare::prepare(&reader_plan, number, text);
+                        let Some(cost) = reader_budget.acquire(item_size(&item)) else {
+                            return;
+                        };
+                        if let Item::Record(record) = &mut item {
+                            record.cost = cost;
+                        }
+                        Input::Item(item, cost)
+                    }
                     Err(e) => Input::Failed(e),
                 };
                 let failed = matches!(input, Input::Failed(_));
@@ -153,8 +184,13 @@ pub async fn run(
         notices_logged: 0,
         notices_suppressed: 0,
         started: Instant::now(),
+        budget,
+        breaker: Breaker::new(settings.rejection_breaker_records),
+        stop,
+        interrupted: None,
+        input_failed: None,
     };
-    coordinator.run(items, outcomes, notices).await?;
+    let ended = coordinator.run(items, outcomes, notices, shutdown).await?;
     let Coordinator {
         lanes,
         shared,
@@ -165,14 +201,80 @@ pub async fn run(
     drop(lanes);
     drop(shared);
     for handle in handles {
-        handle.await?;
+        if ended == Ended::AtOnce {
+            handle.abort();
+        } else {
+            handle.await?;
+        }
     }
     summary.rejected_nowhere =
         summary.rejected > 0 && !rejects.keeps_records() && summary.fatal.is_none();
     Ok(summary)
 }
 
-type Outcomes = mpsc::UnboundedReceiver<(ObjectKind, Outcome)>;
+type Outcomes = mpsc::UnboundedReceiver<Settled>;
+
+/// How the coordinator's loop ended: with nothing left in flight, or at once (a second signal,
+/// or the grace period over) with requests still out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Drained,
+    AtOnce,
+}
+
+/// Trips when every one of the first records of a sync is rejected for one and the same
+/// reason: that is a mapping or configuration mistake, not bad data, and no state may
+/// checkpoint past those records.
+#[derive(Debug)]
+struct Breaker {
+    limit: u64,
+    rejected: u64,
+    reason: Option<String>,
+    /// Still possible to trip: nothing was written and every rejection had the same reason.
+    armed: bool,
+}
+
+impl Breaker {
+    fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            rejected: 0,
+            reason: None,
+            armed: limit > 0,
+        }
+    }
+
+    fn written(&mut self) {
+        self.armed = false;
+    }
+
+    /// Returns true when this rejection trips it.
+    fn rejected(&mut self, reason: &str) -> bool {
+        if !self.armed {
+            return false;
+        }
+        match &self.reason {
+            Some(first) if first != reason => {
+                self.armed = false;
+                return false;
+            }
+            Some(_) => {}
+            None => self.reason = Some(reason.to_owned()),
+        }
+        self.rejected += 1;
+        self.rejected >= self.limit
+    }
+
+    fn error(&self) -> ConfigError {
+        ConfigError::new(format!(
+            "the first {} record(s) of this sync were all rejected for the same reason, which points at the \
+             field mapping or the configuration rather than at the data: {}. No state was emitted for them. \
+             Fix the mapping, or raise rejection_breaker_records (0 turns this check off)",
+            self.rejected,
+            self.reason.as_deref().unwrap_or_default()
+        ))
+    }
+}
 
 struct Coordinator<'a> {
     plan: Arc<Plan>,
@@ -200,6 +302,14 @@ struct Coordinator<'a> {
     notices_logged: u64,
     notices_suppressed: u64,
     started: Instant,
+    budget: ByteBudget,
+    breaker: Breaker,
+    /// Tells workers to skip work they have not started.
+    stop: Arc<AtomicBool>,
+    /// The signal that stopped the sync, and when its grace period ends.
+    interrupted: Option<(&'static str, Instant)>,
+    /// Standard input failed: what was read is still written, then the sync fails.
+    input_failed: Option<io::Error>,
 }
 
 impl Coordinator<'_> {
@@ -208,16 +318,20 @@ impl Coordinator<'_> {
         mut items: mpsc::Receiver<Input>,
         mut outcomes: Outcomes,
         mut notices: mpsc::UnboundedReceiver<String>,
-    ) -> anyhow::Result<()> {
+        mut shutdown: mpsc::UnboundedReceiver<&'static str>,
+    ) -> anyhow::Result<Ended> {
         let mut reading = true;
+        let mut listening = true;
         let mut progress =
             tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut last_progress = (Instant::now(), 0u64);
+        let mut ended = Ended::Drained;
         loop {
             if self.stopping() {
                 if reading {
                     reading = false;
                     items.close();
+                    self.budget.close();
                 }
                 self.abandon_waiting();
             }
@@ -225,22 +339,42 @@ impl Coordinator<'_> {
                 break;
             }
             let deadline = self.next_batch_deadline();
+            let grace_end = self.interrupted.map(|(_, end)| end);
             let room = self.waiting_total < MAX_WAITING;
             tokio::select! {
                 biased;
-                Some((object, outcome)) = outcomes.recv() => self.settle(object, outcome)?,
+                signal = shutdown.recv(), if listening => match signal {
+                    Some(name) if self.interrupted.is_none() => self.interrupt(name)?,
+                    Some(name) => {
+                        self.out.log(LogLevel::Warn, format!("{name} again: stopping at once"))?;
+                        ended = Ended::AtOnce;
+                        break;
+                    }
+                    None => listening = false,
+                },
+                _ = sleep_until(grace_end), if grace_end.is_some() => {
+                    self.out.log(LogLevel::Warn, format!(
+                        "the {} s grace period is over: stopping with {} requests in flight",
+                        SHUTDOWN_GRACE.as_secs(), self.in_flight
+                    ))?;
+                    ended = Ended::AtOnce;
+                    break;
+                }
+                Some((object, cost, outcome)) = outcomes.recv() => self.settle(object, cost, outcome)?,
                 Some(notice) = notices.recv() => self.notice(notice)?,
                 input = items.recv(), if reading && room => match input {
-                    Some(Input::Item(item)) => self.accept(item, &mut outcomes).await?,
+                    Some(Input::Item(item, cost)) => self.accept(item, cost, &mut outcomes).await?,
                     Some(Input::Failed(e)) => {
-                        return Err(anyhow::anyhow!("could not read standard input: {e}"));
+                        // What was read is still written and checkpointed; the sync then fails.
+                        self.out.log(LogLevel::Error, format!("could not read standard input: {e}; writing what was read, then stopping"))?;
+                        self.input_failed = Some(e);
+                        reading = false;
+                        self.flush_all_batches();
                     }
                     None => {
                         reading = false;
                         if !self.stopping() {
-                            for stream in 0..self.batches.len() {
-                                self.flush_batch(stream);
-                            }
+                            self.flush_all_batches();
                         }
                     }
                 },
@@ -264,11 +398,65 @@ impl Coordinator<'_> {
         while let Ok(notice) = notices.try_recv() {
             self.notice(notice)?;
         }
+        if ended == Ended::Drained
+            && self.summary.fatal.is_none()
+            && self.interrupted.is_none()
+            && self.input_failed.is_none()
+            && self.breaker.armed
+            && self.breaker.rejected > 0
+            && self.breaker.rejected == self.summary.records
+        {
+            self.summary.fatal = Some(Fatal::Config(self.breaker.error()));
+        }
         self.release_states()?;
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = (self.summary.written + self.summary.rejected) as f64 / elapsed;
         self.log_progress("sync finished", rate)?;
+        self.conclude()?;
+        Ok(ended)
+    }
+
+    /// The first SIGTERM or SIGINT: read no more, send nothing new, let requests in flight
+    /// finish within the grace period.
+    fn interrupt(&mut self, name: &'static str) -> io::Result<()> {
+        self.interrupted = Some((name, Instant::now() + SHUTDOWN_GRACE));
+        self.stop.store(true, Ordering::Relaxed);
+        self.out.log(
+            LogLevel::Warn,
+            format!(
+                "{name} received: reading no more input and waiting up to {} s for {} requests in flight; a second signal stops at once",
+                SHUTDOWN_GRACE.as_secs(),
+                self.in_flight
+            ),
+        )
+    }
+
+    /// Turns a stop by signal or by a failed stdin into the sync's fatal error, after saying
+    /// what was left unsent.
+    fn conclude(&mut self) -> io::Result<()> {
+        if self.summary.fatal.is_some() {
+            return Ok(());
+        }
+        let unsent = self.summary.records - self.summary.written - self.summary.rejected;
+        let cause = match (&self.interrupted, &self.input_failed) {
+            (Some((name, _)), _) => format!("the sync was stopped by {name}"),
+            (None, Some(e)) => format!("standard input could not be read ({e})"),
+            (None, None) => return Ok(()),
+        };
+        let message = format!(
+            "{cause}: {} records were written and {} rejected; {unsent} records read were not sent, and records not yet read were not read. \
+             Every state whose records were committed was emitted, so the next attempt resumes from the last one",
+            self.summary.written, self.summary.rejected
+        );
+        self.out.log(LogLevel::Warn, message.clone())?;
+        self.summary.fatal = Some(Fatal::Transient(TransientError(message)));
         Ok(())
+    }
+
+    fn flush_all_batches(&mut self) {
+        for stream in 0..self.batches.len() {
+            self.flush_batch(stream);
+        }
     }
 
     fn next_batch_deadline(&self) -> Option<Instant> {
@@ -279,12 +467,17 @@ impl Coordinator<'_> {
             .map(|t| *t + MAX_BATCH_WAIT)
     }
 
-    async fn accept(&mut self, item: Item, outcomes: &mut Outcomes) -> anyhow::Result<()> {
+    async fn accept(
+        &mut self,
+        item: Item,
+        cost: usize,
+        outcomes: &mut Outcomes,
+    ) -> anyhow::Result<()> {
         match item {
             Item::Record(mut record) => {
                 self.summary.records += 1;
                 record.segment = self.ledger.receive();
-                self.route(record, outcomes).await?;
+                return self.route(record, outcomes).await;
             }
             Item::Rejected(rejection) => {
                 self.summary.records += 1;
@@ -293,8 +486,13 @@ impl Coordinator<'_> {
                 self.ledger.commit(segment, true);
             }
             Item::State(state) => self.ledger.receive_state(state),
+            Item::BadState { line, reason } => self.out.log(
+                LogLevel::Warn,
+                format!("line {line}: a STATE that is not a valid Airbyte state ({reason}) was not echoed; later states are echoed as usual"),
+            )?,
             Item::Ignored => {}
         }
+        self.budget.release(cost);
         Ok(())
     }
 
@@ -344,10 +542,10 @@ impl Coordinator<'_> {
             }
         }
         while self.object_in_flight[object_index(object)] > 0 && !self.stopping() {
-            let Some((done_object, outcome)) = outcomes.recv().await else {
+            let Some((done_object, cost, outcome)) = outcomes.recv().await else {
                 break;
             };
-            self.settle(done_object, outcome)?;
+            self.settle(done_object, cost, outcome)?;
             self.release_states()?;
         }
         Ok(())
@@ -400,9 +598,9 @@ impl Coordinator<'_> {
         }
     }
 
-    /// A fatal error stops the sync: no new input, no new work.
+    /// A fatal error or a signal stops the sync: no new input, no new work.
     fn stopping(&self) -> bool {
-        self.summary.fatal.is_some()
+        self.summary.fatal.is_some() || self.interrupted.is_some()
     }
 
     /// The sync is stopping: work not yet handed to a worker will not be attempted.
@@ -411,13 +609,15 @@ impl Coordinator<'_> {
             for work in queue.drain(..) {
                 self.in_flight -= 1;
                 self.object_in_flight[object_index(work.object())] -= 1;
+                self.budget.release(work.cost());
             }
         }
         self.waiting_total = 0;
     }
 
     /// One work unit came back.
-    fn settle(&mut self, object: ObjectKind, outcome: Outcome) -> anyhow::Result<()> {
+    fn settle(&mut self, object: ObjectKind, cost: usize, outcome: Outcome) -> anyhow::Result<()> {
+        self.budget.release(cost);
         self.in_flight -= 1;
         self.object_in_flight[object_index(object)] -= 1;
         match outcome {
@@ -439,6 +639,7 @@ impl Coordinator<'_> {
             match committed.refusal {
                 None => {
                     self.summary.written += 1;
+                    self.breaker.written();
                     self.ledger.commit(segment, false);
                 }
                 Some((status, message)) => {
@@ -460,6 +661,10 @@ impl Coordinator<'_> {
 
     fn reject(&mut self, rejection: &Rejection) -> anyhow::Result<()> {
         self.summary.rejected += 1;
+        if self.breaker.rejected(&rejection.reason) && self.summary.fatal.is_none() {
+            self.summary.fatal = Some(Fatal::Config(self.breaker.error()));
+            self.stop.store(true, Ordering::Relaxed);
+        }
         self.rejects.store(rejection)?;
         let stream = rejection
             .stream
@@ -496,6 +701,11 @@ impl Coordinator<'_> {
     }
 
     fn release_states(&mut self) -> anyhow::Result<()> {
+        // While every record so far was rejected for one reason, a state could checkpoint
+        // past a mapping mistake: hold them until the breaker has decided.
+        if self.breaker.armed && self.breaker.rejected > 0 {
+            return Ok(());
+        }
         let ready = self.ledger.release();
         if ready.is_empty() {
             return Ok(());

@@ -6,6 +6,7 @@ use crate::config::dotted_path;
 use crate::error::ConfigError;
 use crate::protocol::ConfiguredCatalog;
 use jsonschema::Validator;
+use serde_json::Value;
 use std::collections::HashMap;
 
 pub struct StreamPlan {
@@ -40,10 +41,23 @@ pub struct Plan {
 impl Plan {
     pub fn new(catalog: &ConfiguredCatalog) -> Result<Self, ConfigError> {
         let mut operations: Vec<Operation> = Vec::new();
-        let mut streams = Vec::new();
+        let mut streams: Vec<StreamPlan> = Vec::new();
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for configured in &catalog.streams {
             let name = &configured.stream.name;
+            let namespace = configured.stream.namespace.as_deref();
+            let twice = by_name.get(name).is_some_and(|indexes| {
+                indexes
+                    .iter()
+                    .any(|&i| streams[i].namespace.as_deref() == namespace)
+            });
+            if twice {
+                return Err(ConfigError::new(format!(
+                    "stream `{name}`{} is configured twice in the catalog; each stream may appear once",
+                    namespace.map(|n| format!(" (namespace `{n}`)")).unwrap_or_default()
+                )));
+            }
+            let primary_key = primary_key(name, configured.primary_key.as_ref())?;
             let object_name = configured
                 .destination_object_name
                 .as_deref()
@@ -62,7 +76,7 @@ impl Plan {
                         configured.destination_sync_mode
                     ))
                 })?;
-            if let (WriteMode::Upsert, Some(chosen)) = (mode, &configured.primary_key) {
+            if let (WriteMode::Upsert, Some(chosen)) = (mode, &primary_key) {
                 let supported = matching_keys(object, mode).unwrap_or_default();
                 if let Some(bad) = chosen.iter().find(|key| !supported.contains(key)) {
                     let names: Vec<String> = supported.iter().map(|k| k.join(".")).collect();
@@ -122,6 +136,26 @@ impl Plan {
     pub fn operation(&self, stream: usize) -> &Operation {
         &self.operations[self.streams[stream].operation]
     }
+}
+
+/// A stream's `primary_key`: a list of field paths, each a list of names (`[["email"]]`).
+fn primary_key(stream: &str, value: Option<&Value>) -> Result<Option<Vec<Vec<String>>>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    serde_json::from_value(value.clone()).map(Some).map_err(|_| {
+        let got = match value {
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Object(_) => "an object",
+            Value::Array(_) => "a list that is not a list of lists of field names",
+            Value::Null => "null",
+        };
+        ConfigError::new(format!(
+            "stream `{stream}`: field `primary_key` must be a list of field paths such as [[\"email\"]], got {got}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -192,5 +226,22 @@ mod tests {
         let bad = ok.replace(r#"[["email"]]"#, r#"[["externalId"]]"#);
         let err = Plan::new(&catalog(&bad)).err().unwrap().0;
         assert!(err.contains("email") && err.contains("externalId"), "{err}");
+        let shapeless = ok.replace(r#"[["email"]]"#, r#""email""#);
+        let err = Plan::new(&catalog(&shapeless)).err().unwrap().0;
+        assert!(
+            err.contains("stream `c`") && err.contains("`primary_key`") && err.contains("a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_stream_configured_twice_is_named() {
+        let twice = [
+            stream("clients", Some("client"), "append"),
+            stream("clients", Some("client"), "update"),
+        ]
+        .join(",");
+        let err = Plan::new(&catalog(&twice)).err().unwrap().0;
+        assert!(err.contains("`clients`") && err.contains("twice"), "{err}");
     }
 }

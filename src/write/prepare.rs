@@ -5,10 +5,12 @@
 use super::plan::Plan;
 use crate::catalog::{ObjectKind, WriteMode};
 use crate::config::dotted_path;
-use crate::protocol::{AirbyteMessage, StateMessage};
+use crate::protocol::{AirbyteMessage, Line, MessageType, StateMessage};
 use jsonschema::error::ValidationErrorKind;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// A record ready to send.
@@ -20,11 +22,15 @@ pub struct Prepared {
     pub key: Option<u64>,
     /// For update: the path's uuid, taken out of the body.
     pub uuid: Option<String>,
-    pub body: Vec<u8>,
+    /// The request body when it differs from `original` (nulls dropped, uuid taken out);
+    /// otherwise the record is sent as it arrived and held only once.
+    body: Option<Vec<u8>>,
     /// The record's `data` as it arrived, kept for the rejected-records file.
     pub original: Box<RawValue>,
     /// Set by the coordinator: the state segment this record belongs to.
     pub segment: u64,
+    /// Set by the reader: what this record took from the byte budget.
+    pub cost: usize,
 }
 
 /// A line that will never be sent, and why.
@@ -44,16 +50,44 @@ pub enum Original {
     Line(String),
 }
 
+impl Prepared {
+    /// The JSON the API receives for this record.
+    pub fn body(&self) -> &[u8] {
+        self.body
+            .as_deref()
+            .unwrap_or_else(|| self.original.get().as_bytes())
+    }
+
+    /// Bytes this record holds, for the pipeline's memory budget.
+    pub fn size(&self) -> usize {
+        self.original.get().len() + self.body.as_ref().map_or(0, Vec::len)
+    }
+}
+
+impl Rejection {
+    pub fn size(&self) -> usize {
+        match &self.original {
+            Original::Record(raw) => raw.get().len(),
+            Original::Line(text) => text.len(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Item {
     Record(Prepared),
     Rejected(Rejection),
     State(StateMessage),
+    /// A STATE the platform would refuse: it is not echoed, only named in a WARN.
+    BadState {
+        line: u64,
+        reason: String,
+    },
     /// LOG, TRACE, CONTROL... from the source: nothing to write.
     Ignored,
 }
 
-pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
+pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
     let reject = |stream: Option<String>, original: Original, reason: String| {
         Item::Rejected(Rejection {
             line,
@@ -63,10 +97,31 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
             http_status: None,
         })
     };
+    let text = match text {
+        Ok(text) => text,
+        Err(bad) => {
+            let reason = format!(
+                "the line is not valid UTF-8 (first bad byte at offset {}); it is kept with each bad byte written as \\xNN",
+                bad.valid_up_to
+            );
+            return reject(None, Original::Line(bad.escaped), reason);
+        }
+    };
     let record = match AirbyteMessage::from_line(&text) {
         Ok(AirbyteMessage::Record(record)) => record,
-        Ok(AirbyteMessage::State(state)) => return Item::State(state),
+        Ok(AirbyteMessage::State(state)) => {
+            return match state.problem() {
+                None => Item::State(state),
+                Some(problem) => Item::BadState {
+                    line,
+                    reason: problem,
+                },
+            }
+        }
         Ok(_) => return Item::Ignored,
+        Err(reason) if declared_type(&text) == Some(MessageType::State) => {
+            return Item::BadState { line, reason }
+        }
         Err(reason) => return reject(None, Original::Line(text), reason),
     };
     let Some(stream) = plan.find(&record.stream, record.namespace.as_deref()) else {
@@ -82,18 +137,20 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
         return reject(Some(record.stream), Original::Record(record.data), reason);
     };
     let stream_name = || Some(plan.streams[stream].name.clone());
-    let mut fields = match serde_json::from_str::<Value>(record.data.get()) {
+    let mut fields = match decode_strict(record.data.get()) {
         Ok(Value::Object(fields)) => fields,
-        _ => {
+        Ok(_) => {
             return reject(
                 stream_name(),
                 Original::Record(record.data),
                 "`data` is not a JSON object".into(),
             )
         }
+        Err(reason) => return reject(stream_name(), Original::Record(record.data), reason),
     };
     // A null column means "no value": it is not sent, so it can neither fail a type check nor
     // clear a field on update.
+    let had_nulls = fields.values().any(Value::is_null);
     fields.retain(|_, v| !v.is_null());
     let fields = Value::Object(fields);
     let operation = plan.operation(stream);
@@ -117,7 +174,8 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
         _ => None,
     };
     let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
-    let body = serde_json::to_vec(&fields).expect("JSON values serialize");
+    let body = (had_nulls || uuid.is_some())
+        .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
         line,
         stream,
@@ -126,7 +184,93 @@ pub fn prepare(plan: &Plan, line: u64, text: String) -> Item {
         body,
         original: record.data,
         segment: 0,
+        cost: 0,
     })
+}
+
+/// The `type` of a line that is JSON but not a valid message, to tell a broken STATE from a
+/// broken record.
+fn declared_type(text: &str) -> Option<MessageType> {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        #[serde(rename = "type")]
+        kind: MessageType,
+    }
+    serde_json::from_str::<Declared>(text).ok().map(|d| d.kind)
+}
+
+/// Decodes JSON like `serde_json::from_str::<Value>`, but refuses an object that has a key
+/// twice: a plain decode keeps the last value and silently drops the other.
+pub fn decode_strict(json: &str) -> Result<Value, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let value = Strict
+        .deserialize(&mut deserializer)
+        .and_then(|v| deserializer.end().map(|()| v))
+        .map_err(|e| match e.to_string().strip_prefix(DUPLICATE) {
+            Some(rest) => format!("`data` has the key {rest}"),
+            None => format!("`data` is not valid JSON: {e}"),
+        })?;
+    Ok(value)
+}
+
+const DUPLICATE: &str = "duplicate key: ";
+
+struct Strict;
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "{DUPLICATE}`{key}` twice; which value is meant is unknown"
+                )));
+            }
+            let value = map.next_value_seed(Strict)?;
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
+    }
 }
 
 /// Every schema violation as "field `x`: rule", values masked (they may be personal data).
@@ -230,8 +374,10 @@ mod tests {
         Plan::new(&catalog).unwrap()
     }
 
-    fn record(data: &str) -> String {
-        format!(r#"{{"type":"RECORD","record":{{"stream":"s","data":{data},"emitted_at":1}}}}"#)
+    fn record(data: &str) -> Line {
+        Ok(format!(
+            r#"{{"type":"RECORD","record":{{"stream":"s","data":{data},"emitted_at":1}}}}"#
+        ))
     }
 
     fn rejection(item: Item) -> String {
@@ -248,7 +394,7 @@ mod tests {
             panic!()
         };
         assert_eq!(p.line, 7);
-        assert_eq!(p.body, br#"{"name":"Acme"}"#);
+        assert_eq!(p.body(), br#"{"name":"Acme"}"#);
         assert_eq!(p.original.get(), r#"{"name":"Acme","city":null}"#);
         assert_eq!(p.key, None);
     }
@@ -263,7 +409,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.uuid.as_deref(), Some("u-1"));
-        assert_eq!(a.body, br#"{"title":"CTO"}"#);
+        assert_eq!(a.body(), br#"{"title":"CTO"}"#);
         assert_eq!(a.key, b.key);
         assert!(a.key.is_some());
         let reason = rejection(prepare(&plan, 3, record(r#"{"title":"CTO"}"#)));
@@ -306,10 +452,10 @@ mod tests {
     #[test]
     fn bad_lines_and_unknown_streams_are_rejections() {
         let plan = plan("client", "append");
-        let reason = rejection(prepare(&plan, 1, "{not json".into()));
+        let reason = rejection(prepare(&plan, 1, Ok("{not json".into())));
         assert!(reason.contains("not a valid Airbyte message"), "{reason}");
         let other = r#"{"type":"RECORD","record":{"stream":"other","data":{},"emitted_at":1}}"#;
-        let reason = rejection(prepare(&plan, 1, other.into()));
+        let reason = rejection(prepare(&plan, 1, Ok(other.into())));
         assert!(
             reason.contains("`other`") && reason.contains("catalog"),
             "{reason}"
@@ -318,10 +464,55 @@ mod tests {
             prepare(
                 &plan,
                 1,
-                r#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#.into()
+                Ok(r#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#.into())
             ),
             Item::Ignored
         ));
+    }
+
+    #[test]
+    fn duplicate_keys_bad_utf8_and_broken_states() {
+        let plan = plan("client", "append");
+        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"a","name":"b"}"#)));
+        assert!(reason.contains("`name` twice"), "{reason}");
+        let reason = rejection(prepare(
+            &plan,
+            1,
+            record(r#"{"name":"a","custom":{"x":1,"x":2}}"#),
+        ));
+        assert!(reason.contains("`x` twice"), "{reason}");
+        let Item::Rejected(r) = prepare(
+            &plan,
+            4,
+            Err(crate::protocol::NotUtf8 {
+                escaped: "ab\\xFF".into(),
+                valid_up_to: 2,
+            }),
+        ) else {
+            panic!()
+        };
+        assert!(r.reason.contains("UTF-8") && r.reason.contains("offset 2"));
+        assert!(matches!(r.original, Original::Line(ref t) if t == "ab\\xFF"));
+        let bogus = r#"{"type":"STATE","state":{"type":"BOGUS"}}"#;
+        assert!(matches!(
+            prepare(&plan, 9, Ok(bogus.into())),
+            Item::BadState { line: 9, .. }
+        ));
+        let not_an_object = r#"{"type":"STATE","state":7}"#;
+        assert!(matches!(
+            prepare(&plan, 9, Ok(not_an_object.into())),
+            Item::BadState { .. }
+        ));
+    }
+
+    #[test]
+    fn a_record_without_nulls_is_sent_as_it_arrived() {
+        let plan = plan("client", "append");
+        let Item::Record(p) = prepare(&plan, 1, record(r#"{"name": "Acme"}"#)) else {
+            panic!()
+        };
+        assert_eq!(p.body(), br#"{"name": "Acme"}"#);
+        assert_eq!(p.size(), p.original.get().len());
     }
 
     #[test]

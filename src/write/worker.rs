@@ -52,6 +52,14 @@ impl Work {
             Self::Bulk { object, .. } | Self::Single { object, .. } => *object,
         }
     }
+
+    /// What its records took from the byte budget.
+    pub fn cost(&self) -> usize {
+        match self {
+            Self::Bulk { records, .. } => records.iter().map(|r| r.cost).sum(),
+            Self::Single { record, .. } => record.cost,
+        }
+    }
 }
 
 /// What became of one record.
@@ -61,6 +69,9 @@ pub struct Committed {
     /// `None`: written. `Some`: the API refused it, with its status and message.
     pub refusal: Option<(u16, String)>,
 }
+
+/// A work unit back from a worker: its object, its byte cost, and what became of it.
+pub type Settled = (ObjectKind, usize, Outcome);
 
 #[derive(Debug)]
 pub enum Outcome {
@@ -81,7 +92,7 @@ pub struct Worker {
     pub client: Arc<ApiClient>,
     pub lane: mpsc::Receiver<Work>,
     pub shared: async_channel::Receiver<Work>,
-    pub outcomes: mpsc::UnboundedSender<(ObjectKind, Outcome)>,
+    pub outcomes: mpsc::UnboundedSender<Settled>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -114,6 +125,7 @@ impl Worker {
                 },
             };
             let object = work.object();
+            let cost = work.cost();
             let outcome = if self.stop.load(Ordering::Relaxed) {
                 Outcome::Skipped
             } else {
@@ -130,7 +142,7 @@ impl Worker {
                     }
                 }
             };
-            if self.outcomes.send((object, outcome)).is_err() {
+            if self.outcomes.send((object, cost, outcome)).is_err() {
                 return;
             }
         }
@@ -170,19 +182,19 @@ fn single_request(object: ObjectKind, mode: WriteMode, record: &Prepared) -> Api
     ApiRequest {
         method,
         path,
-        body: Some(Bytes::copy_from_slice(&record.body)),
+        body: Some(Bytes::copy_from_slice(record.body())),
     }
 }
 
 fn bulk_body(records: &[Prepared]) -> Bytes {
-    let size = records.iter().map(|r| r.body.len() + 1).sum::<usize>() + 2;
+    let size = records.iter().map(|r| r.body().len() + 1).sum::<usize>() + 2;
     let mut body = Vec::with_capacity(size);
     body.push(b'[');
     for (i, record) in records.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&record.body);
+        body.extend_from_slice(record.body());
     }
     body.push(b']');
     Bytes::from(body)
