@@ -620,9 +620,17 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
-        for huge in ["1e300", "18446744073709551615", "99999999999999999999999", "inf"] {
+        for huge in [
+            "1e300",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "inf",
+        ] {
             let parsed = parse_retry_after(huge);
-            assert!(parsed.is_none_or(|d| d <= RETRY_AFTER_CAP), "{huge}: {parsed:?}");
+            assert!(
+                parsed.is_none_or(|d| d <= RETRY_AFTER_CAP),
+                "{huge}: {parsed:?}"
+            );
         }
         assert_eq!(
             parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),

@@ -449,9 +449,11 @@ mod tests {
         let err = from_value(&json!({})).unwrap_err().0;
         assert!(err.contains("credentials"), "{err}");
 
-        let err = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "sekrit-999\n"}}))
-            .unwrap_err()
-            .0;
+        let err = from_value(
+            &json!({"credentials": {"auth_type": "api_key", "api_key": "sekrit-999\n"}}),
+        )
+        .unwrap_err()
+        .0;
         assert!(
             err.contains("`credentials.api_key`") && err.contains("control character"),
             "{err}"

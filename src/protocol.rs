@@ -322,12 +322,11 @@ impl StateMessage {
     pub fn problem(&self) -> Option<String> {
         // Decoding every value checks what raw JSON does not: escapes such as lone surrogates.
         let text = serde_json::to_string(&self.fields).ok()?;
-        let shape: StateShape = match serde_json::from_str::<Value>(&text)
-            .and_then(serde_json::from_value)
-        {
-            Ok(shape) => shape,
-            Err(e) => return Some(e.to_string()),
-        };
+        let shape: StateShape =
+            match serde_json::from_str::<Value>(&text).and_then(serde_json::from_value) {
+                Ok(shape) => shape,
+                Err(e) => return Some(e.to_string()),
+            };
         match shape.kind {
             Some(StateType::Stream) if shape.stream.is_none() => {
                 Some("a STREAM state without `stream`".into())
@@ -704,7 +703,11 @@ mod tests {
         let lines: Vec<_> = Lines::new(input.as_bytes()).map(|l| l.unwrap()).collect();
         assert_eq!(
             lines,
-            vec![(1, Ok("a".into())), (3, Ok("b".into())), (4, Ok("c".into()))]
+            vec![
+                (1, Ok("a".into())),
+                (3, Ok("b".into())),
+                (4, Ok("c".into()))
+            ]
         );
     }
 
@@ -746,7 +749,8 @@ mod tests {
             assert!(problem(bad).is_some(), "{bad} passed");
         }
         assert_eq!(problem(r#"{"type":"LEGACY","data":{"a":1},"id":3}"#), None);
-        let line = "{\"type\":\"STATE\",\"state\":{\"type\":\"LEGACY\",\r\"data\":{ \"a b\" :\t[1, 2]}}}";
+        let line =
+            "{\"type\":\"STATE\",\"state\":{\"type\":\"LEGACY\",\r\"data\":{ \"a b\" :\t[1, 2]}}}";
         let AirbyteMessage::State(state) = AirbyteMessage::from_line(line).unwrap() else {
             panic!()
         };

@@ -117,7 +117,7 @@ pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
     let _ = feeder.await;
     let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    record_output(&stdout, &stderr);
+    keep_output(&stdout, &stderr);
     let messages = stdout
         .lines()
         .map(|line| {
@@ -139,7 +139,7 @@ pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
 }
 
 /// Keeps stdout (for the AirbyteMessage check) and stderr (for the secret search).
-fn record_output(stdout: &str, stderr: &str) {
+pub fn keep_output(stdout: &str, stderr: &str) {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = profile_dir().join("protocol-lines");
     std::fs::create_dir_all(&dir).expect("protocol-lines dir");
@@ -147,6 +147,24 @@ fn record_output(stdout: &str, stderr: &str) {
     let stem = format!("{}-{n}", std::process::id());
     std::fs::write(dir.join(format!("{stem}.jsonl")), stdout).expect("stdout kept");
     std::fs::write(dir.join(format!("{stem}.stderr")), stderr).expect("stderr kept");
+}
+
+/// Appends printed lines to `protocol-lines/<stem>-<pid>.jsonl`, for many small runs (a fuzz
+/// test's cases) that would otherwise make a file each.
+pub fn append_protocol_lines(stem: &str, stdout: &str) {
+    use std::io::Write as _;
+    if stdout.is_empty() {
+        return;
+    }
+    let dir = profile_dir().join("protocol-lines");
+    std::fs::create_dir_all(&dir).expect("protocol-lines dir");
+    let path = dir.join(format!("{stem}-{}.jsonl", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("protocol-lines file");
+    file.write_all(stdout.as_bytes()).expect("lines kept");
 }
 
 /// Writes `value` as JSON to `dir/name` and returns the path as a string.
@@ -195,4 +213,62 @@ pub fn state_line(stream: &str, id: u64) -> String {
         "stream": {"stream_descriptor": {"name": stream}, "stream_state": {"cursor": id}},
         "sourceStats": {"recordCount": 0.0}, "id": id}})
     .to_string()
+}
+
+/// A misbehaving HTTP server on 127.0.0.1: `answer` gets each request's method and path and
+/// returns the raw status line, headers and body to send back (`HTTP/1.1 ...`). Each
+/// connection serves one request and is closed. The task stops when the returned handle drops.
+pub async fn scripted_server(
+    answer: impl Fn(&str, &str) -> String + Send + Sync + 'static,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).await.is_err() {
+                    return;
+                }
+                let mut length = 0usize;
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let header = header.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body).await;
+                let mut parts = request_line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let reply = answer(method, path);
+                let mut stream = reader.into_inner();
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A raw HTTP/1.1 answer with a JSON body, `extra` headers (each ending in `\r\n`) and
+/// `Connection: close`.
+pub fn http_answer(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
 }

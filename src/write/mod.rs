@@ -49,6 +49,9 @@ const LANE_CAPACITY: usize = 4;
 /// Record bytes read but not yet written or rejected. With the request bodies built from
 /// them, this keeps peak memory well under 64 MB whatever the records' width.
 const RECORD_BYTES_BUDGET: usize = 12 << 20;
+/// A bulk request's body stays under this (unless one record is wider): wide records make
+/// smaller batches, so the bodies in flight stay small beside the record budget.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 /// After SIGTERM or SIGINT, how long requests in flight may take to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -173,6 +176,7 @@ pub async fn run(
         rejects,
         batches: (0..plan.streams.len()).map(|_| Vec::new()).collect(),
         batch_started: vec![None; plan.streams.len()],
+        batch_bytes: vec![0; plan.streams.len()],
         waiting: (0..=workers).map(|_| VecDeque::new()).collect(),
         waiting_total: 0,
         lanes,
@@ -284,6 +288,8 @@ struct Coordinator<'a> {
     rejects: RejectStore,
     batches: Vec<Vec<Prepared>>,
     batch_started: Vec<Option<Instant>>,
+    /// Body bytes of each open batch: a bulk request stays under `MAX_BATCH_BYTES`.
+    batch_bytes: Vec<usize>,
     /// Work waiting for room in a full lane (index = lane) or in the shared queue (last
     /// index). Handing work over never blocks the coordinator, so a worker asleep in backoff
     /// cannot stop the others from being fed; input pauses while too much work waits.
@@ -510,6 +516,12 @@ impl Coordinator<'_> {
         if mode == WriteMode::Insert && object.has_bulk_insert() {
             let stream = record.stream;
             self.batch_started[stream].get_or_insert_with(Instant::now);
+            let bytes = record.body().len();
+            if self.batch_bytes[stream] + bytes > MAX_BATCH_BYTES {
+                self.flush_batch(stream);
+                self.batch_started[stream] = Some(Instant::now());
+            }
+            self.batch_bytes[stream] += bytes;
             self.batches[stream].push(record);
             if self.batches[stream].len() >= self.batch_size {
                 self.flush_batch(stream);
@@ -553,6 +565,7 @@ impl Coordinator<'_> {
 
     fn flush_batch(&mut self, stream: usize) {
         self.batch_started[stream] = None;
+        self.batch_bytes[stream] = 0;
         if self.batches[stream].is_empty() {
             return;
         }

@@ -139,7 +139,10 @@ impl Plan {
 }
 
 /// A stream's `primary_key`: a list of field paths, each a list of names (`[["email"]]`).
-fn primary_key(stream: &str, value: Option<&Value>) -> Result<Option<Vec<Vec<String>>>, ConfigError> {
+fn primary_key(
+    stream: &str,
+    value: Option<&Value>,
+) -> Result<Option<Vec<Vec<String>>>, ConfigError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(None);
     };

@@ -30,6 +30,9 @@ struct Args {
     /// The connector's batch_size.
     #[arg(long, default_value_t = 100)]
     batch_size: u32,
+    /// Pad each record with a `note` of this many bytes (wide records, for memory).
+    #[arg(long, default_value_t = 0)]
+    note_bytes: usize,
 }
 
 struct Measure {
@@ -40,19 +43,23 @@ struct Measure {
     stored: usize,
 }
 
-fn input_file(records: usize) -> anyhow::Result<PathBuf> {
+fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
     let dir = connector_bin().parent().unwrap().join("bench-data");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("clients-{records}.jsonl"));
+    let path = dir.join(format!("clients-{records}-{note_bytes}.jsonl"));
     if path.exists() {
         return Ok(path);
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let note = "n".repeat(note_bytes);
     for i in 0..records {
-        let data = json!({"name": format!("Client {i}"), "externalId": format!("EXT-{i:08}"), "status": "ACTIVE",
+        let mut data = json!({"name": format!("Client {i}"), "externalId": format!("EXT-{i:08}"), "status": "ACTIVE",
             "siteUrl": format!("https://client{i}.example"), "city": "Denver", "state": "CO", "country": "US",
             "zip": "80202", "timezone": "America/Denver", "npsScore": (i % 201) as i64 - 100,
             "custom": {"industry__cs": "Retail", "seats__cs": i % 500}});
+        if note_bytes > 0 {
+            data["note"] = json!(note);
+        }
         let line = json!({"type": "RECORD", "record": {"stream": "clients", "data": data, "emitted_at": 1_763_800_000_000u64}});
         writeln!(out, "{line}")?;
         if (i + 1) % 10_000 == 0 {
@@ -143,10 +150,18 @@ fn median(mut values: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let input = input_file(args.records)?;
+    let input = input_file(args.records, args.note_bytes)?;
     println!(
-        "bench: {} client records, bulk insert, batch_size {}, max_concurrency {}, emulator latency {} ms, {} runs",
-        args.records, args.batch_size, args.concurrency, args.latency_ms, args.runs
+        "bench: {} client records{}, bulk insert, batch_size {}, max_concurrency {}, emulator latency {} ms, {} runs",
+        args.records,
+        match args.note_bytes {
+            0 => String::new(),
+            n => format!(" with a {n}-byte note each"),
+        },
+        args.batch_size,
+        args.concurrency,
+        args.latency_ms,
+        args.runs
     );
     let mut measures = Vec::new();
     for run in 1..=args.runs {

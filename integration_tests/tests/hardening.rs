@@ -1,0 +1,488 @@
+//! Inputs, answers and signals that once crashed, hung or silently stopped a sync: each one
+//! pinned here against the real binary.
+
+use integration_tests::harness::{
+    catalog, config_for, http_answer, record_line, run_connector, scratch_dir, scripted_server,
+    state_line, write_json, Run,
+};
+use integration_tests::{Emulator, Options};
+use serde_json::{json, Value};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Config and catalog files for a sync of clients into `base_url`, rejects kept in a file.
+fn files(base_url: &str, api_key: &str, extra: Value, mode: &str) -> (String, String, String) {
+    let dir = scratch_dir("hardening");
+    let rejects = dir.join("rejected.jsonl").to_string_lossy().into_owned();
+    let mut extra = extra;
+    if extra.get("rejected_records").is_none() {
+        extra["rejected_records"] = json!({"storage_type": "Local", "path": rejects});
+    }
+    let config = write_json(&dir, "config.json", &config_for(base_url, api_key, extra));
+    let catalog = write_json(
+        &dir,
+        "catalog.json",
+        &catalog(&[("clients", "client", mode)]),
+    );
+    (config, catalog, rejects)
+}
+
+async fn write(config: &str, catalog: &str, input: &[u8]) -> Run {
+    run_connector(&["write", "--config", config, "--catalog", catalog], input).await
+}
+
+fn rejected(path: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn failure(run: &Run) -> (String, String) {
+    let trace = run.error_trace().expect("an error trace");
+    (
+        trace["failure_type"].as_str().unwrap().to_owned(),
+        trace["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn client(name: &str) -> String {
+    record_line("clients", &json!({"name": name}))
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_any_duration_is_capped_not_a_panic() {
+    let (addr, _server) = scripted_server(|_, _| {
+        http_answer(
+            "429 Too Many Requests",
+            "retry-after: 1e300\r\n",
+            r#"{"message":"slow down"}"#,
+        )
+    })
+    .await;
+    let (config, catalog, _) = files(
+        &format!("http://{addr}/v2"),
+        "k",
+        json!({"max_retries": 0}),
+        "append",
+    );
+    let run = write(&config, &catalog, client("A").as_bytes()).await;
+    assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "transient_error", "{message}");
+    assert!(message.contains("429"), "{message}");
+}
+
+#[tokio::test]
+async fn an_absurd_token_lifetime_is_capped_not_a_panic() {
+    let (addr, _server) = scripted_server(|method, path| match (method, path) {
+        ("POST", "/v1/auth") => http_answer(
+            "200 OK",
+            "",
+            r#"{"access_token":"t-1","token_type":"Bearer","expires_in":18446744073709551615}"#,
+        ),
+        _ => http_answer(
+            "200 OK",
+            "",
+            r#"{"data":[],"page":0,"size":1,"totalPages":0,"totalElements":0}"#,
+        ),
+    })
+    .await;
+    let dir = scratch_dir("token");
+    let config = write_json(
+        &dir,
+        "config.json",
+        &json!({"credentials": {"auth_type": "username_password", "username": "u",
+            "password": "wrong-pass-4242", "auth_url": format!("http://{addr}/v1/auth")},
+            "base_url": format!("http://{addr}/v2")}),
+    );
+    let run = run_connector(&["check", "--config", &config], b"").await;
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED", "{status}");
+    run.assert_no_secret("wrong-pass-4242");
+}
+
+#[tokio::test]
+async fn bad_utf8_a_bom_and_duplicate_keys_cost_only_their_own_line() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let (config, catalog, rejects) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let mut input = Vec::new();
+    input.extend_from_slice("\u{feff}".as_bytes());
+    input.extend_from_slice(client("First").as_bytes());
+    input.extend_from_slice(b"\n{\"type\":\"RECORD\",\"record\":{\"stream\":\"clients\",\"data\":{\"name\":\"\xff\xfe\"},\"emitted_at\":1}}\n");
+    input.extend_from_slice(
+        record_line("clients", &json!({"name": "x"}))
+            .replace(r#"{"name":"x"}"#, r#"{"name":"a","name":"b"}"#)
+            .as_bytes(),
+    );
+    input.push(b'\n');
+    input.extend_from_slice(client("Last").as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(state_line("clients", 1).as_bytes());
+    input.push(b'\n');
+    let run = write(&config, &catalog, &input).await;
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let names: Vec<_> = emulator
+        .records("client")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["First", "Last"]);
+    let states = run.states();
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        states[0]["destinationStats"],
+        json!({"recordCount": 4.0, "rejectedRecordCount": 2.0})
+    );
+    let rejected = rejected(&rejects);
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["line"], 2);
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("UTF-8"));
+    assert!(
+        rejected[0]["record"]
+            .as_str()
+            .unwrap()
+            .contains(r"\xFF\xFE"),
+        "{}",
+        rejected[0]
+    );
+    assert_eq!(rejected[1]["line"], 3);
+    assert!(
+        rejected[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`name` twice"),
+        "{}",
+        rejected[1]
+    );
+}
+
+#[tokio::test]
+async fn malformed_states_are_named_not_echoed_and_echoes_carry_no_raw_line_break() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let (config, catalog, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let input = [
+        client("A"),
+        r#"{"type":"STATE","state":{"type":"BOGUS","data":{}}}"#.to_owned(),
+        state_line("clients", 1),
+        r#"{"type":"STATE","state":{"type":"LEGACY","data":[1]}}"#.to_owned(),
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{}}}}"#.to_owned(),
+        r#"{"type":"STATE","state":{"type":"LEGACY","data":{},"sourceStats":{"recordCount":"abc"}}}"#.to_owned(),
+        r#"{"type":"STATE","state":{"type":"LEGACY","data":{"s":"\ud800"}}}"#.to_owned(),
+        client("B"),
+        "{\"type\":\"STATE\",\"state\":{\"type\":\"LEGACY\",\r\"data\":{\"a\":\r1},\"id\":2}}".to_owned(),
+    ]
+    .join("\n");
+    let run = write(&config, &catalog, input.as_bytes()).await;
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains('\r'), "a raw CR was echoed");
+    let ids: Vec<_> = run.states().iter().map(|s| s["id"].as_u64()).collect();
+    assert_eq!(ids, [Some(1), Some(2)]);
+    let warnings = run.logs("WARN");
+    for line in [2, 4, 5, 6, 7] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("line {line}: a STATE"))),
+            "line {line} not named: {warnings:?}"
+        );
+    }
+    assert_eq!(emulator.count("client"), 2);
+}
+
+#[tokio::test]
+async fn config_and_catalog_mistakes_name_the_field_or_stream() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let (config, catalog, _) = files(&emulator.base_url(), "sekrit-999\r\n", json!({}), "append");
+    let run = write(&config, &catalog, client("A").as_bytes()).await;
+    assert_eq!(run.status.code(), Some(1));
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "config_error");
+    assert!(message.contains("`credentials.api_key`"), "{message}");
+    run.assert_no_secret("sekrit-999");
+    assert_eq!(emulator.request_count(), 0, "nothing was sent");
+
+    let dir = scratch_dir("catalog");
+    let mut twice = integration_tests::harness::catalog(&[
+        ("clients", "client", "append"),
+        ("clients", "client", "append_dedup"),
+    ]);
+    let twice_path = write_json(&dir, "twice.json", &twice);
+    let (config, _, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let run = write(&config, &twice_path, b"").await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "config_error");
+    assert!(
+        message.contains("`clients`") && message.contains("twice"),
+        "{message}"
+    );
+
+    twice["streams"].as_array_mut().unwrap().pop();
+    twice["streams"][0]["destination_sync_mode"] = json!("append_dedup");
+    twice["streams"][0]["primary_key"] = json!("externalId");
+    let shapeless = write_json(&dir, "shapeless.json", &twice);
+    let run = write(&config, &shapeless, b"").await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "config_error");
+    assert!(
+        message.contains("`clients`") && message.contains("`primary_key`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_breaker_fails_a_sync_whose_first_records_all_fail_alike() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let (config, catalog, rejects) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    // A mapping mistake: every record carries a column the object does not have.
+    let mut input: Vec<String> = (0..1_200)
+        .map(|i| {
+            record_line(
+                "clients",
+                &json!({"name": format!("C{i}"), "colour": "red"}),
+            )
+        })
+        .collect();
+    input.insert(500, state_line("clients", 1));
+    input.push(state_line("clients", 2));
+    let run = write(&config, &catalog, (input.join("\n") + "\n").as_bytes()).await;
+    assert_eq!(run.status.code(), Some(1));
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "config_error");
+    assert!(
+        message.contains("first 1000 record(s)") && message.contains("`colour` is not a field"),
+        "{message}"
+    );
+    assert!(run.states().is_empty(), "no state may cover those records");
+    assert!(rejected(&rejects).len() >= 1000);
+
+    // Fewer records than the limit, refused by the API for one reason: the same verdict.
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let (config, _, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let dir = scratch_dir("breaker");
+    let contacts = write_json(
+        &dir,
+        "catalog.json",
+        &integration_tests::harness::catalog(&[("contacts", "contact", "append")]),
+    );
+    let mut input: Vec<String> = (0..5)
+        .map(|i| {
+            record_line(
+                "contacts",
+                &json!({"clientId": "no-such-client", "email": format!("p{i}@x.test")}),
+            )
+        })
+        .collect();
+    input.push(state_line("contacts", 1));
+    let run = write(&config, &contacts, (input.join("\n") + "\n").as_bytes()).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "config_error", "{message}");
+    assert!(message.contains("names no client"), "{message}");
+    assert!(run.states().is_empty());
+
+    // Turned off, the same input is five rejections of a sync that succeeds.
+    let (config, _, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({"rejection_breaker_records": 0}),
+        "append",
+    );
+    let run = write(&config, &contacts, (input.join("\n") + "\n").as_bytes()).await;
+    assert!(run.status.success(), "{}", run.stdout);
+    assert_eq!(run.states().len(), 1);
+
+    // One good record among them: bad data, not a mapping mistake.
+    let (config, _, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let uuid = {
+        let (c, k, _) = files(
+            &emulator.base_url(),
+            emulator.api_key(),
+            json!({}),
+            "append",
+        );
+        assert!(write(&c, &k, client("Parent").as_bytes())
+            .await
+            .status
+            .success());
+        emulator.records("client")[0]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    input.insert(
+        2,
+        record_line("contacts", &json!({"clientId": uuid, "email": "ok@x.test"})),
+    );
+    let run = write(&config, &contacts, (input.join("\n") + "\n").as_bytes()).await;
+    assert!(run.status.success(), "{}", run.stdout);
+    assert_eq!(
+        run.states()[0]["destinationStats"],
+        json!({"recordCount": 6.0, "rejectedRecordCount": 5.0})
+    );
+}
+
+/// A running connector whose stdin stays open until dropped, so a test can signal it mid-sync.
+struct Live {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl Live {
+    async fn start(config: &str, catalog: &str) -> Self {
+        let mut child = tokio::process::Command::new(integration_tests::harness::connector_bin())
+            .args(["write", "--config", config, "--catalog", catalog])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        Self { child, stdin }
+    }
+
+    async fn send(&mut self, lines: &[String]) {
+        let text = lines.join("\n") + "\n";
+        self.stdin.write_all(text.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self.child.id().unwrap() as i32;
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits for the exit, then decodes stdout like `run_connector` does.
+    async fn finish(mut self) -> (Run, Duration) {
+        let started = Instant::now();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let mut out = self.child.stdout.take().unwrap();
+        let mut err = self.child.stderr.take().unwrap();
+        let (_, _, status) = tokio::join!(
+            out.read_to_string(&mut stdout),
+            err.read_to_string(&mut stderr),
+            self.child.wait()
+        );
+        let waited = started.elapsed();
+        let messages = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        integration_tests::harness::keep_output(&stdout, &stderr);
+        (
+            Run {
+                status: status.unwrap(),
+                stdout,
+                stderr,
+                messages,
+            },
+            waited,
+        )
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
+    let emulator = Emulator::start(Options {
+        latency_ms: 1_500,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let (config, catalog, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let mut live = Live::start(&config, &catalog).await;
+    let mut first: Vec<String> = (0..100).map(|i| client(&format!("C{i}"))).collect();
+    first.push(state_line("clients", 1));
+    // A full batch goes out at once; these 30 wait for more records (or 500 ms).
+    first.extend((100..130).map(|i| client(&format!("C{i}"))));
+    first.push(state_line("clients", 2));
+    live.send(&first).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live.signal(libc::SIGTERM);
+    let (run, _) = live.finish().await;
+    assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "transient_error");
+    assert!(message.contains("SIGTERM"), "{message}");
+    assert!(
+        message.contains("30 records read were not sent"),
+        "{message}"
+    );
+    let ids: Vec<_> = run.states().iter().map(|s| s["id"].as_u64()).collect();
+    assert_eq!(ids, [Some(1)], "the committed batch's state, and only it");
+    assert_eq!(
+        emulator.count("client"),
+        100,
+        "the request in flight finished"
+    );
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once() {
+    let emulator = Emulator::start(Options {
+        latency_ms: 20_000,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let (config, catalog, _) = files(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({}),
+        "append",
+    );
+    let mut live = Live::start(&config, &catalog).await;
+    let lines: Vec<String> = (0..100).map(|i| client(&format!("C{i}"))).collect();
+    live.send(&lines).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live.signal(libc::SIGINT);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    live.signal(libc::SIGTERM);
+    let (run, waited) = live.finish().await;
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    assert_eq!(run.status.code(), Some(1));
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "transient_error");
+    assert!(message.contains("SIGINT"), "{message}");
+    assert!(run.states().is_empty());
+}

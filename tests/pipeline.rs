@@ -1,0 +1,172 @@
+//! The write pipeline in process (`write::run` with in-memory input and output), and a bounded
+//! fuzz of the line decoder and the state echo.
+
+use destination_clientsuccess::output::Emitter;
+use destination_clientsuccess::protocol::{AirbyteMessage, Lines, LogLevel};
+use destination_clientsuccess::write::prepare::{prepare, Item};
+use destination_clientsuccess::write::{self, plan::Plan};
+use destination_clientsuccess::{config, error};
+use integration_tests::harness::{
+    append_protocol_lines, catalog, config_for, keep_output, record_line, state_line,
+};
+use integration_tests::{Emulator, Options};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// An `io::Write` whose bytes a test reads afterwards.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+    fn messages(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Input that fails with an I/O error once its bytes are read.
+struct FailingAfter(io::Cursor<Vec<u8>>);
+
+impl Read for FailingAfter {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(io::Error::other("the pipe broke")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stdin_read_error_still_writes_and_checkpoints_what_was_read() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let settings = config::from_value(&config_for(
+        &emulator.base_url(),
+        emulator.api_key(),
+        json!({"rejected_records": {"storage_type": "None"}}),
+    ))
+    .unwrap();
+    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
+    let plan = Plan::new(&configured).unwrap();
+    let mut lines: Vec<String> = (0..30)
+        .map(|i| record_line("clients", &json!({"name": format!("C{i}")})))
+        .collect();
+    lines.push(state_line("clients", 7));
+    let input = io::BufReader::new(FailingAfter(io::Cursor::new(
+        (lines.join("\n") + "\n").into_bytes(),
+    )));
+    let captured = Captured::default();
+    let mut out = Emitter::new(captured.clone());
+    let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
+    let summary = write::run(settings, plan, input, &mut out, shutdown)
+        .await
+        .unwrap();
+    let error = summary.into_result().unwrap_err();
+    assert_eq!(
+        error::failure_type(&error),
+        destination_clientsuccess::protocol::FailureType::TransientError
+    );
+    assert!(format!("{error:#}").contains("the pipe broke"), "{error:#}");
+    assert_eq!(emulator.count("client"), 30, "what was read was written");
+    let states: Vec<Value> = captured
+        .messages()
+        .into_iter()
+        .filter(|m| m["type"] == "STATE")
+        .collect();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0]["state"]["id"], 7);
+    keep_output(&captured.text(), "");
+}
+
+/// Lines a source (or a broken pipe) might send: valid messages, near misses, and noise.
+fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
+    let templates = prop::sample::select(vec![
+        r#"{"type":"RECORD","record":{"stream":"clients","data":{"name":"A"},"emitted_at":1}}"#,
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"clients"},"stream_state":{"c":1}},"sourceStats":{"recordCount":1.0},"id":9}}"#,
+        r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{},"stream_states":[{"stream_descriptor":{"name":"a"}}]}}}"#,
+        r#"{"type":"STATE","state":{"type":"LEGACY","data":{"x":"\u2028"}}}"#,
+        r#"{"type":"STATE","state":{"data":{"k":[1,2,{"z":null}]},"id":123456789012345678901234567890}}"#,
+        r#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#,
+        r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0}}"#,
+    ]);
+    let mutated =
+        (templates, any::<u16>(), any::<u8>(), 0..4usize).prop_map(|(template, at, byte, how)| {
+            let mut bytes = template.as_bytes().to_vec();
+            let at = at as usize % (bytes.len() + 1);
+            match how {
+                0 => bytes.insert(at, byte),
+                1 if at < bytes.len() => bytes[at] = byte,
+                2 => bytes.truncate(at),
+                _ => {
+                    let extra: &[u8] = match byte % 6 {
+                        0 => b"\r",
+                        1 => " \t ".as_bytes(),
+                        2 => "\u{85}".as_bytes(),
+                        3 => b"\\ud800",
+                        4 => b"\xef\xbb\xbf",
+                        _ => b"\xc3\x28",
+                    };
+                    bytes.splice(at..at, extra.iter().copied());
+                }
+            }
+            bytes
+        });
+    prop_oneof![
+        4 => mutated,
+        1 => prop::collection::vec(any::<u8>(), 0..80),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Whatever comes in, decoding never panics, and every line the connector would print
+    /// about it (an echoed state, a WARN naming a broken state or a rejection) is one JSON
+    /// object on one line with no raw control character. The lines are kept so the test
+    /// script also checks them against Airbyte's own model.
+    #[test]
+    fn no_input_line_breaks_the_decoder_or_the_output(lines in prop::collection::vec(hostile_line(), 1..6)) {
+        let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
+        let plan = Plan::new(&configured).unwrap();
+        let mut input = Vec::new();
+        for line in &lines {
+            input.extend_from_slice(line);
+            input.push(b'\n');
+        }
+        let captured = Captured::default();
+        let mut out = Emitter::new(captured.clone());
+        for read in Lines::new(io::BufReader::new(&input[..])) {
+            let (number, line) = read.unwrap();
+            match prepare(&plan, number, line) {
+                Item::State(state) => out.emit(&AirbyteMessage::State(state.with_destination_stats(1, 0))).unwrap(),
+                Item::BadState { line, reason } => out.log(LogLevel::Warn, format!("line {line}: {reason}")).unwrap(),
+                Item::Rejected(rejection) => out.log(LogLevel::Warn, rejection.reason).unwrap(),
+                Item::Record(_) | Item::Ignored => {}
+            }
+        }
+        let text = captured.text();
+        for line in text.lines() {
+            prop_assert!(!line.chars().any(|c| c.is_control()), "control character in {line:?}");
+            prop_assert!(!line.contains(['\u{2028}', '\u{2029}']), "line separator in {line:?}");
+            let message: Value = serde_json::from_str(line).unwrap();
+            prop_assert!(message["type"].is_string());
+        }
+        append_protocol_lines("fuzz", &text);
+    }
+}
