@@ -45,9 +45,28 @@ impl ObjectKind {
         }
     }
 
-    /// Whether inserts of this object go through a bulk endpoint.
+    /// Whether the API has a bulk insert route for this object (contracts have none).
     pub fn has_bulk_insert(self) -> bool {
         !matches!(self, Self::Contract)
+    }
+
+    /// The fields ClientSuccess matches an upsert on, in order: the first one a record carries
+    /// is used (a client without externalId is matched on its name).
+    pub fn natural_keys(self) -> &'static [&'static str] {
+        match self {
+            Self::Client => &["externalId", "name"],
+            Self::Contact => &["email"],
+            Self::Contract => &["externalId"],
+        }
+    }
+
+    /// A natural key's value as the API compares it: emails without regard to case.
+    pub fn normalize_key(self, field: &str, value: &str) -> String {
+        if field == "email" {
+            value.to_ascii_lowercase()
+        } else {
+            value.to_owned()
+        }
     }
 }
 
@@ -122,12 +141,10 @@ pub fn required_fields(object: ObjectKind, mode: WriteMode) -> &'static [&'stati
 
 /// Natural keys the API matches on, as the catalog's `matching_keys`.
 pub fn matching_keys(object: ObjectKind, mode: WriteMode) -> Option<Vec<Vec<String>>> {
-    let keys: &[&str] = match (object, mode) {
-        (_, WriteMode::Insert) => return None,
-        (_, WriteMode::Update) => &["uuid"],
-        (ObjectKind::Client, WriteMode::Upsert) => &["externalId", "name"],
-        (ObjectKind::Contact, WriteMode::Upsert) => &["email"],
-        (ObjectKind::Contract, WriteMode::Upsert) => &["externalId"],
+    let keys: &[&str] = match mode {
+        WriteMode::Insert => return None,
+        WriteMode::Update => &["uuid"],
+        WriteMode::Upsert => object.natural_keys(),
     };
     Some(keys.iter().map(|k| vec![(*k).to_owned()]).collect())
 }

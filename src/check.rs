@@ -1,6 +1,8 @@
 //! `check`: prove the config, the credentials and the URL work, or say exactly what to fix.
 
-use crate::api::ApiClient;
+use crate::catalog::ObjectKind;
+use crate::clientsuccess::ClientSuccessWriter;
+use crate::clientsuccess::{ApiClient, ApiSurface};
 use crate::config;
 use crate::protocol::{AirbyteMessage, ConnectionStatus, Status};
 use std::path::Path;
@@ -8,9 +10,9 @@ use std::path::Path;
 /// Always one CONNECTION_STATUS; `check` itself never fails.
 pub async fn run(config_path: &Path) -> AirbyteMessage {
     let status = match probe(config_path).await {
-        Ok(()) => ConnectionStatus {
+        Ok(surfaces) => ConnectionStatus {
             status: Status::Succeeded,
-            message: None,
+            message: Some(surfaces),
         },
         Err(message) => ConnectionStatus {
             status: Status::Failed,
@@ -20,8 +22,21 @@ pub async fn run(config_path: &Path) -> AirbyteMessage {
     AirbyteMessage::ConnectionStatus(status)
 }
 
-async fn probe(config_path: &Path) -> Result<(), String> {
+/// Signs in, makes one read, then finds the write routes of every object without creating
+/// anything; the answer says which surface each object will use.
+async fn probe(config_path: &Path) -> Result<String, String> {
     let settings = config::load(config_path).map_err(|e| e.0)?;
     let client = ApiClient::new(&settings).map_err(|e| format!("could not set up HTTP: {e}"))?;
-    client.probe().await
+    client.probe().await?;
+    let writer = ClientSuccessWriter::connect(&settings, &ObjectKind::ALL, None)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let how = match settings.api_surface {
+        ApiSurface::Auto => "detected",
+        _ => "set by api_surface, not probed",
+    };
+    Ok(format!(
+        "ClientSuccess write API ({how}): {}",
+        writer.surfaces()
+    ))
 }

@@ -1,8 +1,9 @@
 //! The command line: parse arguments, run one command, map its error to a TRACE and an exit code.
 
+use crate::clientsuccess::ClientSuccessWriter;
 use crate::error::{failure_type, ConfigError};
 use crate::output::Emitter;
-use crate::protocol::AirbyteMessage;
+use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::{catalog, check, config, write};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -117,7 +118,29 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
             let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
             let summary = runtime()?.block_on(async {
                 let shutdown = shutdown_signals()?;
-                write::run(settings, plan, stdin, out, shutdown).await
+                let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+                let writer =
+                    ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
+                        .await?;
+                writer.surfaces().require(&plan.needs())?;
+                out.log(
+                    LogLevel::Info,
+                    format!(
+                        "ClientSuccess write API ({}): {}",
+                        if writer.surfaces().detected {
+                            "detected"
+                        } else {
+                            "set by api_surface"
+                        },
+                        writer.surfaces()
+                    ),
+                )?;
+                let destination = write::Destination {
+                    writer: std::sync::Arc::new(writer),
+                    notices,
+                    shutdown,
+                };
+                write::run(settings, plan, destination, stdin, out).await
             })?;
             summary.into_result()?;
         }

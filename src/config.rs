@@ -2,6 +2,7 @@
 //! step that turns a config file into validated, typed `Settings`.
 
 use crate::catalog::schema_settings;
+use crate::clientsuccess::ApiSurface;
 use crate::error::ConfigError;
 use crate::protocol::{ConnectorSpecification, DestinationSyncMode};
 use crate::secret::Secret;
@@ -60,6 +61,14 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(title = "Rejected records", extend("order" = 6))]
     pub rejected_records: RejectedRecords,
+
+    /// Which ClientSuccess write API to use. `auto` (the default) probes the account at the
+    /// start of each check and sync, without creating anything, and uses the best it has: v2
+    /// bulk + upsert, else v2 single-record routes, else v1 (clients and contacts only). Pin
+    /// one only if detection picks wrong.
+    #[serde(default)]
+    #[schemars(title = "API surface", extend("order" = 8))]
+    pub api_surface: ApiSurface,
 
     /// When every one of the first N records of a sync is rejected for the same reason, the
     /// cause is a field mapping or configuration mistake, not bad data: the sync then fails with
@@ -165,6 +174,7 @@ pub struct Settings {
     pub rejected_records: Option<PathBuf>,
     /// 0: off. See `RawConfig::rejection_breaker_records`.
     pub rejection_breaker_records: u64,
+    pub api_surface: ApiSurface,
 }
 
 /// The JSON schema of the config, as the SPEC's `connectionSpecification`.
@@ -267,6 +277,7 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
             RejectedRecords::Local { path } => Some(PathBuf::from(path)),
         },
         rejection_breaker_records: raw.rejection_breaker_records,
+        api_surface: raw.api_surface,
     })
 }
 

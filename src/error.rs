@@ -43,3 +43,32 @@ pub fn failure_type(error: &anyhow::Error) -> FailureType {
         FailureType::SystemError
     }
 }
+
+/// A failure that ends a sync (as opposed to the refusal of one record).
+#[derive(Debug)]
+pub enum Fatal {
+    Config(ConfigError),
+    Transient(TransientError),
+}
+
+impl Fatal {
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::Config(ConfigError::new(message))
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Config(e) => &e.0,
+            Self::Transient(e) => &e.0,
+        }
+    }
+}
+
+impl From<Fatal> for anyhow::Error {
+    fn from(f: Fatal) -> Self {
+        match f {
+            Fatal::Config(e) => e.into(),
+            Fatal::Transient(e) => e.into(),
+        }
+    }
+}

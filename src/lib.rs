@@ -10,14 +10,15 @@
 //! - [`protocol`]: Airbyte messages in and out, one JSON line each.
 //! - [`write`]: the pipeline: plan the streams, validate records, batch, send, acknowledge,
 //!   echo states once their records are committed.
-//! - [`api`]: the ClientSuccess HTTP client: auth, retries, what each status means.
+//! - [`clientsuccess`]: everything that knows ClientSuccess: HTTP, auth, retries, the write
+//!   surfaces an account offers (detected), the v1 translation; a `write::Writer`.
 //! - [`output`]: the single writer of stdout.
 //! - [`secret`]: a string type that cannot be printed.
 
-pub mod api;
 pub mod catalog;
 pub mod check;
 pub mod cli;
+pub mod clientsuccess;
 pub mod config;
 pub mod error;
 pub mod objects;

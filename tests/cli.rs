@@ -215,9 +215,17 @@ async fn check_succeeds_with_an_api_key() {
         json!({}),
     ))
     .await;
-    assert_eq!(connection_status(&run), ("SUCCEEDED".into(), String::new()));
+    let (status, message) = connection_status(&run);
+    assert_eq!(status, "SUCCEEDED", "{message}");
+    assert!(
+        message.contains("client: insert by v2 bulk, update by v2 PUT, upsert by v2 upsert"),
+        "{message}"
+    );
     run.assert_no_secret(emulator.api_key());
     assert_eq!(emulator.stats()["GET /v2/client/search"]["200"], 1);
+    for object in ["client", "contact", "contract"] {
+        assert_eq!(emulator.count(object), 0, "check created a {object}");
+    }
 }
 
 #[tokio::test]

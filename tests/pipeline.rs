@@ -1,10 +1,14 @@
 //! The write pipeline in process (`write::run` with in-memory input and output), and a bounded
 //! fuzz of the line decoder and the state echo.
 
+use destination_clientsuccess::catalog::{ObjectKind, WriteMode};
+use destination_clientsuccess::clientsuccess::ClientSuccessWriter;
+use destination_clientsuccess::error::Fatal;
 use destination_clientsuccess::output::Emitter;
 use destination_clientsuccess::protocol::{AirbyteMessage, Lines, LogLevel};
+use destination_clientsuccess::write::prepare::Prepared;
 use destination_clientsuccess::write::prepare::{prepare, Item};
-use destination_clientsuccess::write::{self, plan::Plan};
+use destination_clientsuccess::write::{self, plan::Plan, Destination, Verdict, Writer};
 use destination_clientsuccess::{config, error};
 use integration_tests::harness::{
     append_protocol_lines, catalog, config_for, keep_output, record_line, state_line,
@@ -73,8 +77,17 @@ async fn a_stdin_read_error_still_writes_and_checkpoints_what_was_read() {
     )));
     let captured = Captured::default();
     let mut out = Emitter::new(captured.clone());
+    let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let writer = ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
+        .await
+        .unwrap();
     let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
-    let summary = write::run(settings, plan, input, &mut out, shutdown)
+    let destination = Destination {
+        writer: Arc::new(writer),
+        notices,
+        shutdown,
+    };
+    let summary = write::run(settings, plan, destination, input, &mut out)
         .await
         .unwrap();
     let error = summary.into_result().unwrap_err();
@@ -91,6 +104,124 @@ async fn a_stdin_read_error_still_writes_and_checkpoints_what_was_read() {
         .collect();
     assert_eq!(states.len(), 1);
     assert_eq!(states[0]["state"]["id"], 7);
+    keep_output(&captured.text(), "");
+}
+
+/// A writer without HTTP: refuses records whose body mentions "bad", takes `delay` per call
+/// for records of key "slow", and notes every record it saw, in order.
+struct FakeWriter {
+    seen: Mutex<Vec<(String, String)>>,
+}
+
+impl Writer for FakeWriter {
+    fn batch_limit(&self, _: ObjectKind, mode: WriteMode) -> usize {
+        if mode == WriteMode::Insert {
+            10
+        } else {
+            1
+        }
+    }
+
+    async fn write(
+        &self,
+        _: ObjectKind,
+        _: WriteMode,
+        records: &[Prepared],
+    ) -> Result<Vec<Verdict>, Fatal> {
+        let mut verdicts = Vec::new();
+        for record in records {
+            let body: Value = serde_json::from_slice(record.body()).unwrap();
+            let key = body["externalId"].as_str().unwrap_or_default().to_owned();
+            if key == "slow" {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let name = body["name"].as_str().unwrap_or_default().to_owned();
+            self.seen.lock().unwrap().push((key, name.clone()));
+            verdicts.push(if name.contains("bad") {
+                Verdict::Refused {
+                    status: Some(400),
+                    message: format!("fake refusal of {name}"),
+                }
+            } else {
+                Verdict::Written
+            });
+        }
+        Ok(verdicts)
+    }
+}
+
+#[tokio::test]
+async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_record() {
+    let settings = config::from_value(&config_for(
+        "http://127.0.0.1:1/v2",
+        "k",
+        json!({"max_concurrency": 8, "rejection_breaker_records": 0,
+            "rejected_records": {"storage_type": "None"}}),
+    ))
+    .unwrap();
+    let configured =
+        serde_json::from_value(catalog(&[("clients", "client", "append_dedup")])).unwrap();
+    let plan = Plan::new(&configured).unwrap();
+    let mut lines = Vec::new();
+    for i in 0..40 {
+        let key = ["slow", "a", "b", "c"][i % 4];
+        let name = if i == 13 {
+            format!("bad {i}")
+        } else {
+            format!("n{i}")
+        };
+        lines.push(record_line(
+            "clients",
+            &json!({"name": name, "externalId": key, "status": "ACTIVE", "active": true}),
+        ));
+    }
+    lines.push(state_line("clients", 1));
+    let writer = Arc::new(FakeWriter {
+        seen: Mutex::new(Vec::new()),
+    });
+    let (_notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
+    let destination = Destination {
+        writer: writer.clone(),
+        notices,
+        shutdown,
+    };
+    let captured = Captured::default();
+    let mut out = Emitter::new(captured.clone());
+    let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
+    let summary = write::run(settings, plan, destination, input, &mut out)
+        .await
+        .unwrap();
+    assert_eq!((summary.written, summary.rejected), (39, 1));
+    let seen = writer.seen.lock().unwrap().clone();
+    for key in ["slow", "a", "b", "c"] {
+        let order: Vec<usize> = seen
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, n)| {
+                n.trim_start_matches("bad ")
+                    .trim_start_matches('n')
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "key {key} out of order");
+    }
+    let states: Vec<Value> = captured
+        .messages()
+        .into_iter()
+        .filter(|m| m["type"] == "STATE")
+        .collect();
+    assert_eq!(
+        states[0]["state"]["destinationStats"],
+        json!({"recordCount": 40.0, "rejectedRecordCount": 1.0})
+    );
+    assert!(
+        summary.into_result().is_err(),
+        "a rejection kept nowhere fails the sync"
+    );
     keep_output(&captured.text(), "");
 }
 

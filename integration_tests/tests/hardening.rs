@@ -427,7 +427,7 @@ async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
     let (config, catalog, _) = files(
         &emulator.base_url(),
         emulator.api_key(),
-        json!({}),
+        json!({"api_surface": "v2_bulk"}), // pinned: no probe, each as slow as a write
         "append",
     );
     let mut live = Live::start(&config, &catalog).await;
@@ -468,7 +468,7 @@ async fn a_second_signal_stops_at_once() {
     let (config, catalog, _) = files(
         &emulator.base_url(),
         emulator.api_key(),
-        json!({}),
+        json!({"api_surface": "v2_bulk"}),
         "append",
     );
     let mut live = Live::start(&config, &catalog).await;

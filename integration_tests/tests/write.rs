@@ -12,7 +12,8 @@ struct Sync {
     rejected: Vec<Value>,
 }
 
-/// Runs one sync; rejected records go to a Local file unless `extra` sets `rejected_records`.
+/// Runs one sync; rejected records go to a Local file unless `extra` sets `rejected_records`,
+/// over the v2 bulk surface unless it sets `api_surface`.
 async fn sync(
     emulator: &Emulator,
     extra: Value,
@@ -24,6 +25,11 @@ async fn sync(
     let mut extra = extra;
     if extra.get("rejected_records").is_none() {
         extra["rejected_records"] = json!({"storage_type": "Local", "path": rejected_path});
+    }
+    // These tests pin the pipeline's behaviour on the v2 bulk surface, request counts
+    // included; detecting the surface has its own tests (surfaces.rs).
+    if extra.get("api_surface").is_none() {
+        extra["api_surface"] = json!("v2_bulk");
     }
     let config = write_json(
         &dir,

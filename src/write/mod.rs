@@ -14,11 +14,11 @@ pub mod plan;
 pub mod prepare;
 pub mod rejects;
 pub mod worker;
+pub mod writer;
 
-use crate::api::{ApiClient, Fatal};
 use crate::catalog::{ObjectKind, WriteMode};
 use crate::config::Settings;
-use crate::error::{ConfigError, TransientError};
+use crate::error::{ConfigError, Fatal, TransientError};
 use crate::output::Emitter;
 use crate::protocol::{Lines, LogLevel};
 use budget::ByteBudget;
@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use worker::{Outcome, Settled, Work, Worker};
+pub use writer::{Verdict, Writer};
 
 /// A partial batch waits at most this long for more records before it is sent.
 const MAX_BATCH_WAIT: Duration = Duration::from_millis(500);
@@ -101,19 +102,36 @@ fn item_size(item: &Item) -> usize {
     }
 }
 
-/// Runs a sync: reads `input` to its end (or to a fatal error), emitting LOG and STATE messages.
-/// `shutdown` carries the names of signals that ask the sync to stop (SIGTERM, SIGINT): the
-/// first stops reading and lets requests in flight finish; a second stops at once.
-pub async fn run(
+/// Where a sync's records go and what it hears while it runs.
+pub struct Destination<W> {
+    pub writer: Arc<W>,
+    /// Retries, re-authentications and other events worth a WARN line, from the writer.
+    pub notices: mpsc::UnboundedReceiver<String>,
+    /// Names of signals that ask the sync to stop (SIGTERM, SIGINT): the first stops reading
+    /// and lets requests in flight finish; a second stops at once.
+    pub shutdown: mpsc::UnboundedReceiver<&'static str>,
+}
+
+/// Runs a sync: reads `input` to its end (or to a fatal error), hands records to the writer,
+/// emits LOG and STATE messages.
+pub async fn run<W: Writer>(
     settings: Settings,
     plan: Plan,
+    destination: Destination<W>,
     input: impl BufRead + Send + 'static,
     out: &mut Emitter,
-    shutdown: mpsc::UnboundedReceiver<&'static str>,
 ) -> anyhow::Result<Summary> {
+    let Destination {
+        writer,
+        notices,
+        shutdown,
+    } = destination;
     let rejects = RejectStore::open(settings.rejected_records.as_deref())?;
-    let (notice_tx, notices) = mpsc::unbounded_channel();
-    let client = Arc::new(ApiClient::new(&settings)?.with_notices(notice_tx));
+    let batch_limits = plan
+        .streams
+        .iter()
+        .map(|s| writer.batch_limit(s.object, s.mode).max(1))
+        .collect();
     let plan = Arc::new(plan);
 
     let (item_tx, items) = mpsc::channel(INPUT_BUFFER);
@@ -158,7 +176,7 @@ pub async fn run(
             index,
             workers,
             first_round_trip: first_round_trip.clone(),
-            client: client.clone(),
+            writer: writer.clone(),
             lane: lane_rx,
             shared: shared_rx.clone(),
             outcomes: outcome_tx.clone(),
@@ -170,7 +188,7 @@ pub async fn run(
 
     let mut coordinator = Coordinator {
         plan: plan.clone(),
-        batch_size: settings.batch_size,
+        batch_limits,
         out,
         ledger: Ledger::default(),
         rejects,
@@ -282,7 +300,8 @@ impl Breaker {
 
 struct Coordinator<'a> {
     plan: Arc<Plan>,
-    batch_size: usize,
+    /// Per stream: records one write may take (1: no batching).
+    batch_limits: Vec<usize>,
     out: &'a mut Emitter,
     ledger: Ledger,
     rejects: RejectStore,
@@ -513,8 +532,8 @@ impl Coordinator<'_> {
             }
         }
         self.last_mode[index] = Some(mode);
-        if mode == WriteMode::Insert && object.has_bulk_insert() {
-            let stream = record.stream;
+        let stream = record.stream;
+        if self.batch_limits[stream] > 1 && record.key.is_none() {
             self.batch_started[stream].get_or_insert_with(Instant::now);
             let bytes = record.body().len();
             if self.batch_bytes[stream] + bytes > MAX_BATCH_BYTES {
@@ -523,7 +542,7 @@ impl Coordinator<'_> {
             }
             self.batch_bytes[stream] += bytes;
             self.batches[stream].push(record);
-            if self.batches[stream].len() >= self.batch_size {
+            if self.batches[stream].len() >= self.batch_limits[stream] {
                 self.flush_batch(stream);
             }
             return Ok(());
@@ -531,11 +550,12 @@ impl Coordinator<'_> {
         let lane = record
             .key
             .map(|key| (key % self.lanes.len() as u64) as usize);
+        let records = vec![record];
         self.dispatch(
-            Work::Single {
+            Work {
                 object,
                 mode,
-                record,
+                records,
             },
             lane,
         );
@@ -570,14 +590,24 @@ impl Coordinator<'_> {
             return;
         }
         let records = std::mem::take(&mut self.batches[stream]);
-        let object = self.plan.streams[stream].object;
-        self.dispatch(Work::Bulk { object, records }, None);
+        let (object, mode) = (
+            self.plan.streams[stream].object,
+            self.plan.streams[stream].mode,
+        );
+        self.dispatch(
+            Work {
+                object,
+                mode,
+                records,
+            },
+            None,
+        );
     }
 
     /// Queues work for a lane (`Some`) or the shared queue, then hands over what fits.
     fn dispatch(&mut self, work: Work, lane: Option<usize>) {
         self.in_flight += 1;
-        self.object_in_flight[object_index(work.object())] += 1;
+        self.object_in_flight[object_index(work.object)] += 1;
         let queue = lane.unwrap_or(self.lanes.len());
         self.waiting[queue].push_back(work);
         self.waiting_total += 1;
@@ -621,7 +651,7 @@ impl Coordinator<'_> {
         for queue in &mut self.waiting {
             for work in queue.drain(..) {
                 self.in_flight -= 1;
-                self.object_in_flight[object_index(work.object())] -= 1;
+                self.object_in_flight[object_index(work.object)] -= 1;
                 self.budget.release(work.cost());
             }
         }
@@ -649,20 +679,20 @@ impl Coordinator<'_> {
     fn commit(&mut self, done: Vec<worker::Committed>) -> anyhow::Result<()> {
         for committed in done {
             let segment = committed.record.segment;
-            match committed.refusal {
-                None => {
+            match committed.verdict {
+                Verdict::Written => {
                     self.summary.written += 1;
                     self.breaker.written();
                     self.ledger.commit(segment, false);
                 }
-                Some((status, message)) => {
+                Verdict::Refused { status, message } => {
                     let record = committed.record;
                     let rejection = Rejection {
                         line: record.line,
                         stream: Some(self.plan.streams[record.stream].name.clone()),
                         original: Original::Record(record.original),
-                        reason: format!("ClientSuccess refused it: {message}"),
-                        http_status: Some(status),
+                        reason: message,
+                        http_status: status,
                     };
                     self.reject(&rejection)?;
                     self.ledger.commit(segment, true);

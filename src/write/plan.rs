@@ -133,6 +133,25 @@ impl Plan {
             .or_else(|| (candidates.len() == 1).then(|| candidates[0]))
     }
 
+    /// The objects the catalog writes, each once.
+    pub fn objects(&self) -> Vec<ObjectKind> {
+        let mut objects: Vec<ObjectKind> = Vec::new();
+        for stream in &self.streams {
+            if !objects.contains(&stream.object) {
+                objects.push(stream.object);
+            }
+        }
+        objects
+    }
+
+    /// Each stream's object and mode, with the stream named for messages.
+    pub fn needs(&self) -> Vec<(ObjectKind, WriteMode, String)> {
+        self.streams
+            .iter()
+            .map(|s| (s.object, s.mode, format!("stream `{}`", s.name)))
+            .collect()
+    }
+
     pub fn operation(&self, stream: usize) -> &Operation {
         &self.operations[self.streams[stream].operation]
     }

@@ -174,7 +174,9 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
         _ => None,
     };
     let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
-    let body = (had_nulls || uuid.is_some())
+    let defaulted =
+        crate::clientsuccess::fill_create_defaults(operation.object, operation.mode, &mut fields);
+    let body = (had_nulls || uuid.is_some() || defaulted)
         .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
         line,
@@ -345,16 +347,14 @@ fn conflict_key(
     uuid: Option<&str>,
     fields: &Map<String, Value>,
 ) -> Option<u64> {
-    let text = |name: &str| fields.get(name).and_then(Value::as_str);
-    let key: (u8, String) = match (mode, object) {
-        (WriteMode::Insert, _) => return None,
-        (WriteMode::Update, _) => (0, uuid?.to_owned()),
-        (WriteMode::Upsert, ObjectKind::Client) => match text("externalId") {
-            Some(external) => (1, external.to_owned()),
-            None => (2, text("name")?.to_owned()),
-        },
-        (WriteMode::Upsert, ObjectKind::Contact) => (1, text("email")?.to_ascii_lowercase()),
-        (WriteMode::Upsert, ObjectKind::Contract) => (1, text("externalId")?.to_owned()),
+    let key: (&str, String) = match mode {
+        WriteMode::Insert => return None,
+        WriteMode::Update => ("uuid", uuid?.to_owned()),
+        // The first natural key the record carries, as the API matches it.
+        WriteMode::Upsert => object.natural_keys().iter().find_map(|&field| {
+            let value = fields.get(field).and_then(Value::as_str)?;
+            Some((field, object.normalize_key(field, value)))
+        })?,
     };
     let mut hasher = DefaultHasher::new();
     (object.name(), key).hash(&mut hasher);
@@ -394,7 +394,11 @@ mod tests {
             panic!()
         };
         assert_eq!(p.line, 7);
-        assert_eq!(p.body(), br#"{"name":"Acme"}"#);
+        // Nulls dropped; the create defaults filled in.
+        assert_eq!(
+            p.body(),
+            br#"{"name":"Acme","status":"ACTIVE","active":true}"#
+        );
         assert_eq!(p.original.get(), r#"{"name":"Acme","city":null}"#);
         assert_eq!(p.key, None);
     }
@@ -508,10 +512,11 @@ mod tests {
     #[test]
     fn a_record_without_nulls_is_sent_as_it_arrived() {
         let plan = plan("client", "append");
-        let Item::Record(p) = prepare(&plan, 1, record(r#"{"name": "Acme"}"#)) else {
+        let data = r#"{"name": "Acme", "status": "TRIAL", "active": true}"#;
+        let Item::Record(p) = prepare(&plan, 1, record(data)) else {
             panic!()
         };
-        assert_eq!(p.body(), br#"{"name": "Acme"}"#);
+        assert_eq!(p.body(), data.as_bytes());
         assert_eq!(p.size(), p.original.get().len());
     }
 

@@ -1,8 +1,8 @@
 //! The ClientSuccess HTTP client: authentication, one request with retries, and what each
-//! answer means. The write pipeline only asks "send this, tell me what happened".
+//! answer means, for the v2 API and the v1 API beside it.
 
 use crate::config::{Auth, Settings};
-use crate::error::{ConfigError, TransientError};
+use crate::error::{ConfigError, Fatal, TransientError};
 use crate::secret::Secret;
 use bytes::Bytes;
 use rand::Rng;
@@ -154,12 +154,24 @@ pub fn describe_transport_failure(kind: TransportFailure, url: &str, timeout: Du
 
 /// The `message` of an API error body, or the body itself, cut short.
 pub fn error_message(body: &[u8]) -> String {
+    // v2 answers `message`; v1 answers `userMessage` (a 417) or `error_description` (a 401).
     #[derive(Deserialize)]
     struct ErrorBody {
         message: Option<String>,
+        #[serde(rename = "userMessage")]
+        user_message: Option<String>,
+        error_description: Option<String>,
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { message: Some(m) }) if !m.is_empty() => m,
+    let found = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| {
+            [b.user_message, b.message, b.error_description]
+                .into_iter()
+                .flatten()
+                .find(|m| !m.is_empty())
+        });
+    match found {
+        Some(m) => m,
         _ => {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
@@ -172,12 +184,62 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// A request to the v2 API, relative to `base_url`.
+/// Which API a path is relative to: v2 at `base_url`, or v1 beside it on the same host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    V2,
+    V1,
+}
+
+/// A request, its path relative to its API's root.
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
     pub method: Method,
+    pub api: Api,
     pub path: String,
     pub body: Option<Bytes>,
+}
+
+impl ApiRequest {
+    pub fn v2(method: Method, path: String, body: Option<Bytes>) -> Self {
+        Self {
+            method,
+            api: Api::V2,
+            path,
+            body,
+        }
+    }
+
+    pub fn v1(method: Method, path: String, body: Option<Bytes>) -> Self {
+        Self {
+            method,
+            api: Api::V1,
+            path,
+            body,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiRequest {
+    /// `POST /v2/client/bulk`, as messages name a request.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let api = match self.api {
+            Api::V2 => "/v2",
+            Api::V1 => "/v1",
+        };
+        write!(f, "{} {api}{}", self.method, self.path)
+    }
+}
+
+/// The v1 root beside a v2 base URL: `…/v2` becomes `…/v1`; any other path, `/v1` at its host.
+pub fn v1_base(base_url: &str) -> String {
+    match base_url.strip_suffix("/v2") {
+        Some(root) => format!("{root}/v1"),
+        None => match url::Url::parse(base_url) {
+            Ok(url) => format!("{}/v1", url.origin().ascii_serialization()),
+            Err(_) => format!("{base_url}/v1"),
+        },
+    }
 }
 
 /// The final answer to a request, after retries.
@@ -192,22 +254,6 @@ pub enum Reply {
         status: u16,
         message: String,
     },
-}
-
-/// A failure that ends the sync.
-#[derive(Debug)]
-pub enum Fatal {
-    Config(ConfigError),
-    Transient(TransientError),
-}
-
-impl From<Fatal> for anyhow::Error {
-    fn from(f: Fatal) -> Self {
-        match f {
-            Fatal::Config(e) => e.into(),
-            Fatal::Transient(e) => e.into(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -233,6 +279,7 @@ enum Credentials {
 pub struct ApiClient {
     http: reqwest::Client,
     base_url: String,
+    v1_url: String,
     credentials: Credentials,
     max_retries: u32,
     timeout: Duration,
@@ -271,6 +318,7 @@ impl ApiClient {
         Ok(Self {
             http,
             base_url: settings.base_url.clone(),
+            v1_url: v1_base(&settings.base_url),
             credentials,
             max_retries: settings.max_retries,
             timeout: settings.request_timeout,
@@ -293,6 +341,13 @@ impl ApiClient {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    fn request_url(&self, request: &ApiRequest) -> String {
+        match request.api {
+            Api::V2 => format!("{}{}", self.base_url, request.path),
+            Api::V1 => format!("{}{}", self.v1_url, request.path),
+        }
     }
 
     fn uses_login(&self) -> bool {
@@ -399,7 +454,7 @@ impl ApiClient {
     /// Sends one request, retrying passing failures. `Ok` is a success or a refusal of the
     /// request's content; `Err` ends the sync.
     pub async fn send(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
-        let url = self.url(&request.path);
+        let url = self.request_url(request);
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
@@ -448,8 +503,7 @@ impl ApiClient {
                         Disposition::Unauthorized if self.uses_login() && !reauthenticated => {
                             reauthenticated = true;
                             self.notice(format!(
-                                "ClientSuccess answered 401 to {} {}; signing in again",
-                                request.method, request.path
+                                "ClientSuccess answered 401 to {request}; signing in again"
                             ));
                             self.sign_in(Some(generation)).await?;
                             continue;
@@ -462,14 +516,14 @@ impl ApiClient {
                         Disposition::Forbidden => {
                             let body = response.bytes().await.unwrap_or_default();
                             return Err(Fatal::Config(ConfigError::new(format!(
-                                "ClientSuccess answered 403 Forbidden to {} {} ({}): give the API user permission to create, update and search this object",
-                                request.method, request.path, error_message(&body)
+                                "ClientSuccess answered 403 Forbidden to {request} ({}): give the API user permission to create, update and search this object",
+                                error_message(&body)
                             ))));
                         }
                         Disposition::Unexpected => {
                             return Err(Fatal::Config(ConfigError::new(format!(
-                                "ClientSuccess answered {status} to {} {}, which this connector does not expect: check base_url ({})",
-                                request.method, request.path, self.base_url
+                                "ClientSuccess answered {status} to {request}, which this connector does not expect: check base_url ({})",
+                                self.base_url
                             ))));
                         }
                         Disposition::Retry => {
@@ -488,17 +542,13 @@ impl ApiClient {
             };
             if attempt >= self.max_retries {
                 return Err(Fatal::Transient(TransientError(format!(
-                    "{} {} failed after {} attempts; last error: {reason}",
-                    request.method,
-                    request.path,
+                    "{request} failed after {} attempts; last error: {reason}",
                     attempt + 1
                 ))));
             }
             let wait = backoff(attempt, retry_after, self.backoff_base);
             self.notice(format!(
-                "{} {} failed ({reason}); retry {} of {} in {:.1} s",
-                request.method,
-                request.path,
+                "{request} failed ({reason}); retry {} of {} in {:.1} s",
                 attempt + 1,
                 self.max_retries,
                 wait.as_secs_f64()
@@ -612,6 +662,16 @@ mod tests {
     }
 
     #[test]
+    fn v1_sits_beside_v2() {
+        assert_eq!(
+            v1_base("https://api.clientsuccess.com/v2"),
+            "https://api.clientsuccess.com/v1"
+        );
+        assert_eq!(v1_base("http://127.0.0.1:9/v2"), "http://127.0.0.1:9/v1");
+        assert_eq!(v1_base("https://x.example/api"), "https://x.example/v1");
+    }
+
+    #[test]
     fn retry_after_parses_seconds_and_dates() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
@@ -645,6 +705,10 @@ mod tests {
             "name is required"
         );
         assert_eq!(error_message(b"upstream down"), "upstream down");
+        assert_eq!(
+            error_message(br#"{"userMessage":"statusId is invalid","developerMessage":"x"}"#),
+            "statusId is invalid"
+        );
         assert_eq!(error_message(b""), "(no message)");
     }
 }

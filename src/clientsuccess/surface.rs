@@ -1,0 +1,386 @@
+//! Which write API an account offers: v2 bulk + upsert, v2 single, or v1 (the contract's
+//! "three surfaces"), found by probes that cannot create anything, and the route each
+//! object × mode takes from there.
+
+use super::http::{ApiClient, ApiRequest, Reply};
+use crate::catalog::{ObjectKind, WriteMode};
+use crate::error::Fatal;
+use bytes::Bytes;
+use reqwest::Method;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::fmt;
+
+/// The `api_surface` setting: detect, or pin one surface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiSurface {
+    /// Probe the account at the start of each check and sync, and use the best surface it has.
+    #[default]
+    Auto,
+    /// `/v2/{object}/bulk`, `/v2/{object}/upsert`, `PUT /v2/{object}/{uuid}`.
+    V2Bulk,
+    /// `POST /v2/{object}` one record at a time and `PUT /v2/{object}/{uuid}`; upserts look
+    /// records up through v1.
+    V2Single,
+    /// The v1 API (clients and contacts only).
+    V1,
+}
+
+/// The write routes one object has on this account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Routes {
+    pub bulk: bool,
+    pub upsert: bool,
+    pub single: bool,
+    /// The v1 API (account-wide; clients and contacts only).
+    pub v1: bool,
+}
+
+/// How records are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// `POST /v2/{object}/bulk`, many a request.
+    Bulk,
+    /// `POST /v2/{object}`.
+    Single,
+    /// `POST /v1/clients`, `POST /v1/clients/{id}/contacts`.
+    V1,
+}
+
+/// How a record found by its uuid (or a lookup) is changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// `PUT /v2/{object}/{uuid}` with the fields to change.
+    V2Put,
+    /// Read the whole record, merge, `PUT` it whole to v1 (a v1 PUT replaces).
+    V1Replace,
+}
+
+/// How a record is upserted on its natural key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// `POST /v2/{object}/upsert`.
+    Native,
+    /// Look it up through v1, then create or update it.
+    Lookup,
+}
+
+/// One object's routes for each mode; `None` where this account offers no way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectRoutes {
+    pub create: Option<Create>,
+    pub update: Option<Update>,
+    pub upsert: Option<Upsert>,
+}
+
+impl ObjectRoutes {
+    /// Best first, as the contract orders the surfaces.
+    pub fn choose(object: ObjectKind, routes: Routes) -> Self {
+        let has_v1 = routes.v1 && object != ObjectKind::Contract;
+        let create = if routes.bulk && object.has_bulk_insert() {
+            Some(Create::Bulk)
+        } else if routes.single {
+            Some(Create::Single)
+        } else if has_v1 {
+            Some(Create::V1)
+        } else {
+            None
+        };
+        // PUT /v2/{object}/{uuid} belongs to both v2 surfaces; it cannot be probed without a
+        // record, so any v2 write route found vouches for it.
+        let update = if routes.bulk || routes.single || routes.upsert {
+            Some(Update::V2Put)
+        } else if has_v1 {
+            Some(Update::V1Replace)
+        } else {
+            None
+        };
+        let upsert = if routes.upsert {
+            Some(Upsert::Native)
+        } else if has_v1 && create.is_some() && update.is_some() {
+            Some(Upsert::Lookup)
+        } else {
+            None
+        };
+        Self {
+            create,
+            update,
+            upsert,
+        }
+    }
+
+    /// The routes a pinned surface stands for, without probing.
+    pub fn pinned(object: ObjectKind, surface: ApiSurface) -> Self {
+        let routes = match surface {
+            ApiSurface::Auto | ApiSurface::V2Bulk => Routes {
+                bulk: true,
+                upsert: true,
+                // Contracts have no bulk route: the bulk surface creates them one by one.
+                single: object == ObjectKind::Contract,
+                v1: false,
+            },
+            ApiSurface::V2Single => Routes {
+                single: true,
+                v1: true,
+                ..Routes::default()
+            },
+            ApiSurface::V1 => Routes {
+                v1: true,
+                ..Routes::default()
+            },
+        };
+        Self::choose(object, routes)
+    }
+
+    pub fn supports(&self, mode: WriteMode) -> bool {
+        match mode {
+            WriteMode::Insert => self.create.is_some(),
+            WriteMode::Update => self.update.is_some(),
+            WriteMode::Upsert => self.upsert.is_some(),
+        }
+    }
+
+    /// The surface, in a few words, for logs and `check`.
+    pub fn describe(&self) -> String {
+        let create = match self.create {
+            Some(Create::Bulk) => "v2 bulk",
+            Some(Create::Single) => "v2 single",
+            Some(Create::V1) => "v1",
+            None => "no create route",
+        };
+        let update = match self.update {
+            Some(Update::V2Put) => "v2 PUT",
+            Some(Update::V1Replace) => "v1 read-merge-replace",
+            None => "no update route",
+        };
+        let upsert = match self.upsert {
+            Some(Upsert::Native) => "v2 upsert",
+            Some(Upsert::Lookup) => "v1 lookup then create or update",
+            None => "no upsert",
+        };
+        format!("insert by {create}, update by {update}, upsert by {upsert}")
+    }
+}
+
+/// The routes chosen for every object a sync (or `check`) writes.
+#[derive(Debug, Clone)]
+pub struct SurfacePlan {
+    objects: Vec<(ObjectKind, ObjectRoutes)>,
+    pub detected: bool,
+}
+
+impl SurfacePlan {
+    pub fn routes(&self, object: ObjectKind) -> Option<ObjectRoutes> {
+        self.objects
+            .iter()
+            .find(|(o, _)| *o == object)
+            .map(|(_, r)| *r)
+    }
+
+    pub fn pinned(surface: ApiSurface, objects: &[ObjectKind]) -> Self {
+        Self {
+            objects: objects
+                .iter()
+                .map(|&o| (o, ObjectRoutes::pinned(o, surface)))
+                .collect(),
+            detected: false,
+        }
+    }
+
+    /// Probes the account for each object's routes. Nothing is created: a bulk route is sent
+    /// `[]` and a create or upsert route `{}`, which an existing route refuses with a 4xx and
+    /// a missing one answers 404 or 405.
+    pub async fn detect(client: &ApiClient, objects: &[ObjectKind]) -> Result<Self, Fatal> {
+        let v1 = exists(
+            client,
+            ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")),
+        )
+        .await?;
+        let mut found = Vec::new();
+        for &object in objects {
+            let bulk = object.has_bulk_insert()
+                && exists(
+                    client,
+                    ApiRequest::v2(Method::POST, format!("/{object}/bulk"), empty("[]")),
+                )
+                .await?;
+            let upsert = exists(
+                client,
+                ApiRequest::v2(Method::POST, format!("/{object}/upsert"), empty("{}")),
+            )
+            .await?;
+            let single = exists(
+                client,
+                ApiRequest::v2(Method::POST, format!("/{object}"), empty("{}")),
+            )
+            .await?;
+            let routes = Routes {
+                bulk,
+                upsert,
+                single,
+                v1,
+            };
+            found.push((object, ObjectRoutes::choose(object, routes)));
+        }
+        Ok(Self {
+            objects: found,
+            detected: true,
+        })
+    }
+
+    /// Fails, naming what is missing, when a mode the sync needs has no route.
+    pub fn require(&self, needs: &[(ObjectKind, WriteMode, String)]) -> Result<(), Fatal> {
+        for (object, mode, stream) in needs {
+            let routes = self.routes(*object);
+            if routes.is_some_and(|r| r.supports(*mode)) {
+                continue;
+            }
+            let how = if self.detected {
+                "this ClientSuccess account offers"
+            } else {
+                "the api_surface chosen offers"
+            };
+            let missing = match (object, mode) {
+                (ObjectKind::Contract, WriteMode::Upsert) => format!(
+                    "POST /v2/contract/upsert, which {how} not (contracts have no v1 API to look them up)"
+                ),
+                (ObjectKind::Contract, _) => format!(
+                    "a v2 contract route, which {how} not (contracts cannot be written through v1)"
+                ),
+                _ => format!("a route for it, which {how} not"),
+            };
+            return Err(Fatal::config(format!(
+                "{stream}: to {mode} a {object} the connector needs {missing}. Routes found: {}. \
+                 Check base_url, or set api_surface to the surface your account has",
+                self.describe()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `client: insert by v2 bulk, …; contact: …`.
+    pub fn describe(&self) -> String {
+        self.objects
+            .iter()
+            .map(|(object, routes)| format!("{object}: {}", routes.describe()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl fmt::Display for SurfacePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn empty(body: &'static str) -> Option<Bytes> {
+    Some(Bytes::from_static(body.as_bytes()))
+}
+
+/// Whether a route exists: anything but 404 or 405 says it does.
+async fn exists(client: &ApiClient, probe: ApiRequest) -> Result<bool, Fatal> {
+    Ok(match client.send(&probe).await? {
+        Reply::Refused { status, .. } => !matches!(status, 404 | 405),
+        Reply::Success { .. } => true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: Routes = Routes {
+        bulk: true,
+        upsert: true,
+        single: true,
+        v1: true,
+    };
+
+    #[test]
+    fn the_best_surface_wins_and_each_falls_back() {
+        let client = ObjectRoutes::choose(ObjectKind::Client, ALL);
+        assert_eq!(
+            (client.create, client.update, client.upsert),
+            (
+                Some(Create::Bulk),
+                Some(Update::V2Put),
+                Some(Upsert::Native)
+            )
+        );
+        let contract = ObjectRoutes::choose(ObjectKind::Contract, ALL);
+        assert_eq!(contract.create, Some(Create::Single));
+        let single = ObjectRoutes::choose(
+            ObjectKind::Contact,
+            Routes {
+                single: true,
+                v1: true,
+                ..Routes::default()
+            },
+        );
+        assert_eq!(
+            (single.create, single.update, single.upsert),
+            (
+                Some(Create::Single),
+                Some(Update::V2Put),
+                Some(Upsert::Lookup)
+            )
+        );
+        let v1 = ObjectRoutes::choose(
+            ObjectKind::Client,
+            Routes {
+                v1: true,
+                ..Routes::default()
+            },
+        );
+        assert_eq!(
+            (v1.create, v1.update, v1.upsert),
+            (
+                Some(Create::V1),
+                Some(Update::V1Replace),
+                Some(Upsert::Lookup)
+            )
+        );
+        let contract_v1 = ObjectRoutes::choose(
+            ObjectKind::Contract,
+            Routes {
+                v1: true,
+                ..Routes::default()
+            },
+        );
+        assert_eq!(
+            (contract_v1.create, contract_v1.update, contract_v1.upsert),
+            (None, None, None)
+        );
+        let mix = ObjectRoutes::choose(
+            ObjectKind::Client,
+            Routes {
+                upsert: true,
+                single: true,
+                ..Routes::default()
+            },
+        );
+        assert_eq!(
+            (mix.create, mix.upsert),
+            (Some(Create::Single), Some(Upsert::Native))
+        );
+    }
+
+    #[test]
+    fn a_missing_mode_names_the_stream_and_the_route() {
+        let plan = SurfacePlan::pinned(ApiSurface::V1, &[ObjectKind::Contract]);
+        let err = plan
+            .require(&[(
+                ObjectKind::Contract,
+                WriteMode::Insert,
+                "stream `deals`".into(),
+            )])
+            .unwrap_err();
+        let message = err.message();
+        assert!(
+            message.contains("stream `deals`") && message.contains("v1"),
+            "{message}"
+        );
+    }
+}

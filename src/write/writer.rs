@@ -1,0 +1,34 @@
+//! What the pipeline needs from the API it writes to: take records of one object in one mode
+//! and say, per record, what happened. ClientSuccess is one such writer
+//! (`clientsuccess::ClientSuccessWriter`); a test can bring its own without HTTP.
+
+use super::prepare::Prepared;
+use crate::catalog::{ObjectKind, WriteMode};
+use crate::error::Fatal;
+use std::future::Future;
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Written,
+    /// The API refused this record, with its HTTP status (when one said so) and its message.
+    Refused {
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+pub trait Writer: Send + Sync + 'static {
+    /// How many records one `write` call may take for this object and mode: more than one
+    /// when the API writes them in one request; 1 otherwise.
+    fn batch_limit(&self, object: ObjectKind, mode: WriteMode) -> usize;
+
+    /// Writes `records`, in order. One verdict per record, in the same order; `Err` ends the
+    /// sync (the API or the configuration failed, not these records).
+    fn write(
+        &self,
+        object: ObjectKind,
+        mode: WriteMode,
+        records: &[Prepared],
+    ) -> impl Future<Output = Result<Vec<Verdict>, Fatal>> + Send;
+}
