@@ -90,7 +90,7 @@ async fn bulk_create_returns_records_in_order_with_uuids() {
     let (status, created) = api
         .post(
             "/client/bulk",
-            json!([{"name": "A"}, {"name": "B", "uuid": "ignored"}]),
+            json!([{"status": "ACTIVE", "active": true, "name": "A"}, {"status": "ACTIVE", "active": true, "name": "B", "uuid": "ignored"}]),
         )
         .await;
     assert_eq!(status, 201);
@@ -106,19 +106,29 @@ async fn bulk_create_returns_records_in_order_with_uuids() {
 async fn bulk_create_takes_1_to_100_records() {
     let api = Api::start(Options::default()).await;
     api.refused("/client/bulk", json!([]), "1 to 100").await;
-    let many: Vec<Value> = (0..101).map(|i| json!({"name": format!("c{i}")})).collect();
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"status": "ACTIVE", "active": true, "name": format!("c{i}")}))
+        .collect();
     api.refused("/client/bulk", json!(many), "1 to 100").await;
-    let hundred: Vec<Value> = (0..100).map(|i| json!({"name": format!("c{i}")})).collect();
+    let hundred: Vec<Value> = (0..100)
+        .map(|i| json!({"status": "ACTIVE", "active": true, "name": format!("c{i}")}))
+        .collect();
     api.accepted("/client/bulk", json!(hundred)).await;
-    api.refused("/client/bulk", json!({"name": "not an array"}), "array")
-        .await;
+    api.refused(
+        "/client/bulk",
+        json!({"status": "ACTIVE", "active": true, "name": "not an array"}),
+        "array",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn bulk_create_is_all_or_nothing_and_does_not_name_the_record() {
     let api = Api::start(Options::default()).await;
-    let mut batch: Vec<Value> = (0..10).map(|i| json!({"name": format!("c{i}")})).collect();
-    batch[7] = json!({"name": "bad", "npsScore": 500});
+    let mut batch: Vec<Value> = (0..10)
+        .map(|i| json!({"status": "ACTIVE", "active": true, "name": format!("c{i}")}))
+        .collect();
+    batch[7] = json!({"status": "ACTIVE", "active": true, "name": "bad", "npsScore": 500});
     api.refused("/client/bulk", json!(batch), "npsScore").await;
     let (_, answer) = api.post("/client/bulk", json!(batch)).await;
     let message = answer["message"].as_str().unwrap();
@@ -131,7 +141,9 @@ async fn bulk_create_is_all_or_nothing_and_does_not_name_the_record() {
 #[tokio::test]
 async fn contracts_are_created_one_at_a_time() {
     let api = Api::start(Options::default()).await;
-    let client = api.client(json!({"name": "A"})).await;
+    let client = api
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
     let (status, created) = api
         .post(
             "/contract",
@@ -152,7 +164,7 @@ async fn contracts_are_created_one_at_a_time() {
 async fn update_changes_given_fields_only_and_404s_unknown_uuids() {
     let api = Api::start(Options::default()).await;
     let uuid = api
-        .client(json!({"name": "A", "city": "Paris", "zip": "75001"}))
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A", "city": "Paris", "zip": "75001"}))
         .await;
     let (status, updated) = api
         .put(&format!("/client/{uuid}"), json!({"city": "Lyon"}))
@@ -178,21 +190,21 @@ async fn client_upsert_matches_external_id_then_name() {
     let (status, created) = api
         .post(
             "/client/upsert",
-            json!({"name": "Acme", "externalId": "E1"}),
+            json!({"status": "ACTIVE", "active": true, "name": "Acme", "externalId": "E1"}),
         )
         .await;
     assert_eq!(status, 201);
     let (status, updated) = api
         .post(
             "/client/upsert",
-            json!({"name": "Acme Inc", "externalId": "E1"}),
+            json!({"status": "ACTIVE", "active": true, "name": "Acme Inc", "externalId": "E1"}),
         )
         .await;
     assert_eq!((status, &updated["uuid"]), (200, &created["uuid"]));
     let (status, by_name) = api
         .post(
             "/client/upsert",
-            json!({"name": "Acme Inc", "city": "Denver"}),
+            json!({"status": "ACTIVE", "active": true, "name": "Acme Inc", "city": "Denver"}),
         )
         .await;
     assert_eq!(
@@ -200,8 +212,11 @@ async fn client_upsert_matches_external_id_then_name() {
         (200, &created["uuid"]),
         "falls back to name"
     );
-    api.accepted("/client/upsert", json!({"name": "Other"}))
-        .await;
+    api.accepted(
+        "/client/upsert",
+        json!({"status": "ACTIVE", "active": true, "name": "Other"}),
+    )
+    .await;
     assert_eq!(api.emulator.count("client"), 2);
     api.refused(
         "/client/upsert",
@@ -214,7 +229,9 @@ async fn client_upsert_matches_external_id_then_name() {
 #[tokio::test]
 async fn contact_and_contract_upserts_match_their_natural_keys() {
     let api = Api::start(Options::default()).await;
-    let client = api.client(json!({"name": "A"})).await;
+    let client = api
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
     api.accepted(
         "/contact/upsert",
         json!({"clientId": client, "email": "a@b.co"}),
@@ -255,7 +272,9 @@ async fn contact_and_contract_upserts_match_their_natural_keys() {
 #[tokio::test]
 async fn search_pages_are_zero_based() {
     let api = Api::start(Options::default()).await;
-    let batch: Vec<Value> = (0..5).map(|i| json!({"name": format!("c{i}")})).collect();
+    let batch: Vec<Value> = (0..5)
+        .map(|i| json!({"status": "ACTIVE", "active": true, "name": format!("c{i}")}))
+        .collect();
     api.post("/client/bulk", json!(batch)).await;
     let (status, page) = api.get("/client/search?page=1&size=2").await;
     assert_eq!(status, 200);
@@ -296,37 +315,37 @@ async fn types() {
     let api = Api::start(Options::default()).await;
     api.refused(
         "/client/bulk",
-        json!([{"name": 42}]),
+        json!([{"status": "ACTIVE", "active": true, "name": 42}]),
         "name must be a string",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "active": "yes"}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "active": "yes"}]),
         "active must be true or false",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "npsScore": 1.5}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "npsScore": 1.5}]),
         "npsScore must be an integer",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "region": {"id": -1}}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "region": {"id": -1}}]),
         "region.id",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "accTeamingRoles": [{"employeeId": 1}]}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "accTeamingRoles": [{"employeeId": 1}]}]),
         "accTeamingRoles",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "custom": {"x": [1]}}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "custom": {"x": [1]}}]),
         "custom.x",
     )
     .await;
@@ -343,7 +362,7 @@ async fn maximum_lengths() {
         ("assignedSalesRep", 45),
         ("siteUrl", 1024),
     ] {
-        let mut record = json!({"name": "A"});
+        let mut record = json!({"status": "ACTIVE", "active": true, "name": "A"});
         record[field] = json!("é".repeat(max));
         assert_eq!(
             api.post("/client/bulk", json!([record.clone()])).await.0,
@@ -361,23 +380,25 @@ async fn ranges() {
     let api = Api::start(Options::default()).await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "npsScore": 101}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "npsScore": 101}]),
         "between -100 and 100",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "npsScore": -101}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "npsScore": -101}]),
         "between -100 and 100",
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "clientTypeId": -1}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "clientTypeId": -1}]),
         "clientTypeId",
     )
     .await;
-    let client = api.client(json!({"name": "A"})).await;
+    let client = api
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
     api.refused(
         "/contract",
         json!({"clientId": client, "amount": -0.01}),
@@ -390,12 +411,15 @@ async fn ranges() {
 async fn status_enum() {
     let api = Api::start(Options::default()).await;
     for status in ["ACTIVE", "INACTIVE", "TRIAL", "TERMINATED"] {
-        api.accepted("/client/bulk", json!([{"name": "A", "status": status}]))
-            .await;
+        api.accepted(
+            "/client/bulk",
+            json!([{"status": "ACTIVE", "active": true, "name": "A", "status": status}]),
+        )
+        .await;
     }
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "status": "active"}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "status": "active"}]),
         "status must be one of",
     )
     .await;
@@ -406,7 +430,7 @@ async fn dates_are_real_calendar_dates() {
     let api = Api::start(Options::default()).await;
     api.accepted(
         "/client/bulk",
-        json!([{"name": "A", "inceptionDate": "2024-02-29"}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "inceptionDate": "2024-02-29"}]),
     )
     .await;
     for bad in [
@@ -418,7 +442,7 @@ async fn dates_are_real_calendar_dates() {
     ] {
         api.refused(
             "/client/bulk",
-            json!([{"name": "A", "terminatedDate": bad}]),
+            json!([{"status": "ACTIVE", "active": true, "name": "A", "terminatedDate": bad}]),
             "YYYY-MM-DD",
         )
         .await;
@@ -428,7 +452,9 @@ async fn dates_are_real_calendar_dates() {
 #[tokio::test]
 async fn end_date_not_before_start_date() {
     let api = Api::start(Options::default()).await;
-    let client = api.client(json!({"name": "A"})).await;
+    let client = api
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
     api.refused(
         "/contract",
         json!({"clientId": client, "startDate": "2025-02-01", "endDate": "2025-01-31"}),
@@ -458,7 +484,9 @@ async fn end_date_not_before_start_date() {
 #[tokio::test]
 async fn email_shape() {
     let api = Api::start(Options::default()).await;
-    let client = api.client(json!({"name": "A"})).await;
+    let client = api
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
     api.accepted(
         "/contact/bulk",
         json!([{"clientId": client, "email": "first.last+tag@sub.example.com"}]),
@@ -479,12 +507,12 @@ async fn timezones_are_tz_database_names() {
     let api = Api::start(Options::default()).await;
     api.accepted(
         "/client/bulk",
-        json!([{"name": "A", "timezone": "America/Denver"}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "timezone": "America/Denver"}]),
     )
     .await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "timezone": "Mountain Time"}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "timezone": "Mountain Time"}]),
         "tz database",
     )
     .await;
@@ -495,7 +523,7 @@ async fn unknown_fields_are_refused_by_name() {
     let api = Api::start(Options::default()).await;
     api.refused(
         "/client/bulk",
-        json!([{"name": "A", "colour": "red"}]),
+        json!([{"status": "ACTIVE", "active": true, "name": "A", "colour": "red"}]),
         "unknown field `colour`",
     )
     .await;
@@ -644,7 +672,12 @@ async fn fault_server_errors_are_not_applied() {
         ..Options::default()
     })
     .await;
-    let (status, _) = api.post("/client/bulk", json!([{"name": "A"}])).await;
+    let (status, _) = api
+        .post(
+            "/client/bulk",
+            json!([{"status": "ACTIVE", "active": true, "name": "A"}]),
+        )
+        .await;
     assert!([500, 502, 503].contains(&status), "{status}");
     assert_eq!(api.emulator.count("client"), 0);
 }
@@ -703,7 +736,9 @@ async fn fault_applied_then_failed_stores_the_write() {
             .http
             .post(format!("{}/client/bulk", api.emulator.base_url()))
             .header("authorization", &api.key)
-            .body(format!("[{{\"name\":\"A{i}\"}}]"))
+            .body(format!(
+                "[{{\"name\":\"A{i}\",\"status\":\"ACTIVE\",\"active\":true}}]"
+            ))
             .send()
             .await;
         if let Ok(response) = sent {
@@ -769,8 +804,13 @@ async fn faults_are_reproducible_from_the_seed() {
 #[tokio::test]
 async fn inspection_dumps_counts_and_resets() {
     let api = Api::start(Options::default()).await;
-    api.client(json!({"name": "A"})).await;
-    api.post("/client/bulk", json!([{"name": 1}])).await;
+    api.client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
+    api.post(
+        "/client/bulk",
+        json!([{"status": "ACTIVE", "active": true, "name": 1}]),
+    )
+    .await;
     let http = &api.http;
     let root = api.emulator.root_url();
     let records: Value = http

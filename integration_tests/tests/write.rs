@@ -54,7 +54,7 @@ async fn sync(
 }
 
 fn clients(n: usize, prefix: &str) -> Vec<Value> {
-    (0..n).map(|i| json!({"name": format!("{prefix} {i}"), "externalId": format!("{prefix}-{i}"), "status": "ACTIVE"})).collect()
+    (0..n).map(|i| json!({"name": format!("{prefix} {i}"), "externalId": format!("{prefix}-{i}"), "status": "ACTIVE", "active": true})).collect()
 }
 
 fn lines(stream: &str, records: &[Value]) -> Vec<String> {
@@ -155,7 +155,11 @@ async fn every_object_in_every_mode() {
             &json!({"externalId": "Seed-1", "name": "Seed 1", "city": "Lyon"}),
         ),
         record_line("c", &json!({"name": "Seed 2", "zip": "80202"})),
-        record_line("c", &json!({"name": "Brand New"})),
+        // Creating by upsert needs status and active: nothing is filled in on upsert.
+        record_line(
+            "c",
+            &json!({"name": "Brand New", "status": "TRIAL", "active": true}),
+        ),
         record_line(
             "p",
             &json!({"clientId": uuids[1], "email": "P1@ACME.test", "lastName": "Lee"}),
@@ -385,7 +389,8 @@ async fn states_are_echoed_in_order_unchanged_but_for_destination_stats() {
         for i in 0..30 {
             input.push(record_line(
                 "c",
-                &json!({"name": format!("S{round}-{i}"), "externalId": format!("S{round}-{i}")}),
+                &json!({"name": format!("S{round}-{i}"), "externalId": format!("S{round}-{i}"),
+                    "status": "ACTIVE", "active": true}),
             ));
         }
         let state = json!({"type": "STATE", "state": {"type": "GLOBAL", "global": {"shared_state": {"lsn": 1234567890123456789u64, "ratio": 2.50},
@@ -394,7 +399,10 @@ async fn states_are_echoed_in_order_unchanged_but_for_destination_stats() {
         input.push(state.clone());
         sent_states.push(state);
     }
-    input.push(record_line("c", &json!({"name": "after the last state"})));
+    input.push(record_line(
+        "c",
+        &json!({"name": "after the last state", "status": "ACTIVE", "active": true}),
+    ));
     let s = sync(
         &emulator,
         json!({"max_concurrency": 8, "batch_size": 7}),

@@ -8,6 +8,7 @@
 
 pub mod rules;
 pub mod store;
+pub mod v1;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -86,6 +87,39 @@ pub struct Options {
     /// working (a key rotated mid-sync); tokens issued later work.
     #[arg(long)]
     pub revoke_after: Option<u64>,
+    /// Answer 404 on `POST /v2/{object}/bulk`, as an account without bulk routes does.
+    #[arg(long)]
+    pub no_v2_bulk: bool,
+    /// Answer 404 on `POST /v2/{object}/upsert`.
+    #[arg(long)]
+    pub no_v2_upsert: bool,
+    /// Answer 404 on `POST /v2/{object}` (single create). With all three v2 write families
+    /// off, `PUT /v2/{object}/{uuid}` answers 404 too.
+    #[arg(long)]
+    pub no_v2_single: bool,
+    /// Answer 404 on every v1 route but `/v1/auth`.
+    #[arg(long)]
+    pub no_v1: bool,
+    /// A JSON file of custom field definitions, `{"CLIENT": [...], "CONTACT": [...],
+    /// "CONTRACT": [...]}`; without it, a few sample fields per object.
+    #[arg(long)]
+    pub custom_fields: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    /// Whether any v2 write family is on, which `PUT /v2/{object}/{uuid}` belongs to.
+    fn v2_writes(&self) -> bool {
+        !(self.no_v2_bulk && self.no_v2_upsert && self.no_v2_single)
+    }
+
+    fn definitions(&self) -> std::io::Result<rules::Definitions> {
+        let Some(path) = &self.custom_fields else {
+            return Ok(rules::Definitions::sample());
+        };
+        let text = std::fs::read_to_string(path)?;
+        let value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        rules::Definitions::from_json(&value).map_err(std::io::Error::other)
+    }
 }
 
 impl Default for Options {
@@ -106,6 +140,7 @@ enum Fault {
 
 struct Shared {
     options: Options,
+    definitions: Arc<rules::Definitions>,
     store: Mutex<Store>,
     /// Token → (expiry, revocation epoch it was issued in).
     tokens: Mutex<HashMap<String, (Instant, u64)>>,
@@ -150,7 +185,8 @@ impl Emulator {
     pub async fn start(options: Options) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(options));
+        let definitions = options.definitions()?;
+        let shared = Arc::new(Shared::new(options, definitions));
         let server_state = shared.clone();
         let server = tokio::spawn(async move {
             loop {
@@ -231,9 +267,11 @@ impl Emulator {
 }
 
 impl Shared {
-    fn new(options: Options) -> Self {
+    fn new(options: Options, definitions: rules::Definitions) -> Self {
+        let definitions = Arc::new(definitions);
         Self {
-            store: Mutex::new(Store::new(options.seed)),
+            store: Mutex::new(Store::new(options.seed, definitions.clone())),
+            definitions,
             options,
             tokens: Mutex::new(HashMap::new()),
             authorized_requests: AtomicU64::new(0),
@@ -323,13 +361,19 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A JSON answer; a bare JSON string is sent as `text/plain` (v1's "Update successful").
 fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    let (content_type, bytes) = match body {
+        Value::String(text) => ("text/plain", text.clone().into_bytes()),
+        other => (
+            "application/json",
+            serde_json::to_vec(other).expect("JSON serializes"),
+        ),
+    };
     Response::builder()
         .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            serde_json::to_vec(body).expect("JSON serializes"),
-        )))
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(bytes)))
         .expect("valid response")
 }
 
@@ -343,6 +387,16 @@ fn endpoint_label(method: &Method, segments: &[&str]) -> String {
         ["v2", object, id] if !matches!(*id, "bulk" | "upsert" | "search") => {
             vec!["v2", object, "{uuid}"]
         }
+        ["v1", ..] => segments
+            .iter()
+            .map(|s| {
+                if s.bytes().all(|b| b.is_ascii_digit()) {
+                    "{id}"
+                } else {
+                    s
+                }
+            })
+            .collect(),
         other => other.to_vec(),
     };
     format!("{method} /{}", path.join("/"))
@@ -541,12 +595,50 @@ fn route(
             message(405, "use POST")
         };
     }
+    if let ["v1", rest @ ..] = segments {
+        if state.options.no_v1 {
+            return message(404, "no such endpoint");
+        }
+        if !authorized(state, authorization) {
+            return (
+                401,
+                json!({"error": "invalid_token", "error_description": "Invalid access token"}),
+            );
+        }
+        let mut store = state.store.lock().unwrap();
+        return v1::route(&mut store, method.as_str(), rest, query, body);
+    }
+    if let ["v2", "customfield", "all", resource] = segments {
+        if !authorized(state, authorization) {
+            return (401, json!({"code": "Unauthorized", "message": ""}));
+        }
+        let object = [Object::Client, Object::Contact, Object::Contract]
+            .into_iter()
+            .find(|o| o.resource() == *resource);
+        return match (method, object) {
+            (&Method::GET, Some(object)) => (200, Value::Array(state.definitions.list(object))),
+            (&Method::GET, None) => message(404, format!("no such resource {resource:?}")),
+            _ => message(405, format!("{method} is not supported on this path")),
+        };
+    }
     let ["v2", object, rest @ ..] = segments else {
         return message(404, "no such endpoint");
     };
     let Some(object) = Object::parse(object) else {
         return message(404, format!("no such object {object:?}"));
     };
+    // Route families an account may lack answer 404 before any check, as a missing route does.
+    let o = &state.options;
+    let missing = match (method, rest) {
+        (&Method::POST, ["bulk"]) => o.no_v2_bulk,
+        (&Method::POST, ["upsert"]) => o.no_v2_upsert,
+        (&Method::POST, []) => o.no_v2_single,
+        (&Method::PUT, [_]) => !o.v2_writes(),
+        _ => false,
+    };
+    if missing {
+        return message(404, "no such endpoint");
+    }
     if !authorized(state, authorization) {
         return (401, json!({"code": "Unauthorized", "message": ""}));
     }
@@ -563,7 +655,7 @@ fn route(
                 Err(error) => return error,
             };
             let exists = |uuid: &str| state.store.lock().unwrap().client_exists(uuid);
-            return match store::check_bulk(object, body, &exists) {
+            return match store::check_bulk(object, body, &exists, &state.definitions) {
                 Ok(checked) => state.store.lock().unwrap().insert_many(object, checked),
                 Err(error) => error,
             };
@@ -658,6 +750,13 @@ mod tests {
             endpoint_label(&Method::POST, &["v2", "client", "bulk"]),
             "POST /v2/client/bulk"
         );
+        assert_eq!(
+            endpoint_label(
+                &Method::PUT,
+                &["v1", "clients", "12", "contacts", "7", "details"]
+            ),
+            "PUT /v1/clients/{id}/contacts/{id}/details"
+        );
     }
 
     #[test]
@@ -667,8 +766,8 @@ mod tests {
             seed: 7,
             ..Options::default()
         };
-        let a = Shared::new(options.clone());
-        let b = Shared::new(options);
+        let a = Shared::new(options.clone(), rules::Definitions::sample());
+        let b = Shared::new(options, rules::Definitions::sample());
         let draws_a: Vec<_> = (0..50).map(|i| a.draw(i, true).0).collect();
         let draws_b: Vec<_> = (0..50).map(|i| b.draw(i, true).0).collect();
         assert_eq!(draws_a, draws_b);

@@ -28,6 +28,29 @@ impl Object {
         }
     }
 
+    /// The name in custom field routes: `CLIENT`, `CONTACT`, `CONTRACT`.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Client => "CLIENT",
+            Self::Contact => "CONTACT",
+            Self::Contract => "CONTRACT",
+        }
+    }
+
+    /// The prefix of this object's opaque uuids (`cln_qfhfeb05`).
+    pub fn uuid_prefix(self) -> &'static str {
+        match self {
+            Self::Client => "cln",
+            Self::Contact => "cnt",
+            Self::Contract => "ctr",
+        }
+    }
+
+    /// The fields a record may carry, for the v1 translation.
+    pub fn field_names(self) -> impl Iterator<Item = &'static str> {
+        self.fields().iter().map(|(name, _)| *name)
+    }
+
     fn fields(self) -> &'static [(&'static str, Kind)] {
         match self {
             Self::Client => CLIENT,
@@ -156,12 +179,13 @@ pub fn check_owned_fields(
 /// Rules that need the whole record: what creating requires, and date order.
 pub fn check_record(object: Object, record: &Map<String, Value>) -> Result<(), String> {
     let present = |name: &str| record.get(name).is_some_and(|v| !v.is_null());
-    match object {
-        Object::Client if !present("name") => return Err("name is required".into()),
-        Object::Contact | Object::Contract if !present("clientId") => {
-            return Err("clientId is required".into())
-        }
-        _ => {}
+    // A client needs name, status and active to exist [000].
+    let required: &[&str] = match object {
+        Object::Client => &["name", "status", "active"],
+        Object::Contact | Object::Contract => &["clientId"],
+    };
+    if let Some(missing) = required.iter().find(|f| !present(f)) {
+        return Err(format!("{missing} is required"));
     }
     if object == Object::Contract {
         if let (Some(Value::String(start)), Some(Value::String(end))) =
@@ -308,6 +332,115 @@ fn check_value(
             }
             Ok(())
         }
+    }
+}
+
+/// Custom field definitions by object, as `GET /v2/customfield/all/{RESOURCE}` answers them.
+#[derive(Debug, Clone, Default)]
+pub struct Definitions {
+    by_object: std::collections::HashMap<Object, Vec<Value>>,
+}
+
+impl Definitions {
+    /// `{"CLIENT": [definition, ...], "CONTACT": [...], "CONTRACT": [...]}`.
+    pub fn from_json(value: &Value) -> Result<Self, String> {
+        let mut by_object = std::collections::HashMap::new();
+        for object in [Object::Client, Object::Contact, Object::Contract] {
+            let list = match value.get(object.resource()) {
+                Some(Value::Array(list)) => list.clone(),
+                None => Vec::new(),
+                Some(_) => return Err(format!("{} must be an array", object.resource())),
+            };
+            for definition in &list {
+                let ok = definition["fieldKey"].is_string()
+                    && matches!(
+                        definition["fieldTypeName"].as_str(),
+                        Some("STRING" | "INTEGER" | "DECIMAL" | "BOOLEAN" | "DATE" | "PICKLIST")
+                    );
+                if !ok {
+                    return Err(format!("not a custom field definition: {definition}"));
+                }
+            }
+            by_object.insert(object, list);
+        }
+        Ok(Self { by_object })
+    }
+
+    /// A few fields per object, so a demo and the tests have something to write.
+    pub fn sample() -> Self {
+        let field = |key: &str, label: &str, kind: &str, picklist: &[&str]| {
+            serde_json::json!({"fieldKey": key, "fieldLabel": label, "fieldTypeName": kind,
+                "required": false, "picklistValues": picklist})
+        };
+        let value = serde_json::json!({
+            "CLIENT": [
+                field("industry__cs", "Industry", "PICKLIST", &["Retail", "Manufacturing", "Software", "Healthcare", "Finance", "Other"]),
+                field("seats__cs", "Seats", "INTEGER", &[]),
+                field("arr__cs", "ARR", "DECIMAL", &[]),
+                field("renewal__cs", "Renewal date", "DATE", &[]),
+                field("vip__cs", "VIP", "BOOLEAN", &[]),
+                field("segment__cs", "Segment", "STRING", &[]),
+            ],
+            "CONTACT": [field("role__cs", "Role", "STRING", &[])],
+            "CONTRACT": [field("term_months__cs", "Term (months)", "INTEGER", &[])],
+        });
+        Self::from_json(&value).expect("sample definitions are valid")
+    }
+
+    pub fn list(&self, object: Object) -> Vec<Value> {
+        self.by_object.get(&object).cloned().unwrap_or_default()
+    }
+
+    /// Checks a record's `custom` values against the definitions: an undefined key, a value of
+    /// the wrong type or a picklist value not offered is refused, naming the key.
+    pub fn check(&self, object: Object, custom: &Map<String, Value>) -> Result<(), String> {
+        let defined = self
+            .by_object
+            .get(&object)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for (key, value) in custom {
+            let Some(definition) = defined.iter().find(|d| d["fieldKey"] == *key) else {
+                return Err(format!(
+                    "custom field `{key}` is not defined for {}",
+                    object.resource()
+                ));
+            };
+            if value.is_null() {
+                continue;
+            }
+            let ok = match definition["fieldTypeName"].as_str() {
+                Some("STRING") => value.is_string(),
+                Some("INTEGER") => value.is_i64() || value.is_u64(),
+                Some("DECIMAL") => value.is_number(),
+                Some("BOOLEAN") => value.is_boolean(),
+                Some("DATE") => value.as_str().is_some_and(|d| {
+                    d.len() == 10 && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok()
+                }),
+                Some("PICKLIST") => definition["picklistValues"]
+                    .as_array()
+                    .is_some_and(|values| values.contains(value)),
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "custom field `{key}` must be a {} value{}",
+                    definition["fieldTypeName"].as_str().unwrap_or("valid"),
+                    match definition["picklistValues"].as_array() {
+                        Some(values) if !values.is_empty() => format!(
+                            " among {}",
+                            values
+                                .iter()
+                                .map(Value::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        _ => String::new(),
+                    }
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

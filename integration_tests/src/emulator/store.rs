@@ -1,8 +1,9 @@
 //! The emulator's in-memory records: create, update, upsert, read and search, per the contract.
 
-use super::rules::{check_fields, check_owned_fields, check_record, Object};
+use super::rules::{check_fields, check_owned_fields, check_record, Definitions, Object};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// An API answer: status and JSON body.
 pub type Answer = (u16, Value);
@@ -15,6 +16,8 @@ fn error(status: u16, message: impl Into<String>) -> Answer {
 struct Table {
     records: Vec<Map<String, Value>>,
     by_uuid: HashMap<String, usize>,
+    /// The integer `id` every record also has (v1 addresses records by it).
+    by_id: HashMap<u64, usize>,
     /// Natural key → index: client and contract externalId, contact email (lowercased).
     by_key: HashMap<String, usize>,
     /// Clients only: name → index, the upsert fallback when a client has no externalId.
@@ -27,6 +30,7 @@ pub fn check_bulk(
     object: Object,
     body: Value,
     client_exists: &dyn Fn(&str) -> bool,
+    definitions: &Definitions,
 ) -> Result<Vec<Map<String, Value>>, Answer> {
     let Value::Array(items) = body else {
         return Err(error(400, "a bulk request must be a JSON array of records"));
@@ -41,16 +45,30 @@ pub fn check_bulk(
         .into_iter()
         .map(|item| {
             check_owned_fields(object, item, client_exists)
+                .and_then(|fields| check_custom(object, &fields, definitions).map(|_| fields))
                 .and_then(|fields| check_record(object, &fields).map(|_| fields))
                 .map_err(|message| error(400, message))
         })
         .collect()
 }
 
+/// A record's `custom` values against the definitions.
+pub fn check_custom(
+    object: Object,
+    fields: &Map<String, Value>,
+    definitions: &Definitions,
+) -> Result<(), String> {
+    match fields.get("custom") {
+        Some(Value::Object(custom)) => definitions.check(object, custom),
+        _ => Ok(()),
+    }
+}
+
 pub struct Store {
     tables: HashMap<Object, Table>,
     next_id: u64,
     seed: u64,
+    definitions: Arc<Definitions>,
 }
 
 fn natural_key(object: Object, record: &Map<String, Value>) -> Option<String> {
@@ -66,7 +84,7 @@ fn natural_key(object: Object, record: &Map<String, Value>) -> Option<String> {
 }
 
 impl Store {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64, definitions: Arc<Definitions>) -> Self {
         let tables = [Object::Client, Object::Contact, Object::Contract]
             .into_iter()
             .map(|o| (o, Table::default()))
@@ -75,40 +93,48 @@ impl Store {
             tables,
             next_id: 0,
             seed,
+            definitions,
         }
     }
 
     pub fn reset(&mut self) {
-        *self = Self::new(self.seed);
+        *self = Self::new(self.seed, self.definitions.clone());
     }
 
-    /// A uuid-shaped id, the same sequence for the same seed.
-    fn new_uuid(&mut self) -> String {
+    /// The next integer id, and an opaque uuid such as `cln_qfhfeb05` (not RFC 4122: the
+    /// real API's are not either), the same sequence for the same seed.
+    fn new_ids(&mut self, object: Object) -> (u64, String) {
         self.next_id += 1;
-        let n = self.next_id;
-        let s = self.seed;
-        format!(
-            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-            (s >> 32) as u32,
-            (s >> 16) as u16,
-            (s as u16) & 0xfff,
-            (n >> 48) & 0xfff,
-            n & 0xffff_ffff_ffff
-        )
+        let id = self.next_id;
+        let mut mixed = (id ^ self.seed.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut suffix = String::with_capacity(8);
+        for _ in 0..8 {
+            suffix.push(char::from_digit((mixed % 36) as u32, 36).expect("a base-36 digit"));
+            mixed /= 36;
+        }
+        (id, format!("{}_{suffix}", object.uuid_prefix()))
     }
 
     pub fn client_exists(&self, uuid: &str) -> bool {
         self.tables[&Object::Client].by_uuid.contains_key(uuid)
     }
 
+    pub fn definitions(&self) -> &Definitions {
+        &self.definitions
+    }
+
     fn validate(&self, object: Object, body: &Value) -> Result<Map<String, Value>, String> {
-        check_fields(object, body, &|uuid| self.client_exists(uuid))
+        let fields = check_fields(object, body, &|uuid| self.client_exists(uuid))?;
+        check_custom(object, &fields, &self.definitions)?;
+        Ok(fields)
     }
 
     fn insert(&mut self, object: Object, mut fields: Map<String, Value>) -> Value {
-        let uuid = self.new_uuid();
+        let (id, uuid) = self.new_ids(object);
         fields.retain(|_, v| !v.is_null());
-        let mut record = Map::with_capacity(fields.len() + 1);
+        fields.shift_remove("id");
+        let mut record = Map::with_capacity(fields.len() + 2);
+        record.insert("id".into(), Value::from(id));
         record.insert("uuid".into(), Value::String(uuid.clone()));
         record.extend(fields);
         let table = self
@@ -117,6 +143,7 @@ impl Store {
             .expect("every object has a table");
         let index = table.records.len();
         table.by_uuid.insert(uuid, index);
+        table.by_id.insert(id, index);
         if let Some(key) = natural_key(object, &record) {
             table.by_key.entry(key).or_insert(index);
         }
@@ -260,6 +287,80 @@ impl Store {
             200,
             json!({"data": data, "page": page, "size": size, "totalPages": total.div_ceil(size), "totalElements": total}),
         )
+    }
+
+    /// The index of the record with this integer id.
+    pub fn index_of_id(&self, object: Object, id: u64) -> Option<usize> {
+        self.tables[&object].by_id.get(&id).copied()
+    }
+
+    pub fn index_of_uuid(&self, object: Object, uuid: &str) -> Option<usize> {
+        self.tables[&object].by_uuid.get(uuid).copied()
+    }
+
+    /// The index of the record whose natural key (externalId; a contact's email) is `key`.
+    pub fn index_of_key(&self, object: Object, key: &str) -> Option<usize> {
+        let key = match object {
+            Object::Contact => key.to_ascii_lowercase(),
+            _ => key.to_owned(),
+        };
+        self.tables[&object].by_key.get(&key).copied()
+    }
+
+    pub fn record(&self, object: Object, index: usize) -> &Map<String, Value> {
+        &self.tables[&object].records[index]
+    }
+
+    pub fn records_of(&self, object: Object) -> &[Map<String, Value>] {
+        &self.tables[&object].records
+    }
+
+    /// Creates a record from v2-shaped fields, checked like any create; the error is the
+    /// message alone, for the caller's answer format.
+    pub fn create_checked(&mut self, object: Object, body: &Value) -> Result<Value, String> {
+        let fields = self.validate(object, body)?;
+        check_record(object, &fields)?;
+        Ok(self.insert(object, fields))
+    }
+
+    /// Replaces a record whole (a v1 PUT): every field not in `body` is gone afterwards.
+    pub fn replace(&mut self, object: Object, index: usize, body: &Value) -> Result<Value, String> {
+        let fields = self.validate(object, body)?;
+        let current = &self.tables[&object].records[index];
+        let mut cleared: Map<String, Value> = current
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "id" | "uuid"))
+            .map(|k| (k.clone(), Value::Null))
+            .collect();
+        cleared.extend(fields);
+        match self.apply(object, index, cleared) {
+            (200, record) => Ok(record),
+            (_, answer) => Err(answer["message"].as_str().unwrap_or_default().to_owned()),
+        }
+    }
+
+    /// Sets custom values of a record, each checked against the definitions.
+    pub fn set_custom(
+        &mut self,
+        object: Object,
+        index: usize,
+        values: &Map<String, Value>,
+    ) -> Result<(), String> {
+        self.definitions.check(object, values)?;
+        let record = &mut self
+            .tables
+            .get_mut(&object)
+            .expect("every object has a table")
+            .records[index];
+        let custom = record
+            .entry("custom")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(custom) = custom {
+            for (k, v) in values {
+                custom.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(())
     }
 
     pub fn dump(&self, object: Object) -> Vec<Value> {
