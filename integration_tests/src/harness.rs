@@ -219,7 +219,7 @@ pub fn state_line(stream: &str, id: u64) -> String {
 /// returns the raw status line, headers and body to send back (`HTTP/1.1 ...`). Each
 /// connection serves one request and is closed. The task stops when the returned handle drops.
 pub async fn scripted_server(
-    answer: impl Fn(&str, &str) -> String + Send + Sync + 'static,
+    answer: impl Fn(&str, &str) -> String + Send + std::marker::Sync + 'static,
 ) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -271,4 +271,46 @@ pub fn http_answer(status: &str, extra: &str, body: &str) -> String {
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
         body.len()
     )
+}
+
+/// What a sync printed, and the records it rejected (from its Local rejects file).
+pub struct Sync {
+    pub run: Run,
+    pub rejected: Vec<Value>,
+}
+
+/// Runs one `write` against `emulator`; rejected records go to a Local file unless `extra`
+/// sets `rejected_records`. Asserts no credential appears in what it printed.
+pub async fn sync(
+    emulator: &crate::Emulator,
+    extra: Value,
+    streams: &[(&str, &str, &str)],
+    lines: &[String],
+) -> Sync {
+    let dir = scratch_dir("sync");
+    let rejected_path = dir.join("rejected.jsonl");
+    let mut extra = extra;
+    if extra.get("rejected_records").is_none() {
+        extra["rejected_records"] = json!({"storage_type": "Local", "path": rejected_path});
+    }
+    let config = write_json(
+        &dir,
+        "config.json",
+        &config_for(&emulator.base_url(), emulator.api_key(), extra),
+    );
+    let catalog = write_json(&dir, "catalog.json", &catalog(streams));
+    let input = lines.join("\n") + "\n";
+    let run = run_connector(
+        &["write", "--config", &config, "--catalog", &catalog],
+        input.as_bytes(),
+    )
+    .await;
+    run.assert_no_secret(emulator.api_key());
+    run.assert_no_secret(&emulator.options().password);
+    let rejected = std::fs::read_to_string(&rejected_path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Sync { run, rejected }
 }

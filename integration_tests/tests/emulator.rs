@@ -842,3 +842,298 @@ async fn inspection_dumps_counts_and_resets() {
     assert_eq!(api.emulator.count("client"), 0);
     assert_eq!(api.emulator.request_count(), 0);
 }
+
+/// A v1 call: same key, paths under `/v1`.
+async fn v1(api: &Api, method: &str, path: &str, body: Option<Value>) -> (u16, Value, String) {
+    let url = format!("{}/v1{path}", api.emulator.root_url());
+    let mut request = api
+        .http
+        .request(method.parse().unwrap(), url)
+        .header("authorization", &api.key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        content_type,
+    )
+}
+
+#[tokio::test]
+async fn creating_a_client_needs_status_and_active() {
+    let api = Api::start(Options::default()).await;
+    api.refused(
+        "/client/bulk",
+        json!([{"name": "A", "active": true}]),
+        "status is required",
+    )
+    .await;
+    api.refused(
+        "/client",
+        json!({"name": "A", "status": "ACTIVE"}),
+        "active is required",
+    )
+    .await;
+    api.refused(
+        "/client/upsert",
+        json!({"name": "A", "externalId": "X"}),
+        "is required",
+    )
+    .await;
+    api.accepted(
+        "/client",
+        json!({"name": "A", "status": "ACTIVE", "active": true}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn uuids_are_opaque_and_every_record_has_an_integer_id() {
+    let api = Api::start(Options::default()).await;
+    let uuid = api
+        .client(json!({"status": "ACTIVE", "active": true, "name": "A"}))
+        .await;
+    assert!(uuid.starts_with("cln_") && uuid.len() == 12, "{uuid}");
+    let (_, read) = api.get(&format!("/client/{uuid}")).await;
+    assert!(read["id"].is_u64(), "{read}");
+    let (_, contact) = api
+        .post("/contact", json!({"clientId": uuid, "email": "a@b.co"}))
+        .await;
+    assert!(
+        contact["uuid"].as_str().unwrap().starts_with("cnt_"),
+        "{contact}"
+    );
+}
+
+#[tokio::test]
+async fn custom_values_are_checked_against_the_definitions() {
+    let api = Api::start(Options::default()).await;
+    let (status, definitions) = api.get("/customfield/all/CLIENT").await;
+    assert_eq!(status, 200);
+    let industry = definitions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["fieldKey"] == "industry__cs")
+        .unwrap();
+    assert_eq!(industry["fieldTypeName"], "PICKLIST");
+    let client = |custom: Value| json!([{"name": "A", "status": "ACTIVE", "active": true, "custom": custom}]);
+    api.refused(
+        "/client/bulk",
+        client(json!({"nope__cs": 1})),
+        "`nope__cs` is not defined",
+    )
+    .await;
+    api.refused(
+        "/client/bulk",
+        client(json!({"seats__cs": "ten"})),
+        "`seats__cs` must be a INTEGER",
+    )
+    .await;
+    api.refused(
+        "/client/bulk",
+        client(json!({"industry__cs": "Mining"})),
+        "among",
+    )
+    .await;
+    api.accepted(
+        "/client/bulk",
+        client(json!({"industry__cs": "Retail", "seats__cs": 3, "vip__cs": true})),
+    )
+    .await;
+
+    let dir = std::env::temp_dir().join(format!("cs-defs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("defs.json");
+    std::fs::write(
+        &file,
+        json!({"CONTACT": [{"fieldKey": "tier__cs", "fieldLabel": "Tier",
+        "fieldTypeName": "STRING", "required": false, "picklistValues": []}]})
+        .to_string(),
+    )
+    .unwrap();
+    let api = Api::start(Options {
+        custom_fields: Some(file),
+        ..Options::default()
+    })
+    .await;
+    let (_, contact_fields) = api.get("/customfield/all/CONTACT").await;
+    assert_eq!(contact_fields[0]["fieldKey"], "tier__cs");
+    let (_, client_fields) = api.get("/customfield/all/CLIENT").await;
+    assert_eq!(client_fields, json!([]));
+}
+
+#[tokio::test]
+async fn route_families_can_be_missing() {
+    let api = Api::start(Options {
+        no_v2_bulk: true,
+        no_v2_upsert: true,
+        no_v2_single: true,
+        no_v1: true,
+        ..Options::default()
+    })
+    .await;
+    for (method, path) in [
+        ("POST", "/client/bulk"),
+        ("POST", "/client/upsert"),
+        ("POST", "/contract"),
+        ("PUT", "/client/x"),
+    ] {
+        let (status, _) = api.call(method, path, Some("{}")).await;
+        assert_eq!(status, 404, "{method} {path}");
+    }
+    let (status, _, _) = v1(&api, "POST", "/clients", Some(json!({}))).await;
+    assert_eq!(status, 404);
+    let (status, _) = api.get("/client/search?page=0&size=1").await;
+    assert_eq!(status, 200, "reads stay");
+}
+
+#[tokio::test]
+async fn v1_speaks_as_recorded() {
+    let api = Api::start(Options::default()).await;
+    let (status, statuses, _) = v1(&api, "GET", "/client-statuses", None).await;
+    assert_eq!(
+        (status, statuses[0].clone()),
+        (200, json!({"id": 1, "code": "A", "description": "Active"}))
+    );
+    let (status, refusal, _) = v1(
+        &api,
+        "POST",
+        "/clients",
+        Some(json!({"name": "A", "status": "ACTIVE"})),
+    )
+    .await;
+    assert_eq!(status, 417, "v1 takes statusId, not status");
+    assert!(
+        refusal["userMessage"].as_str().unwrap().contains("status"),
+        "{refusal}"
+    );
+    let (status, created, _) = v1(
+        &api,
+        "POST",
+        "/clients",
+        Some(
+            json!({"name": "A", "statusId": 3, "active": true, "externalId": "X", "city": "Lyon"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().unwrap();
+    assert!(created["uuid"].as_str().unwrap().starts_with("cln_"));
+    assert_eq!(
+        (
+            created["statusId"].clone(),
+            created["customFieldValues"].clone()
+        ),
+        (json!(3), json!([]))
+    );
+    assert_eq!(api.emulator.records("client")[0]["status"], "TRIAL");
+
+    let (status, found, _) = v1(&api, "GET", "/clients?externalId=X", None).await;
+    assert_eq!((status, found["id"].as_u64()), (200, Some(id)));
+    let (status, _, _) = v1(&api, "GET", "/clients?externalId=nobody", None).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = v1(&api, "GET", "/clients/abc", None).await;
+    assert_eq!(status, 400, "a malformed id");
+
+    // A PUT replaces: what it leaves out is gone, and a required field left out is refused.
+    let (status, _, _) = v1(
+        &api,
+        "PUT",
+        &format!("/clients/{id}"),
+        Some(json!({"name": "A2", "statusId": 1, "active": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let stored = &api.emulator.records("client")[0];
+    assert_eq!(
+        (
+            stored["name"].as_str(),
+            stored.get("city"),
+            stored.get("externalId")
+        ),
+        (Some("A2"), None, None)
+    );
+    let (status, _, _) = v1(
+        &api,
+        "PUT",
+        &format!("/clients/{id}"),
+        Some(json!({"name": "A3"})),
+    )
+    .await;
+    assert_eq!(status, 417);
+
+    let (status, contact, _) = v1(
+        &api,
+        "POST",
+        &format!("/clients/{id}/contacts"),
+        Some(json!({"email": "p@x.test", "firstName": "P"})),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "v1 answers a created contact with 200: {contact}"
+    );
+    assert_eq!(contact["clientId"], json!(id));
+    let contact_id = contact["id"].as_u64().unwrap();
+    let (status, none, _) = v1(
+        &api,
+        "GET",
+        "/contacts?clientExternalId=X&email=p@x.test",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, none),
+        (200, Value::Null),
+        "the client lost its externalId above"
+    );
+    let (status, found, _) = v1(&api, "GET", "/contacts/search?term=P%40X.test", None).await;
+    assert_eq!((status, found[0]["id"].as_u64()), (200, Some(contact_id)));
+    let (status, _, _) = v1(
+        &api,
+        "PUT",
+        &format!("/clients/{id}/contacts/{contact_id}/details"),
+        Some(json!({"email": "p@x.test", "title": "CEO"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let stored = &api.emulator.records("contact")[0];
+    assert_eq!(
+        (stored["title"].as_str(), stored.get("firstName")),
+        (Some("CEO"), None)
+    );
+
+    let (status, answer, content_type) = v1(
+        &api,
+        "PATCH",
+        &format!("/customfield/value/client/{id}"),
+        Some(json!({"seats__cs": 4})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer, content_type.as_str()),
+        (200, json!("Update successful"), "text/plain")
+    );
+    assert_eq!(
+        api.emulator.records("client")[0]["custom"],
+        json!({"seats__cs": 4})
+    );
+    let (status, _, _) = v1(
+        &api,
+        "PATCH",
+        &format!("/customfield/value/client/{id}"),
+        Some(json!({"seats__cs": "many"})),
+    )
+    .await;
+    assert_eq!(status, 417);
+}

@@ -1,56 +1,23 @@
 //! `write` end to end: the real binary, real HTTP, the emulator's records compared.
 
-use integration_tests::harness::{
-    catalog, config_for, record_line, run_connector, scratch_dir, state_line, write_json, Run,
-};
+use integration_tests::harness::{record_line, state_line, Run, Sync};
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
-struct Sync {
-    run: Run,
-    rejected: Vec<Value>,
-}
-
-/// Runs one sync; rejected records go to a Local file unless `extra` sets `rejected_records`,
-/// over the v2 bulk surface unless it sets `api_surface`.
+/// Runs one sync over the v2 bulk surface unless `extra` sets `api_surface`: these tests pin
+/// the pipeline's behaviour there, request counts included; detecting the surface has its own
+/// tests (surfaces.rs).
 async fn sync(
     emulator: &Emulator,
     extra: Value,
     streams: &[(&str, &str, &str)],
     lines: &[String],
 ) -> Sync {
-    let dir = scratch_dir("write");
-    let rejected_path: PathBuf = dir.join("rejected.jsonl");
     let mut extra = extra;
-    if extra.get("rejected_records").is_none() {
-        extra["rejected_records"] = json!({"storage_type": "Local", "path": rejected_path});
-    }
-    // These tests pin the pipeline's behaviour on the v2 bulk surface, request counts
-    // included; detecting the surface has its own tests (surfaces.rs).
     if extra.get("api_surface").is_none() {
         extra["api_surface"] = json!("v2_bulk");
     }
-    let config = write_json(
-        &dir,
-        "config.json",
-        &config_for(&emulator.base_url(), emulator.api_key(), extra),
-    );
-    let catalog = write_json(&dir, "catalog.json", &catalog(streams));
-    let input = lines.join("\n") + "\n";
-    let run = run_connector(
-        &["write", "--config", &config, "--catalog", &catalog],
-        input.as_bytes(),
-    )
-    .await;
-    run.assert_no_secret(emulator.api_key());
-    run.assert_no_secret(&emulator.options().password);
-    let rejected = std::fs::read_to_string(&rejected_path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    Sync { run, rejected }
+    integration_tests::harness::sync(emulator, extra, streams, lines).await
 }
 
 fn clients(n: usize, prefix: &str) -> Vec<Value> {

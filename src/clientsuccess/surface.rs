@@ -237,18 +237,18 @@ impl SurfacePlan {
                 continue;
             }
             let how = if self.detected {
-                "this ClientSuccess account offers"
+                "this ClientSuccess account does not offer"
             } else {
-                "the api_surface chosen offers"
+                "the api_surface chosen does not offer"
             };
             let missing = match (object, mode) {
                 (ObjectKind::Contract, WriteMode::Upsert) => format!(
-                    "POST /v2/contract/upsert, which {how} not (contracts have no v1 API to look them up)"
+                    "POST /v2/contract/upsert, which {how} (contracts have no v1 API to look them up)"
                 ),
                 (ObjectKind::Contract, _) => format!(
-                    "a v2 contract route, which {how} not (contracts cannot be written through v1)"
+                    "a v2 contract route, which {how} (contracts cannot be written through v1)"
                 ),
-                _ => format!("a route for it, which {how} not"),
+                _ => format!("a route for it, which {how}"),
             };
             return Err(Fatal::config(format!(
                 "{stream}: to {mode} a {object} the connector needs {missing}. Routes found: {}. \

@@ -193,10 +193,24 @@ impl Store {
             .expect("every object has a table");
         let mut merged = table.records[index].clone();
         for (k, v) in fields {
-            if v.is_null() {
-                merged.remove(&k);
-            } else {
-                merged.insert(k, v);
+            match (k.as_str(), v, merged.get_mut("custom")) {
+                // Each custom value is a field of its own: an update changes the keys it
+                // names and keeps the others, as v1's custom value route does.
+                ("custom", Value::Object(values), Some(Value::Object(custom))) => {
+                    for (key, value) in values {
+                        if value.is_null() {
+                            custom.remove(&key);
+                        } else {
+                            custom.insert(key, value);
+                        }
+                    }
+                }
+                (_, Value::Null, _) => {
+                    merged.remove(&k);
+                }
+                (_, v, _) => {
+                    merged.insert(k, v);
+                }
             }
         }
         if let Err(message) = check_record(object, &merged) {
@@ -329,7 +343,8 @@ impl Store {
         let current = &self.tables[&object].records[index];
         let mut cleared: Map<String, Value> = current
             .keys()
-            .filter(|k| !matches!(k.as_str(), "id" | "uuid"))
+            // Custom values are written through their own v1 route, never by a PUT.
+            .filter(|k| !matches!(k.as_str(), "id" | "uuid" | "custom"))
             .map(|k| (k.clone(), Value::Null))
             .collect();
         cleared.extend(fields);
