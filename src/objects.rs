@@ -18,9 +18,12 @@ pub struct Client {
     /// The client's name. Required to create; the fallback upsert key when there is no externalId.
     #[schemars(length(max = 255))]
     pub name: Option<String>,
-    /// The client's lifecycle status.
+    /// The client's lifecycle status. Required by ClientSuccess to create a client: on insert a
+    /// missing status is sent as ACTIVE; upserts and updates fill nothing in.
     pub status: Option<ClientStatus>,
-    /// Whether the client is active.
+    /// Whether the client is active. Required by ClientSuccess to create a client: on insert a
+    /// missing value is sent as true when the status is ACTIVE or TRIAL, else false; upserts and
+    /// updates fill nothing in.
     pub active: Option<bool>,
     /// Your system's id for the client; the natural key for upsert.
     #[schemars(length(max = 100))]
