@@ -81,6 +81,16 @@ impl Run {
             .next()
     }
 
+    /// The process exited 0; else fails with what it printed.
+    pub fn assert_ok(&self) {
+        assert!(
+            self.status.success(),
+            "sync failed:\n{}\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
     /// No secret anywhere in what the process printed.
     pub fn assert_no_secret(&self, secret: &str) {
         assert!(

@@ -4,7 +4,7 @@
 //! never a rejection.
 
 use integration_tests::harness::{
-    config_for, record_line, run_connector, scratch_dir, state_line, sync, write_json, Run,
+    config_for, record_line, run_connector, scratch_dir, state_line, sync, write_json,
 };
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Map, Value};
@@ -18,15 +18,6 @@ fn account(bulk: bool, upsert: bool, single: bool, v1: bool) -> Options {
         no_v1: !v1,
         ..Options::default()
     }
-}
-
-fn assert_ok(run: &Run) {
-    assert!(
-        run.status.success(),
-        "sync failed:\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
 }
 
 fn uuid_of(emulator: &Emulator, object: &str, field: &str, value: &str) -> String {
@@ -53,7 +44,7 @@ async fn scenario(emulator: &Emulator, contracts: bool, contract_upsert: bool) -
     ];
     let lines: Vec<String> = clients.iter().map(|c| record_line("c", c)).collect();
     let s = sync(emulator, json!({}), &[("c", "client", "append")], &lines).await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let (e1, e2) = (
         uuid_of(emulator, "client", "externalId", "E1"),
         uuid_of(emulator, "client", "externalId", "E2"),
@@ -78,7 +69,7 @@ async fn scenario(emulator: &Emulator, contracts: bool, contract_upsert: bool) -
         streams.push(("k", "contract", "append"));
     }
     let s = sync(emulator, json!({}), &streams, &lines).await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
 
     let a = uuid_of(emulator, "contact", "email", "a@x.test");
     let mut lines = vec![
@@ -95,7 +86,7 @@ async fn scenario(emulator: &Emulator, contracts: bool, contract_upsert: bool) -
         streams.push(("k", "contract", "update"));
     }
     let s = sync(emulator, json!({}), &streams, &lines).await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
 
     let mut lines = vec![
         record_line(
@@ -128,7 +119,7 @@ async fn scenario(emulator: &Emulator, contracts: bool, contract_upsert: bool) -
         streams.push(("k", "contract", "append_dedup"));
     }
     let s = sync(emulator, json!({}), &streams, &lines).await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(s.run.states().len(), 1);
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
     landed(emulator)
@@ -289,7 +280,7 @@ async fn a_v1_replace_never_nulls_what_the_record_did_not_carry() {
         &[record_line("c", &client)],
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let uuid = uuid_of(&emulator, "client", "externalId", "K");
     let s = sync(
         &emulator,
@@ -298,7 +289,7 @@ async fn a_v1_replace_never_nulls_what_the_record_did_not_carry() {
         &[record_line("c", &json!({"uuid": uuid, "npsScore": 90}))],
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let stored = &emulator.records("client")[0];
     for (field, value) in [
         ("city", json!("Oslo")),

@@ -1,6 +1,6 @@
 //! `write` end to end: the real binary, real HTTP, the emulator's records compared.
 
-use integration_tests::harness::{record_line, state_line, Run, Sync};
+use integration_tests::harness::{record_line, state_line, Sync};
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
 
@@ -28,15 +28,6 @@ fn lines(stream: &str, records: &[Value]) -> Vec<String> {
     records.iter().map(|r| record_line(stream, r)).collect()
 }
 
-fn assert_ok(run: &Run) {
-    assert!(
-        run.status.success(),
-        "sync failed:\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
-}
-
 async fn seed_clients(emulator: &Emulator, n: usize) -> Vec<String> {
     let s = sync(
         emulator,
@@ -45,7 +36,7 @@ async fn seed_clients(emulator: &Emulator, n: usize) -> Vec<String> {
         &lines("clients", &clients(n, "Seed")),
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     emulator
         .records("client")
         .iter()
@@ -74,7 +65,7 @@ async fn every_object_in_every_mode() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(s.run.states().len(), 1);
     assert_eq!(emulator.count("contact"), 3);
     assert_eq!(emulator.count("contract"), 3);
@@ -106,7 +97,7 @@ async fn every_object_in_every_mode() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let client = &emulator.records("client")[0];
     assert_eq!(
         (client["city"].as_str(), client["name"].as_str()),
@@ -155,7 +146,7 @@ async fn every_object_in_every_mode() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let clients = emulator.records("client");
     assert_eq!(clients.len(), 4);
     assert_eq!(clients[1]["city"], "Lyon");
@@ -189,7 +180,7 @@ async fn one_bad_record_at_every_position_of_a_batch() {
         &lines("clients", &records),
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(emulator.count("client"), 9_900);
     assert_eq!(s.rejected.len(), 100);
     let mut lines_rejected: Vec<u64> = s
@@ -236,7 +227,7 @@ async fn several_bad_records_in_one_batch() {
         &lines("contacts", &contacts),
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(emulator.count("contact"), 95);
     let mut rejected: Vec<u64> = s
         .rejected
@@ -285,7 +276,7 @@ async fn records_the_schema_refuses_are_never_sent() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(emulator.count("client"), 1);
     assert_eq!(
         emulator.stats()["POST /v2/client/bulk"]["201"],
@@ -327,7 +318,7 @@ async fn update_and_upsert_refusals_are_rejections_not_retries() {
         record_line("c", &json!({"city": "no uuid"})),
     ];
     let mut s = sync(&emulator, json!({}), &[("c", "client", "update")], &input).await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(s.rejected.len(), 2);
     s.rejected.sort_by_key(|r| r["line"].as_u64());
     assert_eq!(s.rejected[0]["http_status"], 404);
@@ -377,7 +368,7 @@ async fn states_are_echoed_in_order_unchanged_but_for_destination_stats() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let states = s.run.states();
     assert_eq!(states.len(), 6, "every state, none invented");
     for (echoed, sent) in states.iter().zip(&sent_states) {
@@ -420,7 +411,7 @@ async fn same_key_writes_keep_input_order_under_concurrency() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     for client in emulator.records("client") {
         assert_eq!(client["npsScore"], 39, "the last update wins: {client}");
     }
@@ -448,7 +439,7 @@ async fn an_upsert_after_inserts_of_the_same_client_sees_them() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     let clients = emulator.records("client");
     assert_eq!(clients.len(), 1, "{clients:?}");
     assert_eq!(clients[0]["city"], "Paris");
@@ -464,13 +455,13 @@ async fn a_sync_with_no_records() {
         &[state_line("c", 1)],
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(
         s.run.states()[0]["destinationStats"],
         json!({"recordCount": 0.0, "rejectedRecordCount": 0.0})
     );
     let s = sync(&emulator, json!({}), &[("c", "client", "append")], &[]).await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert!(s.run.states().is_empty());
     assert_eq!(emulator.request_count(), 0);
 }
@@ -526,7 +517,7 @@ async fn throttling_with_retry_after_is_survived() {
         &lines("c", &records),
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(emulator.count("client"), 300);
     let stats = emulator.stats();
     assert!(
@@ -563,7 +554,7 @@ async fn rate_budget_429s_are_survived() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(emulator.records("client")[0]["npsScore"], 19);
 }
 
@@ -577,7 +568,7 @@ async fn survives(options: Options, extra: Value, mode: &str) -> (Emulator, Sync
         &lines("c", &records),
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     (emulator, s)
 }
 
@@ -779,7 +770,7 @@ async fn a_401_mid_sync_with_username_and_password_signs_in_again() {
         &input,
     )
     .await;
-    assert_ok(&s.run);
+    s.run.assert_ok();
     assert_eq!(emulator.count("contract"), 6);
     assert_eq!(
         emulator.stats()["POST /v1/auth"]["200"],
