@@ -38,8 +38,9 @@ pub struct RawConfig {
     #[schemars(title = "Batch size", range(min = 1, max = 100), extend("order" = 2))]
     pub batch_size: u32,
 
-    /// Requests the connector keeps in flight at once (1 to 64). Lower it if ClientSuccess
-    /// answers 429 Too Many Requests often; raise it to go faster.
+    /// The most requests the connector keeps in flight at once (1 to 64). The number in use
+    /// adapts to how ClientSuccess answers: it grows while answers come back fast and clean and
+    /// shrinks on 429, 5xx, timeouts or slow answers, so there is seldom a reason to change this.
     #[serde(default = "default_max_concurrency")]
     #[schemars(title = "Maximum concurrent requests", range(min = 1, max = 64), extend("order" = 3))]
     pub max_concurrency: u32,
@@ -138,7 +139,7 @@ fn default_batch_size() -> u32 {
     100
 }
 fn default_max_concurrency() -> u32 {
-    4
+    32
 }
 fn default_max_retries() -> u32 {
     3
@@ -414,7 +415,7 @@ mod tests {
         let settings = from_value(&api_key_config()).unwrap();
         assert_eq!(settings.base_url, DEFAULT_BASE_URL);
         assert_eq!(settings.batch_size, 100);
-        assert_eq!(settings.max_concurrency, 4);
+        assert_eq!(settings.max_concurrency, 32);
         assert_eq!(settings.max_retries, 3);
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
         assert!(settings.rejected_records.is_none());

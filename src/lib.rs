@@ -12,6 +12,7 @@
 //!   echo states once their records are committed.
 //! - [`clientsuccess`]: everything that knows ClientSuccess: HTTP, auth, retries, the write
 //!   surfaces an account offers (detected), the v1 translation; a `write::Writer`.
+//! - [`concurrency`]: adaptive request concurrency and the shared 429 pause.
 //! - [`output`]: the single writer of stdout.
 //! - [`secret`]: a string type that cannot be printed.
 
@@ -19,6 +20,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod clientsuccess;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod objects;

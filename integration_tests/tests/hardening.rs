@@ -65,14 +65,37 @@ async fn a_retry_after_beyond_any_duration_is_capped_not_a_panic() {
     let (config, catalog, _) = files(
         &format!("http://{addr}/v2"),
         "k",
-        json!({"max_retries": 0}),
+        json!({"api_surface": "v2_bulk"}),
         "append",
     );
-    let run = write(&config, &catalog, client("A").as_bytes()).await;
-    assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);
+    let mut live = Live::start(&config, &catalog).await;
+    live.send(&[client("A")]).await;
+    // The batch goes out after 500 ms; its 429 pauses requests for the capped Retry-After.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    live.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    live.signal(libc::SIGTERM);
+    let (run, _) = live.finish().await;
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "not a panic (70): {}\n{}",
+        run.stdout,
+        run.stderr
+    );
     let (kind, message) = failure(&run);
     assert_eq!(kind, "transient_error", "{message}");
-    assert!(message.contains("429"), "{message}");
+    let waits: Vec<f64> = run
+        .logs("WARN")
+        .iter()
+        .filter_map(|w| w.split("every request waits ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(!waits.is_empty(), "{:?}", run.logs("WARN"));
+    assert!(
+        waits.iter().all(|&w| (600.0..=630.0).contains(&w)),
+        "{waits:?}"
+    );
 }
 
 #[tokio::test]

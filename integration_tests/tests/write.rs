@@ -528,8 +528,8 @@ async fn throttling_with_retry_after_is_survived() {
         s.run
             .logs("WARN")
             .iter()
-            .any(|w| w.contains("429") && w.contains("in 1.0 s")),
-        "Retry-After honoured: {:?}",
+            .any(|w| w.contains("429") && w.contains("every request waits 1.0")),
+        "Retry-After honoured, by every request: {:?}",
         s.run.logs("WARN")
     );
 }

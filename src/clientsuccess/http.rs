@@ -1,6 +1,7 @@
 //! The ClientSuccess HTTP client: authentication, one request with retries, and what each
 //! answer means, for the v2 API and the v1 API beside it.
 
+use crate::concurrency::{Adaptive, Signal};
 use crate::config::{Auth, Settings};
 use crate::error::{ConfigError, Fatal, TransientError};
 use crate::secret::Secret;
@@ -44,6 +45,10 @@ pub fn classify(status: StatusCode) -> Disposition {
 
 /// The longest wait a server may ask for; a longer `Retry-After` is taken as this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+/// A 429 without `Retry-After` pauses requests this long.
+const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
+/// How long one request may be held back by 429s, in all, before the sync gives up.
+pub const THROTTLE_BUDGET: Duration = Duration::from_secs(15 * 60);
 /// The longest token lifetime believed; a token is renewed at least this often.
 const TOKEN_LIFETIME_CAP: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -285,6 +290,8 @@ pub struct ApiClient {
     timeout: Duration,
     backoff_base: Duration,
     notices: Option<UnboundedSender<String>>,
+    /// How many requests may be in flight, learned from the answers; shared by all workers.
+    limiter: Arc<Adaptive>,
 }
 
 impl ApiClient {
@@ -322,8 +329,10 @@ impl ApiClient {
             credentials,
             max_retries: settings.max_retries,
             timeout: settings.request_timeout,
-            backoff_base: Duration::from_millis(250),
+            // Short first retries: most failures are blips; repeated ones still back off fast.
+            backoff_base: Duration::from_millis(100),
             notices: None,
+            limiter: Arc::new(Adaptive::new(settings.max_concurrency)),
         })
     }
 
@@ -331,6 +340,11 @@ impl ApiClient {
     pub fn with_notices(mut self, notices: UnboundedSender<String>) -> Self {
         self.notices = Some(notices);
         self
+    }
+
+    /// The concurrency limit in use now (up to `max_concurrency`).
+    pub fn concurrency_limit(&self) -> usize {
+        self.limiter.limit()
     }
 
     fn notice(&self, message: String) {
@@ -456,6 +470,7 @@ impl ApiClient {
     pub async fn send(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
         let url = self.request_url(request);
         let mut attempt = 0;
+        let mut throttled_for = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
             let (authorization, generation) = self.authorization().await?;
@@ -468,7 +483,20 @@ impl ApiClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            let (reason, retry_after) = match builder.send().await {
+            let permit = self.limiter.acquire().await;
+            let sent = builder.send().await;
+            let signal = match &sent {
+                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    Signal::Throttled
+                }
+                Ok(response) if classify(response.status()) == Disposition::Retry => {
+                    Signal::Strained
+                }
+                Ok(_) => Signal::Clean,
+                Err(_) => Signal::Strained,
+            };
+            self.limiter.release(permit, signal);
+            let (reason, retry_after) = match sent {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = response
@@ -540,6 +568,27 @@ impl ApiClient {
                     None,
                 ),
             };
+            if signal == Signal::Throttled {
+                // A 429 pauses every request for its Retry-After and spends a time budget, not
+                // a retry: the API is saying how much it takes, not failing.
+                let wait = self
+                    .limiter
+                    .pause(retry_after.unwrap_or(DEFAULT_THROTTLE_WAIT));
+                throttled_for += wait;
+                if throttled_for > THROTTLE_BUDGET {
+                    return Err(Fatal::Transient(TransientError(format!(
+                        "{request} was answered 429 Too Many Requests for {:.0} s in all, more than the {} s this connector waits; last answer: {reason}",
+                        throttled_for.as_secs_f64(),
+                        THROTTLE_BUDGET.as_secs()
+                    ))));
+                }
+                self.notice(format!(
+                    "{request} was throttled ({reason}); every request waits {:.1} s (concurrency limit now {})",
+                    wait.as_secs_f64(),
+                    self.limiter.limit()
+                ));
+                continue;
+            }
             if attempt >= self.max_retries {
                 return Err(Fatal::Transient(TransientError(format!(
                     "{request} failed after {} attempts; last error: {reason}",

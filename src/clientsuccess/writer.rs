@@ -555,6 +555,10 @@ fn bulk_body(records: &[Prepared]) -> Bytes {
 }
 
 impl Writer for ClientSuccessWriter {
+    fn concurrency_limit(&self) -> Option<usize> {
+        Some(self.client.concurrency_limit())
+    }
+
     fn batch_limit(&self, object: ObjectKind, mode: WriteMode) -> usize {
         let bulk = self
             .surfaces

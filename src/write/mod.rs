@@ -26,7 +26,7 @@ use ledger::Ledger;
 use plan::Plan;
 use prepare::{Item, Original, Prepared, Rejection};
 use rejects::RejectStore;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,11 +45,11 @@ const REJECTION_LOG_LIMIT: u64 = 1000;
 const NOTICE_LOG_LIMIT: u64 = 100;
 /// Work units (a batch or one record) that may wait for a worker before input pauses.
 const MAX_WAITING: usize = 64;
-/// Work units each worker's lane holds.
-const LANE_CAPACITY: usize = 4;
 /// Record bytes read but not yet written or rejected. With the request bodies built from
 /// them, this keeps peak memory well under 64 MB whatever the records' width.
 const RECORD_BYTES_BUDGET: usize = 12 << 20;
+/// Workers per request slot of `max_concurrency`.
+const WORKERS_PER_SLOT: usize = 8;
 /// A bulk request's body stays under this (unless one record is wider): wide records make
 /// smaller batches, so the bodies in flight stay small beside the record budget.
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -162,23 +162,18 @@ pub async fn run<W: Writer>(
             }
         })?;
 
-    let workers = settings.max_concurrency.max(1);
+    // The limit (adaptive, in the writer) decides how many requests are out at once. A worker
+    // waiting out a retry's backoff holds no request slot, so there are more workers than
+    // slots: a few in backoff must not starve the others.
+    let workers = settings.max_concurrency.max(1) * WORKERS_PER_SLOT;
     let (outcome_tx, outcomes) = mpsc::unbounded_channel();
     let (shared_tx, shared_rx) = async_channel::bounded(workers * 2);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut lanes = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
-    let (first_round_trip, _) = tokio::sync::watch::channel(None);
-    for index in 0..workers {
-        let (lane_tx, lane_rx) = mpsc::channel(LANE_CAPACITY);
-        lanes.push(lane_tx);
+    for _ in 0..workers {
         let worker = Worker {
-            index,
-            workers,
-            first_round_trip: first_round_trip.clone(),
             writer: writer.clone(),
-            lane: lane_rx,
-            shared: shared_rx.clone(),
+            work: shared_rx.clone(),
             outcomes: outcome_tx.clone(),
             stop: stop.clone(),
         };
@@ -195,10 +190,10 @@ pub async fn run<W: Writer>(
         batches: (0..plan.streams.len()).map(|_| Vec::new()).collect(),
         batch_started: vec![None; plan.streams.len()],
         batch_bytes: vec![0; plan.streams.len()],
-        waiting: (0..=workers).map(|_| VecDeque::new()).collect(),
-        waiting_total: 0,
-        lanes,
+        waiting: VecDeque::new(),
+        busy_keys: HashMap::new(),
         shared: shared_tx,
+        writer: writer.clone(),
         in_flight: 0,
         object_in_flight: [0; 3],
         last_mode: [None; 3],
@@ -214,13 +209,11 @@ pub async fn run<W: Writer>(
     };
     let ended = coordinator.run(items, outcomes, notices, shutdown).await?;
     let Coordinator {
-        lanes,
         shared,
         mut summary,
         rejects,
         ..
     } = coordinator;
-    drop(lanes);
     drop(shared);
     for handle in handles {
         if ended == Ended::AtOnce {
@@ -298,7 +291,7 @@ impl Breaker {
     }
 }
 
-struct Coordinator<'a> {
+struct Coordinator<'a, W> {
     plan: Arc<Plan>,
     /// Per stream: records one write may take (1: no batching).
     batch_limits: Vec<usize>,
@@ -309,13 +302,15 @@ struct Coordinator<'a> {
     batch_started: Vec<Option<Instant>>,
     /// Body bytes of each open batch: a bulk request stays under `MAX_BATCH_BYTES`.
     batch_bytes: Vec<usize>,
-    /// Work waiting for room in a full lane (index = lane) or in the shared queue (last
-    /// index). Handing work over never blocks the coordinator, so a worker asleep in backoff
-    /// cannot stop the others from being fed; input pauses while too much work waits.
-    waiting: Vec<VecDeque<Work>>,
-    waiting_total: usize,
-    lanes: Vec<mpsc::Sender<Work>>,
+    /// Work ready for a worker but not yet taken (the queue to the workers is full). Handing
+    /// work over never blocks the coordinator; input pauses while too much work waits.
+    waiting: VecDeque<Work>,
+    /// Keys with work in flight, each with the later work of the same key held back until
+    /// it settles: records of one key are written in input order, and a key in backoff holds
+    /// back only itself.
+    busy_keys: HashMap<u64, VecDeque<Work>>,
     shared: async_channel::Sender<Work>,
+    writer: Arc<W>,
     /// Work units handed over or waiting, not yet settled.
     in_flight: usize,
     /// The same per object, and the mode last dispatched for it: when an object's mode
@@ -337,7 +332,7 @@ struct Coordinator<'a> {
     input_failed: Option<io::Error>,
 }
 
-impl Coordinator<'_> {
+impl<W: Writer> Coordinator<'_, W> {
     async fn run(
         &mut self,
         mut items: mpsc::Receiver<Input>,
@@ -365,7 +360,7 @@ impl Coordinator<'_> {
             }
             let deadline = self.next_batch_deadline();
             let grace_end = self.interrupted.map(|(_, end)| end);
-            let room = self.waiting_total < MAX_WAITING;
+            let room = self.waiting_work() < MAX_WAITING;
             tokio::select! {
                 biased;
                 signal = shutdown.recv(), if listening => match signal {
@@ -385,7 +380,7 @@ impl Coordinator<'_> {
                     ended = Ended::AtOnce;
                     break;
                 }
-                Some((object, cost, outcome)) = outcomes.recv() => self.settle(object, cost, outcome)?,
+                Some(settled) = outcomes.recv() => self.settle(settled)?,
                 Some(notice) = notices.recv() => self.notice(notice)?,
                 input = items.recv(), if reading && room => match input {
                     Some(Input::Item(item, cost)) => self.accept(item, cost, &mut outcomes).await?,
@@ -547,18 +542,14 @@ impl Coordinator<'_> {
             }
             return Ok(());
         }
-        let lane = record
-            .key
-            .map(|key| (key % self.lanes.len() as u64) as usize);
+        let key = record.key;
         let records = vec![record];
-        self.dispatch(
-            Work {
-                object,
-                mode,
-                records,
-            },
-            lane,
-        );
+        self.dispatch(Work {
+            object,
+            mode,
+            key,
+            records,
+        });
         Ok(())
     }
 
@@ -574,10 +565,10 @@ impl Coordinator<'_> {
             }
         }
         while self.object_in_flight[object_index(object)] > 0 && !self.stopping() {
-            let Some((done_object, cost, outcome)) = outcomes.recv().await else {
+            let Some(settled) = outcomes.recv().await else {
                 break;
             };
-            self.settle(done_object, cost, outcome)?;
+            self.settle(settled)?;
             self.release_states()?;
         }
         Ok(())
@@ -594,49 +585,59 @@ impl Coordinator<'_> {
             self.plan.streams[stream].object,
             self.plan.streams[stream].mode,
         );
-        self.dispatch(
-            Work {
-                object,
-                mode,
-                records,
-            },
-            None,
-        );
+        self.dispatch(Work {
+            object,
+            mode,
+            key: None,
+            records,
+        });
     }
 
-    /// Queues work for a lane (`Some`) or the shared queue, then hands over what fits.
-    fn dispatch(&mut self, work: Work, lane: Option<usize>) {
+    /// Queues work for the workers, unless work of the same key is in flight: then it waits
+    /// for that work to settle.
+    fn dispatch(&mut self, work: Work) {
         self.in_flight += 1;
         self.object_in_flight[object_index(work.object)] += 1;
-        let queue = lane.unwrap_or(self.lanes.len());
-        self.waiting[queue].push_back(work);
-        self.waiting_total += 1;
+        if let Some(key) = work.key {
+            match self.busy_keys.get_mut(&key) {
+                Some(held) => {
+                    held.push_back(work);
+                    return;
+                }
+                None => {
+                    self.busy_keys.insert(key, VecDeque::new());
+                }
+            }
+        }
+        self.waiting.push_back(work);
         self.pump();
     }
 
-    /// Moves waiting work into the lanes and the shared queue while they have room.
-    fn pump(&mut self) {
-        if self.waiting_total == 0 {
-            return;
+    /// Work of `key` settled: the next work of that key, if any, may go.
+    fn key_settled(&mut self, key: Option<u64>) {
+        let Some(key) = key else { return };
+        match self.busy_keys.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(next) => {
+                self.waiting.push_back(next);
+                self.pump();
+            }
+            None => {
+                self.busy_keys.remove(&key);
+            }
         }
-        let shared_index = self.lanes.len();
-        for (index, queue) in self.waiting.iter_mut().enumerate() {
-            while let Some(work) = queue.pop_front() {
-                let refused = if index == shared_index {
-                    self.shared.try_send(work).err().map(|e| e.into_inner())
-                } else {
-                    self.lanes[index].try_send(work).err().map(|e| match e {
-                        mpsc::error::TrySendError::Full(w)
-                        | mpsc::error::TrySendError::Closed(w) => w,
-                    })
-                };
-                match refused {
-                    Some(work) => {
-                        queue.push_front(work);
-                        break;
-                    }
-                    None => self.waiting_total -= 1,
-                }
+    }
+
+    /// Work not yet taken by a worker, held back by its key or queued.
+    fn waiting_work(&self) -> usize {
+        self.waiting.len() + self.busy_keys.values().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// Moves waiting work into the workers' queue while it has room.
+    fn pump(&mut self) {
+        while let Some(work) = self.waiting.pop_front() {
+            if let Err(refused) = self.shared.try_send(work) {
+                self.waiting.push_front(refused.into_inner());
+                break;
             }
         }
     }
@@ -648,18 +649,23 @@ impl Coordinator<'_> {
 
     /// The sync is stopping: work not yet handed to a worker will not be attempted.
     fn abandon_waiting(&mut self) {
-        for queue in &mut self.waiting {
-            for work in queue.drain(..) {
-                self.in_flight -= 1;
-                self.object_in_flight[object_index(work.object)] -= 1;
-                self.budget.release(work.cost());
-            }
+        let held = self.busy_keys.values_mut().flat_map(|held| held.drain(..));
+        let abandoned: Vec<Work> = self.waiting.drain(..).chain(held).collect();
+        for work in abandoned {
+            self.in_flight -= 1;
+            self.object_in_flight[object_index(work.object)] -= 1;
+            self.budget.release(work.cost());
         }
-        self.waiting_total = 0;
     }
 
     /// One work unit came back.
-    fn settle(&mut self, object: ObjectKind, cost: usize, outcome: Outcome) -> anyhow::Result<()> {
+    fn settle(&mut self, settled: Settled) -> anyhow::Result<()> {
+        let Settled {
+            object,
+            key,
+            cost,
+            outcome,
+        } = settled;
         self.budget.release(cost);
         self.in_flight -= 1;
         self.object_in_flight[object_index(object)] -= 1;
@@ -672,6 +678,7 @@ impl Coordinator<'_> {
             }
             Outcome::Skipped => {}
         }
+        self.key_settled(key);
         self.pump();
         Ok(())
     }
@@ -776,8 +783,13 @@ impl Coordinator<'_> {
             0 => String::new(),
             n => format!(", {n} more retry notices not logged"),
         };
+        let limit = self
+            .writer
+            .concurrency_limit()
+            .map(|l| format!(" (concurrency limit {l})"))
+            .unwrap_or_default();
         let message = format!(
-            "{what}: {} records read, {} written, {} rejected, {:.0} records/s, {} requests in flight, {} states held, {:.1} s elapsed{suppressed}",
+            "{what}: {} records read, {} written, {} rejected, {:.0} records/s, {} work units in flight{limit}, {} states held, {:.1} s elapsed{suppressed}",
             self.summary.records,
             self.summary.written,
             self.summary.rejected,

@@ -1,6 +1,6 @@
-//! Workers: each makes one `Writer::write` call at a time, so `max_concurrency` workers keep at
-//! most that many in flight. A worker takes keyed work from its own lane first (same key, same lane, so
-//! input order holds per key) and unkeyed work from a shared queue.
+//! Workers: each makes one `Writer::write` call at a time, taking work from one shared queue.
+//! There are `max_concurrency` of them; the writer's adaptive limit decides how many requests
+//! are out at once, and the coordinator hands out one work unit per key at a time.
 
 use super::prepare::Prepared;
 use super::writer::{Verdict, Writer};
@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 pub struct Work {
     pub object: ObjectKind,
     pub mode: WriteMode,
+    /// The key its records are matched on (update, upsert); one unit of a key at a time.
+    pub key: Option<u64>,
     pub records: Vec<Prepared>,
 }
 
@@ -32,8 +34,14 @@ pub struct Committed {
     pub verdict: Verdict,
 }
 
-/// A work unit back from a worker: its object, its byte cost, and what became of it.
-pub type Settled = (ObjectKind, usize, Outcome);
+/// A work unit back from a worker: its object, key and byte cost, and what became of it.
+#[derive(Debug)]
+pub struct Settled {
+    pub object: ObjectKind,
+    pub key: Option<u64>,
+    pub cost: usize,
+    pub outcome: Outcome,
+}
 
 #[derive(Debug)]
 pub enum Outcome {
@@ -44,59 +52,20 @@ pub enum Outcome {
 }
 
 pub struct Worker<W> {
-    /// This worker's place among `workers`: worker 0 starts at once and measures the first
-    /// round trip; worker i then starts i/workers of that round trip later. Spreading requests
-    /// over the round trip, instead of sending all at once, keeps a busy API (and the machine)
-    /// from seeing every request of a round arrive together, and spares it a burst at start.
-    pub index: usize,
-    pub workers: usize,
-    pub first_round_trip: tokio::sync::watch::Sender<Option<std::time::Duration>>,
     pub writer: Arc<W>,
-    pub lane: mpsc::Receiver<Work>,
-    pub shared: async_channel::Receiver<Work>,
+    pub work: async_channel::Receiver<Work>,
     pub outcomes: mpsc::UnboundedSender<Settled>,
     pub stop: Arc<AtomicBool>,
 }
 
 impl<W: Writer> Worker<W> {
-    pub async fn run(mut self) {
-        const LONGEST_START_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-        if self.index > 0 {
-            let mut measured = self.first_round_trip.subscribe();
-            let round_trip =
-                tokio::time::timeout(LONGEST_START_WAIT, measured.wait_for(Option::is_some))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok().and_then(|v| *v))
-                    .unwrap_or_default()
-                    .min(LONGEST_START_WAIT);
-            tokio::time::sleep(round_trip * self.index as u32 / self.workers as u32).await;
-        }
-        let mut lane_open = true;
-        let mut shared_open = true;
-        while lane_open || shared_open {
-            let work = tokio::select! {
-                biased;
-                work = self.lane.recv(), if lane_open => match work {
-                    Some(work) => work,
-                    None => { lane_open = false; continue; }
-                },
-                work = self.shared.recv(), if shared_open => match work {
-                    Ok(work) => work,
-                    Err(_) => { shared_open = false; continue; }
-                },
-            };
-            let object = work.object;
-            let cost = work.cost();
+    pub async fn run(self) {
+        while let Ok(work) = self.work.recv().await {
+            let (object, key, cost) = (work.object, work.key, work.cost());
             let outcome = if self.stop.load(Ordering::Relaxed) {
                 Outcome::Skipped
             } else {
-                let started = std::time::Instant::now();
-                let result = execute(&*self.writer, work).await;
-                if self.index == 0 && self.first_round_trip.borrow().is_none() {
-                    self.first_round_trip.send_replace(Some(started.elapsed()));
-                }
-                match result {
+                match execute(&*self.writer, work).await {
                     Ok(done) => Outcome::Done(done),
                     Err(fatal) => {
                         self.stop.store(true, Ordering::Relaxed);
@@ -104,7 +73,13 @@ impl<W: Writer> Worker<W> {
                     }
                 }
             };
-            if self.outcomes.send((object, cost, outcome)).is_err() {
+            let settled = Settled {
+                object,
+                key,
+                cost,
+                outcome,
+            };
+            if self.outcomes.send(settled).is_err() {
                 return;
             }
         }

@@ -23,6 +23,11 @@ pub trait Writer: Send + Sync + 'static {
     /// when the API writes them in one request; 1 otherwise.
     fn batch_limit(&self, object: ObjectKind, mode: WriteMode) -> usize;
 
+    /// How many requests the writer lets out at once now, when it adapts that; for progress logs.
+    fn concurrency_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// Writes `records`, in order. One verdict per record, in the same order; `Err` ends the
     /// sync (the API or the configuration failed, not these records).
     fn write(

@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
                         return anyhow::Ok(());
                     }
                     let records: Vec<_> = (0..100).map(|i| json!({"name": format!("B{batch}-{i}"), "externalId": format!("{batch}-{i}"),
-                        "status": "ACTIVE", "city": "Denver", "timezone": "America/Denver", "npsScore": 10})).collect();
+                        "status": "ACTIVE", "active": true, "city": "Denver", "timezone": "America/Denver", "npsScore": 10})).collect();
                     let body = serde_json::to_vec(&records)?;
                     let response = client.post(&url).header("authorization", &key).header("content-type", "application/json").body(body).send().await?;
                     anyhow::ensure!(response.status() == 201, "status {}", response.status());

@@ -24,9 +24,30 @@ struct Args {
     /// Emulator latency per request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
-    /// The connector's max_concurrency.
-    #[arg(long, default_value_t = 4)]
-    concurrency: u32,
+    /// The connector's max_concurrency; unset, its default.
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Emulator: requests allowed in flight (429 past it).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Emulator: requests allowed per second (429 past it).
+    #[arg(long)]
+    rate_limit: Option<u64>,
+    /// Emulator: share of requests answered 5xx.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Emulator: share of connections dropped.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// Emulator: share of writes applied, then failed.
+    #[arg(long, default_value_t = 0.0)]
+    applied_then_failed_rate: f64,
+    /// The connector's max_retries; unset, its default.
+    #[arg(long)]
+    max_retries: Option<u32>,
+    /// The sync mode: append (bulk insert) or append_dedup (upsert, one record a request).
+    #[arg(long, default_value = "append")]
+    mode: String,
     /// The connector's batch_size.
     #[arg(long, default_value_t = 100)]
     batch_size: u32,
@@ -36,6 +57,7 @@ struct Args {
 }
 
 struct Measure {
+    throttled: u64,
     seconds: f64,
     cpu_seconds: f64,
     peak_rss_mb: f64,
@@ -46,7 +68,7 @@ struct Measure {
 fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
     let dir = connector_bin().parent().unwrap().join("bench-data");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("clients-{records}-{note_bytes}.jsonl"));
+    let path = dir.join(format!("clients-active-{records}-{note_bytes}.jsonl"));
     if path.exists() {
         return Ok(path);
     }
@@ -56,7 +78,7 @@ fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
         let mut data = json!({"name": format!("Client {i}"), "externalId": format!("EXT-{i:08}"), "status": "ACTIVE",
             "siteUrl": format!("https://client{i}.example"), "city": "Denver", "state": "CO", "country": "US",
             "zip": "80202", "timezone": "America/Denver", "npsScore": (i % 201) as i64 - 100,
-            "custom": {"industry__cs": "Retail", "seats__cs": i % 500}});
+            "active": true, "custom": {"industry__cs": "Retail", "seats__cs": i % 500}});
         if note_bytes > 0 {
             data["note"] = json!(note);
         }
@@ -74,21 +96,33 @@ fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
 async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
     let emulator = Emulator::start(Options {
         latency_ms: args.latency_ms,
+        max_in_flight: args.max_in_flight,
+        rate_limit: args.rate_limit,
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
+        applied_then_failed_rate: args.applied_then_failed_rate,
         ..Options::default()
     })
     .await?;
     let dir = connector_bin().parent().unwrap().join("bench-data");
     let config = dir.join("config.json");
-    std::fs::write(&config, json!({
+    let mut settings = json!({
         "credentials": {"auth_type": "api_key", "api_key": emulator.api_key()},
-        "base_url": emulator.base_url(), "batch_size": args.batch_size, "max_concurrency": args.concurrency,
+        "base_url": emulator.base_url(), "batch_size": args.batch_size,
         "rejected_records": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}
-    }).to_string())?;
+    });
+    if let Some(concurrency) = args.concurrency {
+        settings["max_concurrency"] = json!(concurrency);
+    }
+    if let Some(retries) = args.max_retries {
+        settings["max_retries"] = json!(retries);
+    }
+    std::fs::write(&config, settings.to_string())?;
     let catalog = dir.join("catalog.json");
     std::fs::write(
         &catalog,
         json!({"streams": [{"stream": {"name": "clients", "json_schema": {}},
-        "destination_sync_mode": "append", "destination_object_name": "client"}]})
+        "destination_sync_mode": args.mode, "destination_object_name": "client"}]})
         .to_string(),
     )?;
     let started = Instant::now();
@@ -126,7 +160,13 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
     let seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(status == 0, "connector exited with status {status}");
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let throttled = emulator
+        .stats()
+        .values()
+        .filter_map(|by_status| by_status.get("429"))
+        .sum();
     Ok(Measure {
+        throttled,
         seconds,
         cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
         peak_rss_mb: peak_kb as f64 / 1024.0,
@@ -151,36 +191,51 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let input = input_file(args.records, args.note_bytes)?;
+    let concurrency = args.concurrency.unwrap_or(32);
     println!(
-        "bench: {} client records{}, bulk insert, batch_size {}, max_concurrency {}, emulator latency {} ms, {} runs",
+        "bench: {} client records{}, {}, batch_size {}, max_concurrency {}, emulator latency {} ms{}{}{}, {} runs",
         args.records,
         match args.note_bytes {
             0 => String::new(),
             n => format!(" with a {n}-byte note each"),
         },
+        args.mode,
         args.batch_size,
-        args.concurrency,
+        concurrency,
         args.latency_ms,
+        args.max_in_flight.map(|n| format!(", in-flight cap {n}")).unwrap_or_default(),
+        args.rate_limit.map(|n| format!(", rate budget {n}/s")).unwrap_or_default(),
+        if args.error_rate + args.drop_rate + args.applied_then_failed_rate > 0.0 {
+            format!(", faults: {} 5xx, {} dropped, {} applied then failed", args.error_rate, args.drop_rate, args.applied_then_failed_rate)
+        } else {
+            String::new()
+        },
         args.runs
     );
     let mut measures = Vec::new();
     for run in 1..=args.runs {
         let m = run_once(&args, &input).await?;
         anyhow::ensure!(
-            m.stored == args.records,
+            m.stored >= args.records,
             "run {run}: {} of {} records stored",
             m.stored,
             args.records
         );
         println!(
-            "  run {run}: {:.2} s, {:.0} records/s, {} requests, {:.2} CPU s, peak RSS {:.1} MB",
+            "  run {run}: {:.2} s, {:.0} records/s, {} requests ({} answered 429), {:.2} CPU s, peak RSS {:.1} MB",
             m.seconds,
             args.records as f64 / m.seconds,
             m.requests,
+            m.throttled,
             m.cpu_seconds,
             m.peak_rss_mb
         );
         measures.push(m);
+    }
+    if args.records == 0 {
+        let ms = median(measures.iter().map(|m| m.seconds * 1000.0).collect());
+        println!("median: an empty write takes {ms:.1} ms, surface detection included");
+        return Ok(());
     }
     let rate = median(
         measures
@@ -190,15 +245,36 @@ async fn main() -> anyhow::Result<()> {
     );
     let cpu = median(measures.iter().map(|m| m.cpu_seconds).collect());
     let rss = median(measures.iter().map(|m| m.peak_rss_mb).collect());
-    print!("median: {rate:.0} records/s, {cpu:.2} connector CPU s, peak RSS {rss:.1} MB");
-    if args.latency_ms > 0 {
-        let ceiling =
-            args.concurrency as f64 * args.batch_size as f64 / (args.latency_ms as f64 / 1000.0);
+    let throttled = median(
+        measures
+            .iter()
+            .map(|m| 100.0 * m.throttled as f64 / m.requests.max(1) as f64)
+            .collect(),
+    );
+    print!("median: {rate:.0} records/s, {cpu:.2} connector CPU s, peak RSS {rss:.1} MB, {throttled:.1}% of requests answered 429");
+    let per_request = if args.mode == "append" {
+        args.batch_size as f64
+    } else {
+        1.0
+    };
+    let ceiling = match (args.rate_limit, args.max_in_flight) {
+        (Some(rate), _) => Some((
+            rate as f64 * per_request,
+            format!("{rate} requests/s × {per_request}"),
+        )),
+        (None, Some(cap)) if args.latency_ms > 0 => Some((
+            cap as f64 * per_request / (args.latency_ms as f64 / 1000.0),
+            format!("{cap} × {per_request} / {} ms", args.latency_ms),
+        )),
+        (None, None) if args.latency_ms > 0 => Some((
+            concurrency as f64 * per_request / (args.latency_ms as f64 / 1000.0),
+            format!("{concurrency} × {per_request} / {} ms", args.latency_ms),
+        )),
+        _ => None,
+    };
+    if let Some((ceiling, how)) = ceiling {
         print!(
-            ", ceiling {ceiling:.0} records/s ({} × {} / {} ms), {:.1}% of it",
-            args.concurrency,
-            args.batch_size,
-            args.latency_ms,
+            ", ceiling {ceiling:.0} records/s ({how}), {:.1}% of it",
             100.0 * rate / ceiling
         );
     }

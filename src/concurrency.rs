@@ -1,0 +1,507 @@
+//! Adaptive request concurrency: how many requests may be in flight, learned from the answers
+//! (the idea of Vector's ARC). Each attempt is timed; once per mean round trip the limit grows
+//! while answers come back fast and clean (doubling until the first sign of pressure, then one
+//! at a time) and shrinks on pressure: halved on a 429, cut by a tenth on a 5xx, a timeout or a
+//! round trip far above the mean. After pressure the limit stays at or under the level that
+//! caused it until the API has been quiet for a while, so it does not keep knocking.
+//!
+//! A 429 also pauses every new request for its `Retry-After`, shared by all workers, so the
+//! API sees one client backing off, not each worker on its own clock. A 429 that comes while
+//! few requests are in flight is a rate budget, not a crowd: the rate answered cleanly in the
+//! second before it becomes a pace (slightly under it) that requests then keep, raised a
+//! little after each quiet spell.
+
+use rand::Rng;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What one attempt's answer says about the API's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A timely answer, success or a refusal of the content.
+    Clean,
+    /// 429: the API said how much it takes.
+    Throttled,
+    /// A 5xx, a timeout, a dropped connection.
+    Strained,
+}
+
+/// Multiplicative decrease on a 5xx, a timeout or a slow answer.
+const STRAIN_DECREASE: f64 = 0.9;
+/// A window is strained when at least this share of its answers were 5xx, timeouts or dropped
+/// connections: a stray error among many clean answers is bad luck, not load.
+const STRAIN_SHARE: f64 = 0.25;
+/// The limit a sync starts at: a few requests, as the connector always sent, before the
+/// answers say more.
+const INITIAL_LIMIT: usize = 4;
+/// A round trip this many times the mean counts as strain.
+const SLOW_RTT: f64 = 2.0;
+/// The limit stays at or under the level pressure was seen at for this long.
+const QUIET_BEFORE_PROBING: Duration = Duration::from_secs(30);
+/// Weight of the newest window in the moving average of round trips.
+const RTT_WEIGHT: f64 = 0.4;
+/// Shortest window, so a very fast API does not adjust per request.
+const MIN_WINDOW: Duration = Duration::from_millis(5);
+/// Requests per second are counted over this span to learn a rate budget.
+const RATE_SPAN: Duration = Duration::from_secs(1);
+/// The pace kept is this share of the rate the API answered cleanly before its 429.
+const RATE_MARGIN: f64 = 0.975;
+/// After each quiet spell of `RATE_QUIET` the pace is raised by this share, to find a budget
+/// that grew. Budgets change seldom, and each probe that finds none costs a 429 and a pause.
+const RATE_PROBE: f64 = 1.025;
+const RATE_QUIET: Duration = Duration::from_secs(120);
+/// A shared 429 pause lasts its Retry-After plus up to this share of it, so that workers
+/// (and other clients) do not all come back at the same instant.
+const PAUSE_JITTER: f64 = 0.05;
+
+#[derive(Debug)]
+struct State {
+    limit: usize,
+    in_flight: usize,
+    /// Doubling until the first pressure.
+    slow_start: bool,
+    rtt_mean: Option<f64>,
+    window_started: Instant,
+    window_rtt_sum: f64,
+    window_samples: u32,
+    window_pressure: Option<Signal>,
+    window_strained: u32,
+    /// Whether the limit was reached in this window: growing is only worth it when used.
+    window_full: bool,
+    /// The limit pressure was last seen at, and when; no growth past it until quiet.
+    pressure: Option<(usize, Instant)>,
+    /// When the limit was last cut: one cut per window, however many answers said so.
+    last_cut: Option<Instant>,
+    paused_until: Option<Instant>,
+    /// Clean answers of the last `RATE_SPAN`, and since when answers are counted at all.
+    recent: std::collections::VecDeque<Instant>,
+    counting_since: Option<Instant>,
+    /// A learned rate budget: requests per second, the next start it allows, when last set.
+    pace: Option<(f64, Instant, Instant)>,
+}
+
+pub struct Adaptive {
+    max: usize,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+/// A request slot; give it back with [`Adaptive::release`].
+#[derive(Debug)]
+pub struct Permit {
+    started: Instant,
+}
+
+impl Adaptive {
+    /// A limit that starts at a few requests and never exceeds `max`.
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            max,
+            state: Mutex::new(State {
+                limit: INITIAL_LIMIT.min(max),
+                in_flight: 0,
+                slow_start: true,
+                rtt_mean: None,
+                window_started: Instant::now(),
+                window_rtt_sum: 0.0,
+                window_samples: 0,
+                window_pressure: None,
+                window_strained: 0,
+                window_full: false,
+                pressure: None,
+                last_cut: None,
+                paused_until: None,
+                recent: std::collections::VecDeque::new(),
+                counting_since: None,
+                pace: None,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The limit in use now.
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    /// The learned rate budget, in requests per second, if any.
+    pub fn pace(&self) -> Option<f64> {
+        self.lock().pace.map(|(rate, _, _)| rate)
+    }
+
+    /// Waits for a free slot and for any shared pause to end.
+    pub async fn acquire(&self) -> Permit {
+        loop {
+            let notified = self.changed.notified();
+            let wait_until = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                let paced = state
+                    .pace
+                    .map(|(_, next, _)| next)
+                    .filter(|&next| next > now);
+                match state.paused_until.filter(|&until| until > now).or(paced) {
+                    Some(until) => Some(until),
+                    None if state.in_flight < state.limit => {
+                        state.in_flight += 1;
+                        if state.in_flight >= state.limit {
+                            state.window_full = true;
+                        }
+                        if let Some((rate, next, _)) = &mut state.pace {
+                            *next = (*next).max(now) + Duration::from_secs_f64(1.0 / *rate);
+                        }
+                        return Permit { started: now };
+                    }
+                    None => None,
+                }
+            };
+            match wait_until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Gives a slot back with what its answer said; adjusts the limit once per window.
+    pub fn release(&self, permit: Permit, signal: Signal) {
+        let now = Instant::now();
+        let rtt = now.duration_since(permit.started).as_secs_f64();
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        match signal {
+            Signal::Clean => {
+                state.window_rtt_sum += rtt;
+                state.window_samples += 1;
+                state.counting_since.get_or_insert(now);
+                state.recent.push_back(now);
+                while state
+                    .recent
+                    .front()
+                    .is_some_and(|&t| now.duration_since(t) > RATE_SPAN)
+                {
+                    state.recent.pop_front();
+                }
+                if let Some((rate, _, set)) = &mut state.pace {
+                    if now.duration_since(*set) >= RATE_QUIET {
+                        *rate *= RATE_PROBE;
+                        *set = now;
+                    }
+                }
+            }
+            Signal::Throttled => {
+                state.window_pressure = Some(Signal::Throttled);
+                self.learn_rate(&mut state, now);
+            }
+            // Judged over the whole window: see `adjust`.
+            Signal::Strained => state.window_strained += 1,
+        }
+        let window = state
+            .rtt_mean
+            .map_or(MIN_WINDOW, Duration::from_secs_f64)
+            .max(MIN_WINDOW);
+        if now.duration_since(state.window_started) >= window || state.window_pressure.is_some() {
+            self.adjust(&mut state, now);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// A 429 after a full span of counting: the clean rate of that span, a little under it,
+    /// becomes the pace. (Sooner than that, the count says nothing about a budget.)
+    fn learn_rate(&self, state: &mut State, now: Instant) {
+        let counted = state
+            .counting_since
+            .is_some_and(|since| now.duration_since(since) >= RATE_SPAN);
+        // The other 429s of a burst that already paused everything say nothing new.
+        let paused = state.paused_until.is_some_and(|until| until > now);
+        if !counted || paused {
+            return;
+        }
+        // Requests still out when the 429 came were sent within the budget too.
+        let clean = (state.recent.len() + state.in_flight) as f64 / RATE_SPAN.as_secs_f64();
+        let rate = (clean * RATE_MARGIN).max(0.5);
+        state.pace = Some((rate, now, now));
+    }
+
+    fn adjust(&self, state: &mut State, now: Instant) {
+        let answers = state.window_strained + state.window_samples;
+        if state.window_pressure.is_none()
+            && state.window_strained > 0
+            && f64::from(state.window_strained) >= STRAIN_SHARE * f64::from(answers)
+        {
+            state.window_pressure = Some(Signal::Strained);
+        }
+        let window_rtt = (state.window_samples > 0)
+            .then(|| state.window_rtt_sum / f64::from(state.window_samples));
+        let slow = match (window_rtt, state.rtt_mean) {
+            (Some(rtt), Some(mean)) => rtt > mean * SLOW_RTT,
+            _ => false,
+        };
+        let window = state
+            .rtt_mean
+            .map_or(MIN_WINDOW, Duration::from_secs_f64)
+            .max(MIN_WINDOW);
+        let cut_lately = state
+            .last_cut
+            .is_some_and(|at| now.duration_since(at) < window);
+        match state.window_pressure {
+            // The answers of requests sent together arrive together: cut once for them.
+            Some(_) if cut_lately => {}
+            Some(Signal::Throttled) => {
+                state.last_cut = Some(now);
+                state.limit = (state.limit / 2).max(1);
+                state.slow_start = false;
+                state.pressure = Some((state.limit, now));
+            }
+            Some(_) => {
+                state.last_cut = Some(now);
+                state.limit = ((state.limit as f64 * STRAIN_DECREASE) as usize).max(1);
+                state.slow_start = false;
+                state.pressure = Some((state.limit, now));
+            }
+            None if slow => {
+                state.limit = ((state.limit as f64 * STRAIN_DECREASE) as usize).max(1);
+                state.slow_start = false;
+            }
+            None if state.window_full => {
+                let capped = match state.pressure {
+                    Some((level, at)) if now.duration_since(at) < QUIET_BEFORE_PROBING => level,
+                    _ => self.max,
+                };
+                let grown = if state.slow_start {
+                    state.limit * 2
+                } else {
+                    state.limit + 1
+                };
+                state.limit = grown.min(capped).min(self.max).max(state.limit);
+            }
+            None => {}
+        }
+        if let Some(rtt) = window_rtt.filter(|_| !slow) {
+            state.rtt_mean = Some(match state.rtt_mean {
+                Some(mean) => mean + RTT_WEIGHT * (rtt - mean),
+                None => rtt,
+            });
+        }
+        state.window_started = now;
+        state.window_rtt_sum = 0.0;
+        state.window_samples = 0;
+        state.window_pressure = None;
+        state.window_strained = 0;
+        state.window_full = state.in_flight >= state.limit;
+    }
+
+    /// A 429: no new request goes out for `wait` (plus a little jitter). Returns the pause.
+    pub fn pause(&self, wait: Duration) -> Duration {
+        let jitter = rand::rng().random_range(0.0..=PAUSE_JITTER);
+        let wait = wait.mul_f64(1.0 + jitter);
+        let until = Instant::now() + wait;
+        let mut state = self.lock();
+        state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
+        // A learned pace starts again after the pause.
+        if let Some((_, next, _)) = &mut state.pace {
+            *next = (*next).max(until);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// `workers` tasks send `requests` in all to a simulated API: `answer(in flight at the
+    /// API)` says what each gets; `latency` per request. Returns the limits seen.
+    async fn drive(
+        limiter: Arc<Adaptive>,
+        workers: usize,
+        requests: usize,
+        latency: Duration,
+        answer: impl Fn(usize) -> Signal + Send + Sync + 'static,
+    ) -> Vec<usize> {
+        let at_api = Arc::new(AtomicUsize::new(0));
+        let left = Arc::new(AtomicUsize::new(requests));
+        let answer = Arc::new(answer);
+        let limits = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (limiter, at_api, left, answer, limits) = (
+                limiter.clone(),
+                at_api.clone(),
+                left.clone(),
+                answer.clone(),
+                limits.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                while left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    loop {
+                        let permit = limiter.acquire().await;
+                        let load = at_api.fetch_add(1, Ordering::SeqCst) + 1;
+                        let signal = answer(load);
+                        // A 429 comes back at once; an answer, or a 5xx, takes the latency.
+                        if signal != Signal::Throttled {
+                            tokio::time::sleep(latency).await;
+                        }
+                        at_api.fetch_sub(1, Ordering::SeqCst);
+                        limiter.release(permit, signal);
+                        limits.lock().unwrap().push(limiter.limit());
+                        if signal == Signal::Throttled {
+                            limiter.pause(Duration::from_secs(1));
+                            continue;
+                        }
+                        break;
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(limits).unwrap().into_inner().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grows_to_the_cap_on_a_clean_api() {
+        let limiter = Arc::new(Adaptive::new(32));
+        let started = Instant::now();
+        let limits = drive(
+            limiter.clone(),
+            32,
+            2_000,
+            Duration::from_millis(50),
+            |_| Signal::Clean,
+        )
+        .await;
+        assert_eq!(limiter.limit(), 32);
+        let reached = limits.iter().position(|&l| l == 32).unwrap();
+        assert!(reached < 200, "reached 32 after {reached} requests");
+        // 2,000 requests at 32 in flight and 50 ms: ~3.1 s; the ramp costs a few round trips.
+        assert!(
+            started.elapsed() < Duration::from_millis(3_700),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settles_under_an_in_flight_cap_after_one_pause() {
+        let limiter = Arc::new(Adaptive::new(32));
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let counter = throttled.clone();
+        let started = Instant::now();
+        drive(
+            limiter.clone(),
+            32,
+            1_000,
+            Duration::from_millis(50),
+            move |load| {
+                if load > 2 {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Signal::Throttled
+                } else {
+                    Signal::Clean
+                }
+            },
+        )
+        .await;
+        assert!(limiter.limit() <= 2, "limit {}", limiter.limit());
+        // 1,000 requests, 2 at a time, 50 ms each: 25 s, plus about one shared pause.
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_millis(27_500), "{elapsed:?}");
+        assert!(throttled.load(Ordering::SeqCst) <= 4, "{throttled:?} 429s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn learns_a_rate_budget_and_keeps_under_it() {
+        let limiter = Arc::new(Adaptive::new(32));
+        // 20 requests a second, counted in whole seconds from the start, as the emulator does.
+        let origin = Instant::now();
+        let window = Arc::new(Mutex::new((0u64, 0u32)));
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let (w, t) = (window.clone(), throttled.clone());
+        drive(
+            limiter.clone(),
+            32,
+            2_400,
+            Duration::from_millis(1),
+            move |_| {
+                let second = origin.elapsed().as_secs();
+                let mut window = w.lock().unwrap();
+                if window.0 != second {
+                    *window = (second, 0);
+                }
+                window.1 += 1;
+                if window.1 > 20 {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    Signal::Throttled
+                } else {
+                    Signal::Clean
+                }
+            },
+        )
+        .await;
+        let elapsed = origin.elapsed().as_secs_f64();
+        let rate = 2_400.0 / elapsed;
+        assert!(
+            rate >= 19.0,
+            "{rate:.1} requests/s over {elapsed:.1} s, pace {:?}, {:?} 429s, limit {}",
+            limiter.pace(),
+            throttled,
+            limiter.limit()
+        );
+        let share = throttled.load(Ordering::SeqCst) as f64 / 2_400.0;
+        assert!(share <= 0.05, "{:.1}% answered 429", share * 100.0);
+        assert!(limiter.pace().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backs_off_on_strain() {
+        let limiter = Arc::new(Adaptive::new(32));
+        drive(limiter.clone(), 32, 500, Duration::from_millis(50), |_| {
+            Signal::Clean
+        })
+        .await;
+        assert_eq!(limiter.limit(), 32);
+        drive(limiter.clone(), 32, 600, Duration::from_millis(50), |_| {
+            Signal::Strained
+        })
+        .await;
+        assert!(limiter.limit() < 8, "limit {}", limiter.limit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_worker() {
+        let limiter = Arc::new(Adaptive::new(8));
+        let pause = limiter.pause(Duration::from_secs(2));
+        assert!(pause >= Duration::from_secs(2) && pause <= Duration::from_millis(2_100));
+        let started = Instant::now();
+        let mut waiting = Vec::new();
+        for _ in 0..4 {
+            let limiter = limiter.clone();
+            waiting.push(tokio::spawn(async move {
+                let permit = limiter.acquire().await;
+                let waited = permit.started.duration_since(started);
+                limiter.release(permit, Signal::Clean);
+                waited
+            }));
+        }
+        for task in waiting {
+            let waited = task.await.unwrap();
+            assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        }
+    }
+}
