@@ -1,9 +1,10 @@
 //! Adaptive request concurrency: how many requests may be in flight, learned from the answers
 //! (the idea of Vector's ARC). Each attempt is timed; once per mean round trip the limit grows
 //! while answers come back fast and clean (doubling until the first sign of pressure, then one
-//! at a time) and shrinks on pressure: halved on a 429, cut by a tenth on a 5xx, a timeout or a
-//! round trip far above the mean. After pressure the limit stays at or under the level that
-//! caused it until the API has been quiet for a while, so it does not keep knocking.
+//! at a time) and shrinks on pressure: halved on a 429, cut by a tenth when many answers of a
+//! window are 5xx, timeouts or dropped connections, or its round trips are far above the mean.
+//! After a 429 the limit stays at or under the level that caused it until the API has been
+//! quiet for a while, so it does not keep knocking.
 //!
 //! A 429 also pauses every new request for its `Retry-After`, shared by all workers, so the
 //! API sees one client backing off, not each worker on its own clock. A 429 that comes while
@@ -33,6 +34,8 @@ const STRAIN_DECREASE: f64 = 0.9;
 /// A window is strained when at least this share of its answers were 5xx, timeouts or dropped
 /// connections: a stray error among many clean answers is bad luck, not load.
 const STRAIN_SHARE: f64 = 0.25;
+/// Nor is one error in a small window.
+const MIN_STRAINED: u32 = 2;
 /// The limit a sync starts at: a few requests, as the connector always sent, before the
 /// answers say more.
 const INITIAL_LIMIT: usize = 4;
@@ -233,7 +236,7 @@ impl Adaptive {
     fn adjust(&self, state: &mut State, now: Instant) {
         let answers = state.window_strained + state.window_samples;
         if state.window_pressure.is_none()
-            && state.window_strained > 0
+            && state.window_strained >= MIN_STRAINED
             && f64::from(state.window_strained) >= STRAIN_SHARE * f64::from(answers)
         {
             state.window_pressure = Some(Signal::Strained);
@@ -260,11 +263,11 @@ impl Adaptive {
                 state.slow_start = false;
                 state.pressure = Some((state.limit, now));
             }
+            // Strain cuts, but unlike a 429 sets no ceiling: errors come and go.
             Some(_) => {
                 state.last_cut = Some(now);
                 state.limit = ((state.limit as f64 * STRAIN_DECREASE) as usize).max(1);
                 state.slow_start = false;
-                state.pressure = Some((state.limit, now));
             }
             None if slow => {
                 state.limit = ((state.limit as f64 * STRAIN_DECREASE) as usize).max(1);

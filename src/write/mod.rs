@@ -1,12 +1,14 @@
-//! `write`: stdin's records into batched ClientSuccess writes, states echoed once committed.
+//! `write`: stdin's records into batched writes, states echoed once committed.
 //!
 //! ```text
-//! reader thread ──items──▶ coordinator ──work──▶ workers (≤ max_concurrency requests) ──▶ API
-//!  (decode, validate,       (ledger, batches,      │
-//!   encode)                  rejections, logs) ◀──outcomes
+//! reader thread ──items──▶ coordinator ──work──▶ workers ──▶ Writer (ClientSuccess: its
+//!  (decode, validate,       (ledger, batches,      │          adaptive limit decides how
+//!   encode)                  keys in flight,       │          many requests are out)
+//!                            rejections, logs) ◀──outcomes
 //! ```
-//! Every channel but the outcome one is bounded, so stdin is read only as fast as the API
-//! takes records, and memory stays flat whatever the input size.
+//! Every channel but the outcome one is bounded, and record bytes between stdin and the API
+//! are budgeted, so stdin is read only as fast as the API takes records and memory stays flat
+//! whatever the input size or record width.
 
 pub mod budget;
 pub mod ledger;

@@ -18,7 +18,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 pub struct Prepared {
     pub line: u64,
     pub stream: usize,
-    /// Records with the same key are written in input order (same lane); `None` may go anywhere.
+    /// Records with the same key are written one at a time, in input order; `None` may go
+    /// anywhere.
     pub key: Option<u64>,
     /// For update: the path's uuid, taken out of the body.
     pub uuid: Option<String>,
