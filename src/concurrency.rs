@@ -209,11 +209,19 @@ impl Adaptive {
             .rtt_mean
             .map_or(MIN_WINDOW, Duration::from_secs_f64)
             .max(MIN_WINDOW);
+        let before = state.limit;
         if now.duration_since(state.window_started) >= window || state.window_pressure.is_some() {
             self.adjust(&mut state, now);
         }
+        let grew = state.limit > before;
         drop(state);
-        self.changed.notify_waiters();
+        // One freed slot wakes one waiter; waking all of them (hundreds of workers) on every
+        // answer would cost more than the answer itself. A grown limit wakes everyone.
+        if grew {
+            self.changed.notify_waiters();
+        } else {
+            self.changed.notify_one();
+        }
     }
 
     /// A 429 after a full span of counting: the clean rate of that span, a little under it,
