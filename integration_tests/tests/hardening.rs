@@ -439,10 +439,11 @@ impl Live {
     }
 }
 
-#[tokio::test]
-async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
+/// A client sync against an emulator that answers after `latency_ms`, its stdin left open.
+/// The surface is pinned, so no probe (each as slow as a write) comes before the records.
+async fn live_sync(latency_ms: u64) -> (Emulator, Live) {
     let emulator = Emulator::start(Options {
-        latency_ms: 1_500,
+        latency_ms,
         ..Options::default()
     })
     .await
@@ -450,10 +451,16 @@ async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
     let (config, catalog, _) = files(
         &emulator.base_url(),
         emulator.api_key(),
-        json!({"api_surface": "v2_bulk"}), // pinned: no probe, each as slow as a write
+        json!({"api_surface": "v2_bulk"}),
         "append",
     );
-    let mut live = Live::start(&config, &catalog).await;
+    let live = Live::start(&config, &catalog).await;
+    (emulator, live)
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
+    let (emulator, mut live) = live_sync(1_500).await;
     let mut first: Vec<String> = (0..100).map(|i| client(&format!("C{i}"))).collect();
     first.push(state_line("clients", 1));
     // A full batch goes out at once; these 30 wait for more records (or 500 ms).
@@ -482,19 +489,7 @@ async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
 
 #[tokio::test]
 async fn a_second_signal_stops_at_once() {
-    let emulator = Emulator::start(Options {
-        latency_ms: 20_000,
-        ..Options::default()
-    })
-    .await
-    .unwrap();
-    let (config, catalog, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({"api_surface": "v2_bulk"}),
-        "append",
-    );
-    let mut live = Live::start(&config, &catalog).await;
+    let (_emulator, mut live) = live_sync(20_000).await;
     let lines: Vec<String> = (0..100).map(|i| client(&format!("C{i}"))).collect();
     live.send(&lines).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
