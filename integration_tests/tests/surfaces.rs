@@ -396,3 +396,31 @@ async fn check_says_which_surface_each_object_uses_and_creates_nothing() {
         }
     }
 }
+
+#[tokio::test]
+async fn v1_takes_a_signed_in_token_like_a_key() {
+    let emulator = Emulator::start(account(false, false, false, true))
+        .await
+        .unwrap();
+    let options = emulator.options().clone();
+    let credentials = json!({"auth_type": "username_password", "username": options.username,
+        "password": options.password, "auth_url": emulator.auth_url()});
+    let s = sync(
+        &emulator,
+        json!({"credentials": credentials}),
+        &[("c", "client", "append_dedup")],
+        &[
+            record_line(
+                "c",
+                &json!({"name": "T", "externalId": "T1", "status": "ACTIVE", "active": true}),
+            ),
+            record_line("c", &json!({"name": "T renamed", "externalId": "T1"})),
+        ],
+    )
+    .await;
+    s.run.assert_ok();
+    let clients = emulator.records("client");
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0]["name"], "T renamed");
+    assert_eq!(emulator.stats()["PUT /v1/clients/{id}"]["200"], 1);
+}
