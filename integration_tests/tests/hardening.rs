@@ -28,6 +28,11 @@ fn files(base_url: &str, api_key: &str, extra: Value, mode: &str) -> (String, St
     (config, catalog, rejects)
 }
 
+/// `files` for a client insert into `emulator`.
+fn emulator_files(emulator: &Emulator, extra: Value) -> (String, String, String) {
+    files(&emulator.base_url(), emulator.api_key(), extra, "append")
+}
+
 async fn write(config: &str, catalog: &str, input: &[u8]) -> Run {
     run_connector(&["write", "--config", config, "--catalog", catalog], input).await
 }
@@ -131,12 +136,7 @@ async fn an_absurd_token_lifetime_is_capped_not_a_panic() {
 #[tokio::test]
 async fn bad_utf8_a_bom_and_duplicate_keys_cost_only_their_own_line() {
     let emulator = Emulator::start(Options::default()).await.unwrap();
-    let (config, catalog, rejects) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({}),
-        "append",
-    );
+    let (config, catalog, rejects) = emulator_files(&emulator, json!({}));
     let mut input = Vec::new();
     input.extend_from_slice("\u{feff}".as_bytes());
     input.extend_from_slice(client("First").as_bytes());
@@ -191,12 +191,7 @@ async fn bad_utf8_a_bom_and_duplicate_keys_cost_only_their_own_line() {
 #[tokio::test]
 async fn malformed_states_are_named_not_echoed_and_echoes_carry_no_raw_line_break() {
     let emulator = Emulator::start(Options::default()).await.unwrap();
-    let (config, catalog, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({}),
-        "append",
-    );
+    let (config, catalog, _) = emulator_files(&emulator, json!({}));
     let input = [
         client("A"),
         r#"{"type":"STATE","state":{"type":"BOGUS","data":{}}}"#.to_owned(),
@@ -244,12 +239,7 @@ async fn config_and_catalog_mistakes_name_the_field_or_stream() {
         ("clients", "client", "append_dedup"),
     ]);
     let twice_path = write_json(&dir, "twice.json", &twice);
-    let (config, _, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({}),
-        "append",
-    );
+    let (config, _, _) = emulator_files(&emulator, json!({}));
     let run = write(&config, &twice_path, b"").await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "config_error");
@@ -274,12 +264,7 @@ async fn config_and_catalog_mistakes_name_the_field_or_stream() {
 #[tokio::test]
 async fn the_breaker_fails_a_sync_whose_first_records_all_fail_alike() {
     let emulator = Emulator::start(Options::default()).await.unwrap();
-    let (config, catalog, rejects) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({}),
-        "append",
-    );
+    let (config, catalog, rejects) = emulator_files(&emulator, json!({}));
     // A mapping mistake: every record carries a column the object does not have.
     let mut input: Vec<String> = (0..1_200)
         .map(|i| {
@@ -304,12 +289,7 @@ async fn the_breaker_fails_a_sync_whose_first_records_all_fail_alike() {
 
     // Fewer records than the limit, refused by the API for one reason: the same verdict.
     let emulator = Emulator::start(Options::default()).await.unwrap();
-    let (config, _, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({}),
-        "append",
-    );
+    let (config, _, _) = emulator_files(&emulator, json!({}));
     let dir = scratch_dir("breaker");
     let contacts = write_json(
         &dir,
@@ -332,30 +312,15 @@ async fn the_breaker_fails_a_sync_whose_first_records_all_fail_alike() {
     assert!(run.states().is_empty());
 
     // Turned off, the same input is five rejections of a sync that succeeds.
-    let (config, _, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({"rejection_breaker_records": 0}),
-        "append",
-    );
+    let (config, _, _) = emulator_files(&emulator, json!({"rejection_breaker_records": 0}));
     let run = write(&config, &contacts, (input.join("\n") + "\n").as_bytes()).await;
     assert!(run.status.success(), "{}", run.stdout);
     assert_eq!(run.states().len(), 1);
 
     // One good record among them: bad data, not a mapping mistake.
-    let (config, _, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({}),
-        "append",
-    );
+    let (config, _, _) = emulator_files(&emulator, json!({}));
     let uuid = {
-        let (c, k, _) = files(
-            &emulator.base_url(),
-            emulator.api_key(),
-            json!({}),
-            "append",
-        );
+        let (c, k, _) = emulator_files(&emulator, json!({}));
         assert!(write(&c, &k, client("Parent").as_bytes())
             .await
             .status
@@ -448,12 +413,7 @@ async fn live_sync(latency_ms: u64) -> (Emulator, Live) {
     })
     .await
     .unwrap();
-    let (config, catalog, _) = files(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({"api_surface": "v2_bulk"}),
-        "append",
-    );
+    let (config, catalog, _) = emulator_files(&emulator, json!({"api_surface": "v2_bulk"}));
     let live = Live::start(&config, &catalog).await;
     (emulator, live)
 }
