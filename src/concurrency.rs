@@ -223,12 +223,16 @@ impl Adaptive {
         if state.paused_until.is_some_and(|until| until > now) {
             return;
         }
+        // A 429 with other requests still out may be a cap on requests in flight, which the
+        // limit handles; read as a budget it would be a small one. Only a 429 met alone
+        // (the limit has come down to it) says what the budget per period is.
+        if state.in_flight > 0 {
+            return;
+        }
         if let Some((end, length)) = state.last_pause {
             let span = now.duration_since(end).max(length).max(MIN_WINDOW);
             if state.clean_since_pause > 0 {
-                // Requests still out when the 429 came were let in by the budget too.
-                let taken = state.clean_since_pause + state.in_flight as u64;
-                let rate = taken as f64 / span.as_secs_f64() * RATE_MARGIN;
+                let rate = state.clean_since_pause as f64 / span.as_secs_f64() * RATE_MARGIN;
                 state.pace = Some((rate.max(0.5), now, now));
             }
         }
@@ -303,13 +307,14 @@ impl Adaptive {
     }
 
     /// A 429: no new request goes out for `wait` (plus a little jitter). Returns the pause.
-    pub fn pause(&self, wait: Duration) -> Duration {
+    pub fn pause(&self, retry_after: Duration) -> Duration {
         let jitter = rand::rng().random_range(0.0..=PAUSE_JITTER);
-        let wait = wait.mul_f64(1.0 + jitter);
+        let wait = retry_after.mul_f64(1.0 + jitter);
         let until = Instant::now() + wait;
         let mut state = self.lock();
         state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
-        state.last_pause = Some((until, wait));
+        // The budget's window is what the API said, not what the jitter added.
+        state.last_pause = Some((until, retry_after));
         state.clean_since_pause = 0;
         // A learned pace starts again after the pause.
         if let Some((_, next, _)) = &mut state.pace {
