@@ -82,6 +82,16 @@ struct State {
     pace: Option<(f64, Instant, Instant)>,
 }
 
+impl State {
+    /// How often the limit is judged: once per mean round trip, never more often than
+    /// `MIN_WINDOW`.
+    fn window(&self) -> Duration {
+        self.rtt_mean
+            .map_or(MIN_WINDOW, Duration::from_secs_f64)
+            .max(MIN_WINDOW)
+    }
+}
+
 pub struct Adaptive {
     max: usize,
     state: Mutex<State>,
@@ -196,10 +206,7 @@ impl Adaptive {
             // Judged over the whole window: see `adjust`.
             Signal::Strained => state.window_strained += 1,
         }
-        let window = state
-            .rtt_mean
-            .map_or(MIN_WINDOW, Duration::from_secs_f64)
-            .max(MIN_WINDOW);
+        let window = state.window();
         let before = state.limit;
         if now.duration_since(state.window_started) >= window || state.window_pressure.is_some() {
             self.adjust(&mut state, now);
@@ -252,10 +259,7 @@ impl Adaptive {
             (Some(rtt), Some(mean)) => rtt > mean * SLOW_RTT,
             _ => false,
         };
-        let window = state
-            .rtt_mean
-            .map_or(MIN_WINDOW, Duration::from_secs_f64)
-            .max(MIN_WINDOW);
+        let window = state.window();
         let cut_lately = state
             .last_cut
             .is_some_and(|at| now.duration_since(at) < window);

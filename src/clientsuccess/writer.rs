@@ -138,7 +138,7 @@ impl ClientSuccessWriter {
             let request = ApiRequest::v2(
                 Method::POST,
                 format!("/{object}/bulk"),
-                Some(bulk_body(chunk)),
+                Some(json_array(chunk.iter().map(Prepared::body))),
             );
             match self.call(request, true).await? {
                 Answer::Body(_) => range.for_each(|i| verdicts[i] = Some(Verdict::Written)),
@@ -165,12 +165,8 @@ impl ClientSuccessWriter {
     ) -> Result<Verdict, Fatal> {
         match create {
             Create::Bulk => {
-                let mut batch = Vec::with_capacity(body.len() + 2);
-                batch.push(b'[');
-                batch.extend_from_slice(body);
-                batch.push(b']');
-                let request =
-                    ApiRequest::v2(Method::POST, format!("/{object}/bulk"), Some(batch.into()));
+                let batch = json_array([body]);
+                let request = ApiRequest::v2(Method::POST, format!("/{object}/bulk"), Some(batch));
                 self.verdict(request, true).await
             }
             Create::Single => {
@@ -540,18 +536,24 @@ fn contact_custom_refused() -> Verdict {
     )
 }
 
-fn bulk_body(records: &[Prepared]) -> Bytes {
-    let size = records.iter().map(|r| r.body().len() + 1).sum::<usize>() + 2;
-    let mut body = Vec::with_capacity(size);
-    body.push(b'[');
-    for (i, record) in records.iter().enumerate() {
+/// A bulk body: the records' JSON bodies as one array, copied once.
+fn json_array<'a>(bodies: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
+    let size = bodies
+        .clone()
+        .into_iter()
+        .map(|b| b.len() + 1)
+        .sum::<usize>()
+        + 2;
+    let mut array = Vec::with_capacity(size);
+    array.push(b'[');
+    for (i, body) in bodies.into_iter().enumerate() {
         if i > 0 {
-            body.push(b',');
+            array.push(b',');
         }
-        body.extend_from_slice(record.body());
+        array.extend_from_slice(body);
     }
-    body.push(b']');
-    Bytes::from(body)
+    array.push(b']');
+    Bytes::from(array)
 }
 
 impl Writer for ClientSuccessWriter {
