@@ -8,6 +8,7 @@
 //! - [`objects`]: `Client`, `Contact`, `Contract`, the source of every object schema.
 //! - [`catalog`]: objects × modes, their per-mode schemas and matching keys (`discover`).
 //! - [`protocol`]: Airbyte messages in and out, one JSON line each.
+//! - [`json`]: a record's `data` parsed once, borrowed, validated in place.
 //! - [`write`]: the pipeline: plan the streams, validate records, batch, send, acknowledge,
 //!   echo states once their records are committed.
 //! - [`clientsuccess`]: everything that knows ClientSuccess: HTTP, auth, retries, the write
@@ -23,6 +24,7 @@ pub mod clientsuccess;
 pub mod concurrency;
 pub mod config;
 pub mod error;
+pub mod json;
 pub mod objects;
 pub mod output;
 pub mod protocol;

@@ -10,6 +10,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::io::{self, BufRead};
 
 /// One line of the protocol.
@@ -182,6 +183,38 @@ pub struct RecordMessage {
     pub emitted_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<Value>,
+}
+
+/// A RECORD line read without copying: the stream names and `data` borrow from the line.
+/// Only the fast path: any line this does not read goes through [`AirbyteMessage::from_line`],
+/// which names what is wrong with it.
+#[derive(Debug, Deserialize)]
+pub struct RecordRef<'a> {
+    #[serde(borrow)]
+    pub stream: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub data: &'a RawValue,
+    /// Required by the protocol; read only to refuse a record without it.
+    #[serde(rename = "emitted_at")]
+    _emitted_at: i64,
+}
+
+impl<'a> RecordRef<'a> {
+    pub fn parse(line: &'a str) -> Option<RecordRef<'a>> {
+        #[derive(Deserialize)]
+        struct RecordLine<'a> {
+            #[serde(rename = "type")]
+            kind: MessageType,
+            #[serde(borrow)]
+            record: Option<RecordRef<'a>>,
+        }
+        let parsed: RecordLine = serde_json::from_str(line).ok()?;
+        (parsed.kind == MessageType::Record)
+            .then_some(parsed.record)
+            .flatten()
+    }
 }
 
 /// A STATE, kept field by field as raw JSON so that echoing it changes nothing the destination

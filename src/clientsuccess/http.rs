@@ -284,7 +284,9 @@ enum Credentials {
 pub struct ApiClient {
     http: reqwest::Client,
     base_url: String,
-    v1_url: String,
+    /// `base_url` and the v1 base parsed once: each request only sets a path on a copy.
+    v2_base: url::Url,
+    v1_base: url::Url,
     credentials: Credentials,
     max_retries: u32,
     timeout: Duration,
@@ -325,7 +327,8 @@ impl ApiClient {
         Ok(Self {
             http,
             base_url: settings.base_url.clone(),
-            v1_url: v1_base(&settings.base_url),
+            v2_base: url::Url::parse(&settings.base_url)?,
+            v1_base: url::Url::parse(&v1_base(&settings.base_url))?,
             credentials,
             max_retries: settings.max_retries,
             timeout: settings.request_timeout,
@@ -357,11 +360,19 @@ impl ApiClient {
         format!("{}{}", self.base_url, path)
     }
 
-    fn request_url(&self, request: &ApiRequest) -> String {
-        match request.api {
-            Api::V2 => format!("{}{}", self.base_url, request.path),
-            Api::V1 => format!("{}{}", self.v1_url, request.path),
-        }
+    fn request_url(&self, request: &ApiRequest) -> url::Url {
+        let base = match request.api {
+            Api::V2 => &self.v2_base,
+            Api::V1 => &self.v1_base,
+        };
+        let (path, query) = match request.path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (request.path.as_ref(), None),
+        };
+        let mut url = base.clone();
+        url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+        url.set_query(query);
+        url
     }
 
     fn uses_login(&self) -> bool {
@@ -476,7 +487,7 @@ impl ApiClient {
             let (authorization, generation) = self.authorization().await?;
             let mut builder = self
                 .http
-                .request(request.method.clone(), &url)
+                .request(request.method.clone(), url.clone())
                 .header(reqwest::header::AUTHORIZATION, authorization.expose());
             if let Some(body) = &request.body {
                 builder = builder
@@ -515,7 +526,7 @@ impl ApiClient {
                             Err(e) => (
                                 describe_transport_failure(
                                     transport_failure(&e),
-                                    &url,
+                                    url.as_str(),
                                     self.timeout,
                                 ),
                                 None,
@@ -564,7 +575,7 @@ impl ApiClient {
                     }
                 }
                 Err(e) => (
-                    describe_transport_failure(transport_failure(&e), &url, self.timeout),
+                    describe_transport_failure(transport_failure(&e), url.as_str(), self.timeout),
                     None,
                 ),
             };

@@ -28,7 +28,8 @@ use ledger::Ledger;
 use plan::Plan;
 use prepare::{Item, Original, Prepared, Rejection};
 use rejects::RejectStore;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -193,7 +194,8 @@ pub async fn run<W: Writer>(
         batch_started: vec![None; plan.streams.len()],
         batch_bytes: vec![0; plan.streams.len()],
         waiting: VecDeque::new(),
-        busy_keys: HashMap::new(),
+        busy_keys: FxHashMap::default(),
+        held_by_key: 0,
         shared: shared_tx,
         writer: writer.clone(),
         in_flight: 0,
@@ -310,7 +312,9 @@ struct Coordinator<'a, W> {
     /// Keys with work in flight, each with the later work of the same key held back until
     /// it settles: records of one key are written in input order, and a key in backoff holds
     /// back only itself.
-    busy_keys: HashMap<u64, VecDeque<Work>>,
+    busy_keys: FxHashMap<u64, VecDeque<Work>>,
+    /// Work units held in `busy_keys`, counted so the reader's check costs nothing per record.
+    held_by_key: usize,
     shared: async_channel::Sender<Work>,
     writer: Arc<W>,
     /// Work units handed over or waiting, not yet settled.
@@ -604,6 +608,7 @@ impl<W: Writer> Coordinator<'_, W> {
             match self.busy_keys.get_mut(&key) {
                 Some(held) => {
                     held.push_back(work);
+                    self.held_by_key += 1;
                     return;
                 }
                 None => {
@@ -620,6 +625,7 @@ impl<W: Writer> Coordinator<'_, W> {
         let Some(key) = key else { return };
         match self.busy_keys.get_mut(&key).and_then(VecDeque::pop_front) {
             Some(next) => {
+                self.held_by_key -= 1;
                 self.waiting.push_back(next);
                 self.pump();
             }
@@ -631,7 +637,7 @@ impl<W: Writer> Coordinator<'_, W> {
 
     /// Work not yet taken by a worker, held back by its key or queued.
     fn waiting_work(&self) -> usize {
-        self.waiting.len() + self.busy_keys.values().map(VecDeque::len).sum::<usize>()
+        self.waiting.len() + self.held_by_key
     }
 
     /// Moves waiting work into the workers' queue while it has room.
@@ -651,6 +657,7 @@ impl<W: Writer> Coordinator<'_, W> {
 
     /// The sync is stopping: work not yet handed to a worker will not be attempted.
     fn abandon_waiting(&mut self) {
+        self.held_by_key = 0;
         let held = self.busy_keys.values_mut().flat_map(|held| held.drain(..));
         let abandoned: Vec<Work> = self.waiting.drain(..).chain(held).collect();
         for work in abandoned {

@@ -4,10 +4,11 @@
 use crate::catalog::{matching_keys, operation_schema, ObjectKind, WriteMode};
 use crate::config::dotted_path;
 use crate::error::ConfigError;
+use crate::json::DocJson;
 use crate::protocol::ConfiguredCatalog;
 use jsonschema::Validator;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::collections::HashMap;
 
 pub struct StreamPlan {
     pub name: String,
@@ -29,20 +30,20 @@ impl StreamPlan {
 pub struct Operation {
     pub object: ObjectKind,
     pub mode: WriteMode,
-    pub validator: Validator,
+    pub validator: Validator<DocJson>,
 }
 
 pub struct Plan {
     pub streams: Vec<StreamPlan>,
     operations: Vec<Operation>,
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: FxHashMap<String, Vec<usize>>,
 }
 
 impl Plan {
     pub fn new(catalog: &ConfiguredCatalog) -> Result<Self, ConfigError> {
         let mut operations: Vec<Operation> = Vec::new();
         let mut streams: Vec<StreamPlan> = Vec::new();
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_name: FxHashMap<String, Vec<usize>> = FxHashMap::default();
         for configured in &catalog.streams {
             let name = &configured.stream.name;
             let namespace = configured.stream.namespace.as_deref();
@@ -94,7 +95,7 @@ impl Plan {
             {
                 Some(index) => index,
                 None => {
-                    let validator = jsonschema::options()
+                    let validator = jsonschema::options_for::<DocJson>()
                         .should_validate_formats(true)
                         .build(&operation_schema(object, mode))
                         .expect("operation schemas compile");

@@ -5,13 +5,11 @@
 use super::plan::Plan;
 use crate::catalog::{ObjectKind, WriteMode};
 use crate::config::dotted_path;
-use crate::protocol::{AirbyteMessage, Line, MessageType, StateMessage};
+use crate::json::{self, Doc, DocJson, Members};
+use crate::protocol::{AirbyteMessage, Line, MessageType, RecordRef, StateMessage};
 use jsonschema::error::ValidationErrorKind;
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
-use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use serde_json::Value;
+use std::hash::{Hash, Hasher};
 
 /// A record ready to send.
 #[derive(Debug)]
@@ -26,8 +24,8 @@ pub struct Prepared {
     /// The request body when it differs from `original` (nulls dropped, uuid taken out);
     /// otherwise the record is sent as it arrived and held only once.
     body: Option<Vec<u8>>,
-    /// The record's `data` as it arrived, kept for the rejected-records file.
-    pub original: Box<RawValue>,
+    /// The record's `data` as it arrived (valid JSON), kept for the rejected-records file.
+    pub original: Box<str>,
     /// Set by the coordinator: the state segment this record belongs to.
     pub segment: u64,
     /// Set by the reader: what this record took from the byte budget.
@@ -46,7 +44,8 @@ pub struct Rejection {
 
 #[derive(Debug)]
 pub enum Original {
-    Record(Box<RawValue>),
+    /// A record's `data` as it arrived: valid JSON.
+    Record(Box<str>),
     /// A line that was not a usable record, as text.
     Line(String),
 }
@@ -56,19 +55,19 @@ impl Prepared {
     pub fn body(&self) -> &[u8] {
         self.body
             .as_deref()
-            .unwrap_or_else(|| self.original.get().as_bytes())
+            .unwrap_or(self.original.as_bytes())
     }
 
     /// Bytes this record holds, for the pipeline's memory budget.
     pub fn size(&self) -> usize {
-        self.original.get().len() + self.body.as_ref().map_or(0, Vec::len)
+        self.original.len() + self.body.as_ref().map_or(0, Vec::len)
     }
 }
 
 impl Rejection {
     pub fn size(&self) -> usize {
         match &self.original {
-            Original::Record(raw) => raw.get().len(),
+            Original::Record(raw) => raw.len(),
             Original::Line(text) => text.len(),
         }
     }
@@ -108,53 +107,79 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             return reject(None, Original::Line(bad.escaped), reason);
         }
     };
-    let record = match AirbyteMessage::from_line(&text) {
-        Ok(AirbyteMessage::Record(record)) => record,
-        Ok(AirbyteMessage::State(state)) => {
-            return match state.problem() {
-                None => Item::State(state),
-                Some(problem) => Item::BadState {
-                    line,
-                    reason: problem,
-                },
-            }
-        }
-        Ok(_) => return Item::Ignored,
+    if let Some(record) = RecordRef::parse(&text) {
+        return prepare_record(
+            plan,
+            line,
+            &record.stream,
+            record.namespace.as_deref(),
+            record.data.get(),
+        );
+    }
+    match AirbyteMessage::from_line(&text) {
+        Ok(AirbyteMessage::Record(record)) => prepare_record(
+            plan,
+            line,
+            &record.stream,
+            record.namespace.as_deref(),
+            record.data.get(),
+        ),
+        Ok(AirbyteMessage::State(state)) => match state.problem() {
+            None => Item::State(state),
+            Some(problem) => Item::BadState {
+                line,
+                reason: problem,
+            },
+        },
+        Ok(_) => Item::Ignored,
         Err(reason) if declared_type(&text) == Some(MessageType::State) => {
-            return Item::BadState { line, reason }
+            Item::BadState { line, reason }
         }
-        Err(reason) => return reject(None, Original::Line(text), reason),
+        Err(reason) => reject(None, Original::Line(text), reason),
+    }
+}
+
+/// A RECORD's `data`, parsed once: validated in place, and sent as it arrived unless it had to
+/// change (nulls dropped, the uuid taken out, create defaults filled in).
+fn prepare_record(
+    plan: &Plan,
+    line: u64,
+    stream: &str,
+    namespace: Option<&str>,
+    data: &str,
+) -> Item {
+    let reject = |stream: Option<String>, reason: String| {
+        Item::Rejected(Rejection {
+            line,
+            stream,
+            original: Original::Record(data.into()),
+            reason,
+            http_status: None,
+        })
     };
-    let Some(stream) = plan.find(&record.stream, record.namespace.as_deref()) else {
+    let Some(index) = plan.find(stream, namespace) else {
         let reason = format!(
-            "stream `{}`{} is not in the configured catalog",
-            record.stream,
-            record
-                .namespace
-                .as_deref()
+            "stream `{stream}`{} is not in the configured catalog",
+            namespace
                 .map(|n| format!(" (namespace `{n}`)"))
                 .unwrap_or_default()
         );
-        return reject(Some(record.stream), Original::Record(record.data), reason);
+        return reject(Some(stream.to_owned()), reason);
     };
-    let stream_name = || Some(plan.streams[stream].name.clone());
-    let mut fields = match decode_strict(record.data.get()) {
-        Ok(Value::Object(fields)) => fields,
-        Ok(_) => {
-            return reject(
-                stream_name(),
-                Original::Record(record.data),
-                "`data` is not a JSON object".into(),
-            )
-        }
-        Err(reason) => return reject(stream_name(), Original::Record(record.data), reason),
+    let stream_name = || Some(plan.streams[index].name.clone());
+    let mut fields = match decode_strict(data) {
+        Ok(Doc::Object(fields)) => fields,
+        Ok(_) => return reject(stream_name(), "`data` is not a JSON object".into()),
+        Err(reason) => return reject(stream_name(), reason),
     };
     // A null column means "no value": it is not sent, so it can neither fail a type check nor
     // clear a field on update.
-    let had_nulls = fields.values().any(Value::is_null);
-    fields.retain(|_, v| !v.is_null());
-    let fields = Value::Object(fields);
-    let operation = plan.operation(stream);
+    let had_nulls = fields.iter().any(|(_, v)| v.is_null());
+    if had_nulls {
+        fields.retain(|_, v| !v.is_null());
+    }
+    let fields = Doc::Object(fields);
+    let operation = plan.operation(index);
     if !operation.validator.is_valid(&fields) {
         let reason = schema_errors(
             &operation.validator,
@@ -162,14 +187,14 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             operation.object,
             operation.mode,
         );
-        return reject(stream_name(), Original::Record(record.data), reason);
+        return reject(stream_name(), reason);
     }
-    let Value::Object(mut fields) = fields else {
+    let Doc::Object(mut fields) = fields else {
         unreachable!("checked above")
     };
     let uuid = match operation.mode {
         WriteMode::Update => match fields.remove("uuid") {
-            Some(Value::String(uuid)) => Some(uuid),
+            Some(Doc::String(uuid)) => Some(uuid.into_owned()),
             _ => unreachable!("the update schema requires a string uuid"),
         },
         _ => None,
@@ -181,11 +206,11 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
         .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
         line,
-        stream,
+        stream: index,
         key,
         uuid,
         body,
-        original: record.data,
+        original: data.into(),
         segment: 0,
         cost: 0,
     })
@@ -202,84 +227,21 @@ fn declared_type(text: &str) -> Option<MessageType> {
     serde_json::from_str::<Declared>(text).ok().map(|d| d.kind)
 }
 
-/// Decodes JSON like `serde_json::from_str::<Value>`, but refuses an object that has a key
-/// twice: a plain decode keeps the last value and silently drops the other.
-pub fn decode_strict(json: &str) -> Result<Value, String> {
-    let mut deserializer = serde_json::Deserializer::from_str(json);
-    let value = Strict
-        .deserialize(&mut deserializer)
-        .and_then(|v| deserializer.end().map(|()| v))
-        .map_err(|e| match e.to_string().strip_prefix(DUPLICATE) {
-            Some(rest) => format!("`data` has the key {rest}"),
-            None => format!("`data` is not valid JSON: {e}"),
-        })?;
-    Ok(value)
-}
-
-const DUPLICATE: &str = "duplicate key: ";
-
-struct Strict;
-
-impl<'de> DeserializeSeed<'de> for Strict {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Strict {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Strict)? {
-            items.push(item);
+/// `data` parsed, a key given twice refused: a plain decode keeps the last value and silently
+/// drops the other.
+pub fn decode_strict(json: &str) -> Result<Doc<'_>, String> {
+    Doc::parse(json).map_err(|e| match e {
+        json::Error::DuplicateKey(key) => {
+            format!("`data` has the key `{key}` twice; which value is meant is unknown")
         }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if fields.contains_key(&key) {
-                return Err(serde::de::Error::custom(format_args!(
-                    "{DUPLICATE}`{key}` twice; which value is meant is unknown"
-                )));
-            }
-            let value = map.next_value_seed(Strict)?;
-            fields.insert(key, value);
-        }
-        Ok(Value::Object(fields))
-    }
+        json::Error::Syntax(e) => format!("`data` is not valid JSON: {e}"),
+    })
 }
 
 /// Every schema violation as "field `x`: rule", values masked (they may be personal data).
 fn schema_errors(
-    validator: &jsonschema::Validator,
-    fields: &Value,
+    validator: &jsonschema::Validator<DocJson>,
+    fields: &Doc,
     object: ObjectKind,
     mode: WriteMode,
 ) -> String {
@@ -346,18 +308,19 @@ fn conflict_key(
     object: ObjectKind,
     mode: WriteMode,
     uuid: Option<&str>,
-    fields: &Map<String, Value>,
+    fields: &Members,
 ) -> Option<u64> {
     let key: (&str, String) = match mode {
         WriteMode::Insert => return None,
         WriteMode::Update => ("uuid", uuid?.to_owned()),
         // The first natural key the record carries, as the API matches it.
         WriteMode::Upsert => object.natural_keys().iter().find_map(|&field| {
-            let value = fields.get(field).and_then(Value::as_str)?;
+            let value = fields.get(field).and_then(Doc::as_str)?;
             Some((field, object.normalize_key(field, value)))
         })?,
     };
-    let mut hasher = DefaultHasher::new();
+    // Fx, not SipHash: a collision only makes two records wait for each other.
+    let mut hasher = rustc_hash::FxHasher::default();
     (object.name(), key).hash(&mut hasher);
     Some(hasher.finish())
 }
@@ -400,7 +363,7 @@ mod tests {
             p.body(),
             br#"{"name":"Acme","status":"ACTIVE","active":true}"#
         );
-        assert_eq!(p.original.get(), r#"{"name":"Acme","city":null}"#);
+        assert_eq!(&*p.original, r#"{"name":"Acme","city":null}"#);
         assert_eq!(p.key, None);
     }
 
@@ -518,7 +481,7 @@ mod tests {
             panic!()
         };
         assert_eq!(p.body(), data.as_bytes());
-        assert_eq!(p.size(), p.original.get().len());
+        assert_eq!(p.size(), p.original.len());
     }
 
     #[test]

@@ -79,7 +79,11 @@ impl RejectStore {
             return Ok(());
         };
         let record = match &entry.original {
-            Original::Record(raw) => StoredRecord::Record(raw),
+            // Checked JSON when it was read; a failure here would be a bug, and the text is kept.
+            Original::Record(raw) => match serde_json::from_str::<&RawValue>(raw) {
+                Ok(raw) => StoredRecord::Record(raw),
+                Err(_) => StoredRecord::Line(raw),
+            },
             Original::Line(text) => StoredRecord::Line(text),
         };
         let stored = StoredRejection {

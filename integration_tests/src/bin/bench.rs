@@ -54,6 +54,10 @@ struct Args {
     /// Pad each record with a `note` of this many bytes (wide records, for memory).
     #[arg(long, default_value_t = 0)]
     note_bytes: usize,
+    /// Run the connector under valgrind's callgrind and report instructions per record: the
+    /// instructions of each run less those of an empty write, over the records.
+    #[arg(long)]
+    callgrind: bool,
 }
 
 struct Measure {
@@ -63,6 +67,8 @@ struct Measure {
     peak_rss_mb: f64,
     requests: u64,
     stored: usize,
+    /// Instructions the connector executed, under --callgrind.
+    instructions: Option<u64>,
 }
 
 fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
@@ -94,6 +100,8 @@ fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
 }
 
 async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
+    let dir = connector_bin().parent().unwrap().join("bench-data");
+    let profile = dir.join(format!("callgrind.out.{}", args.records));
     let emulator = Emulator::start(Options {
         latency_ms: args.latency_ms,
         max_in_flight: args.max_in_flight,
@@ -104,7 +112,6 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         ..Options::default()
     })
     .await?;
-    let dir = connector_bin().parent().unwrap().join("bench-data");
     let config = dir.join("config.json");
     let mut settings = json!({
         "credentials": {"auth_type": "api_key", "api_key": emulator.api_key()},
@@ -126,7 +133,18 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         .to_string(),
     )?;
     let started = Instant::now();
-    let child = Command::new(connector_bin())
+    let mut command = if args.callgrind {
+        let mut valgrind = Command::new("valgrind");
+        valgrind
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", profile.display()))
+            .arg(connector_bin())
+            .stderr(Stdio::null());
+        valgrind
+    } else {
+        Command::new(connector_bin())
+    };
+    let child = command
         .args([
             "write",
             "--config",
@@ -172,7 +190,23 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         peak_rss_mb: peak_kb as f64 / 1024.0,
         requests: emulator.request_count(),
         stored: emulator.count("client"),
+        instructions: args
+            .callgrind
+            .then(|| callgrind_total(&profile))
+            .transpose()?,
     })
+}
+
+/// The instruction count in a callgrind profile's `summary:` (or `totals:`) line.
+fn callgrind_total(profile: &PathBuf) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(profile)?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|n| n.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no instruction total in {}", profile.display()))
 }
 
 /// The process's peak resident set size so far, from /proc/PID/status.
@@ -231,6 +265,26 @@ async fn main() -> anyhow::Result<()> {
             m.peak_rss_mb
         );
         measures.push(m);
+    }
+    if args.callgrind && args.records > 0 {
+        let empty = Args { records: 0, ..args };
+        let baseline = run_once(&empty, &input_file(0, 0)?).await?;
+        let fixed = baseline.instructions.unwrap_or_default();
+        let total = median(
+            measures
+                .iter()
+                .filter_map(|m| m.instructions)
+                .map(|i| i as f64)
+                .collect(),
+        );
+        let per_record = (total - fixed as f64) / args.records as f64;
+        let requests =
+            median(measures.iter().map(|m| m.requests as f64).collect()) - baseline.requests as f64;
+        println!(
+            "callgrind: {total:.0} instructions (median), {fixed} for an empty write; {per_record:.0} per record, {:.0} per request",
+            (total - fixed as f64) / requests.max(1.0)
+        );
+        return Ok(());
     }
     if args.records == 0 {
         let ms = median(measures.iter().map(|m| m.seconds * 1000.0).collect());

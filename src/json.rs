@@ -1,0 +1,496 @@
+//! A record's `data` parsed once into a tree that borrows its strings from the input line:
+//! jsonschema validates it in place (as its own JSON representation), and it is written back
+//! out only when the record had to change.
+
+use jsonschema::json::{cmp, Array, Json, Node, NodeIdentity, Object};
+use jsonschema::JsonType;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Number, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+/// One JSON value. Strings without escapes borrow from the text they were parsed from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc<'a> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Cow<'a, str>),
+    Array(Vec<Doc<'a>>),
+    Object(Members<'a>),
+}
+
+/// An object's members in input order. A record has a few dozen keys at most, where a scan
+/// costs less than hashing every key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Members<'a>(Vec<(Cow<'a, str>, Doc<'a>)>);
+
+impl<'a> Doc<'a> {
+    /// Parses `json`, refusing an object that has a key twice: a plain decode keeps the last
+    /// value and silently drops the other.
+    pub fn parse(json: &'a str) -> Result<Doc<'a>, Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let doc = DocSeed.deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(doc)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Doc::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Doc::Null)
+    }
+
+    /// The same value as a `serde_json::Value`, for the cold paths that need one.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Doc::Null => Value::Null,
+            Doc::Bool(b) => Value::Bool(*b),
+            Doc::Number(n) => Value::Number(n.clone()),
+            Doc::String(s) => Value::String(s.to_string()),
+            Doc::Array(items) => Value::Array(items.iter().map(Doc::to_value).collect()),
+            Doc::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'a> Members<'a> {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Doc<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key`, in place when present, else at the end.
+    pub fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Doc<'a>) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// Takes `key` out, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> Option<Doc<'a>> {
+        let at = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Doc<'a>) -> bool) {
+        self.0.retain(|(k, v)| keep(k, v));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Doc<'a>)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&mut Cow<'a, str>, &mut Doc<'a>)> {
+        self.0.iter_mut().map(|(k, v)| (k, v))
+    }
+}
+
+/// Why a text is not one JSON value.
+#[derive(Debug)]
+pub enum Error {
+    /// An object with this key twice.
+    DuplicateKey(String),
+    Syntax(serde_json::Error),
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        // A duplicate found by the visitor comes back through serde as a custom error.
+        match error.to_string().strip_prefix(DUPLICATE) {
+            Some(rest) => Error::DuplicateKey(
+                rest.split(DUPLICATE_END)
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            None => Error::Syntax(error),
+        }
+    }
+}
+
+const DUPLICATE: &str = "duplicate key: ";
+const DUPLICATE_END: &str = "\u{0}";
+
+struct DocSeed;
+
+impl<'de> DeserializeSeed<'de> for DocSeed {
+    type Value = Doc<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Doc<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocSeed {
+    type Value = Doc<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Doc<'de>, E> {
+        Ok(Doc::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Doc<'de>, E> {
+        Ok(Doc::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Doc<'de>, E> {
+        Ok(Doc::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Doc<'de>, E> {
+        // serde_json hands over only finite numbers.
+        Ok(Number::from_f64(v).map_or(Doc::Null, Doc::Number))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Doc<'de>, E> {
+        Ok(Doc::String(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Doc<'de>, E> {
+        Ok(Doc::String(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Doc<'de>, E> {
+        Ok(Doc::String(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Doc<'de>, E> {
+        Ok(Doc::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(DocSeed)? {
+            items.push(item);
+        }
+        Ok(Doc::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+        // Room for a typical record's columns, so the vector rarely grows.
+        let mut members: Vec<(Cow<'de, str>, Doc<'de>)> = Vec::with_capacity(16);
+        let mut seen = Seen::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if seen.repeats(&key, &members) {
+                return Err(de::Error::custom(format_args!(
+                    "{DUPLICATE}{key}{DUPLICATE_END}"
+                )));
+            }
+            let value = map.next_value_seed(DocSeed)?;
+            members.push((key, value));
+        }
+        Ok(Doc::Object(Members(members)))
+    }
+}
+
+/// Which keys an object has had so far: a 64-bit signature of short keys' shapes, so most
+/// keys are known new without comparing strings, and past 64 keys a hashed set (an input
+/// could otherwise make the check quadratic).
+#[derive(Default)]
+struct Seen {
+    signature: u64,
+    hashed: Option<HashSet<String>>,
+}
+
+impl Seen {
+    fn repeats(&mut self, key: &str, members: &[(Cow<'_, str>, Doc<'_>)]) -> bool {
+        if let Some(hashed) = &mut self.hashed {
+            return !hashed.insert(key.to_owned());
+        }
+        if members.len() >= 64 {
+            let mut hashed: HashSet<String> = members.iter().map(|(k, _)| k.to_string()).collect();
+            let repeated = !hashed.insert(key.to_owned());
+            self.hashed = Some(hashed);
+            return repeated;
+        }
+        let bytes = key.as_bytes();
+        let shape = bytes.len()
+            ^ bytes.first().map_or(0, |&b| usize::from(b))
+            ^ bytes.last().map_or(0, |&b| usize::from(b) << 2);
+        let bit = 1u64 << (shape % 64);
+        let maybe = self.signature & bit != 0;
+        self.signature |= bit;
+        maybe && members.iter().any(|(k, _)| k == key)
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+impl Serialize for Doc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Doc::Null => serializer.serialize_unit(),
+            Doc::Bool(b) => serializer.serialize_bool(*b),
+            Doc::Number(n) => n.serialize(serializer),
+            Doc::String(s) => serializer.serialize_str(s),
+            Doc::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Doc::Object(members) => members.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for Members<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k.as_ref(), v)?;
+        }
+        map.end()
+    }
+}
+
+/// [`Doc`] as a JSON representation jsonschema validates in place.
+pub struct DocJson;
+
+impl Json for DocJson {
+    type Node<'a> = &'a Doc<'a>;
+    type PreparedKey = Box<str>;
+    type StringBuffer = ();
+
+    // Lookups scan, so a pass over the members is never dearer than a few of them.
+    const KEYS_PER_LOOKUP: usize = 8;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> Box<str> {
+        key.into()
+    }
+
+    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(Self::Node<'_>) -> T) -> T {
+        f(&Doc::String(Cow::Borrowed(string)))
+    }
+}
+
+impl<'a> Node<'a, DocJson> for &'a Doc<'a> {
+    type Object = &'a Members<'a>;
+    type Array = &'a [Doc<'a>];
+    type Number = &'a Number;
+
+    fn as_object(&self) -> Option<&'a Members<'a>> {
+        match self {
+            Doc::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    fn as_array(&self) -> Option<&'a [Doc<'a>]> {
+        match self {
+            Doc::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Doc::String(s) => Some(Cow::Borrowed(s.as_ref())),
+            _ => None,
+        }
+    }
+
+    fn as_number(&self) -> Option<&'a Number> {
+        match self {
+            Doc::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        match self {
+            Doc::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Doc::Null)
+    }
+
+    fn json_type(&self) -> JsonType {
+        match self {
+            Doc::Null => JsonType::Null,
+            Doc::Bool(_) => JsonType::Boolean,
+            Doc::Number(_) => JsonType::Number,
+            Doc::String(_) => JsonType::String,
+            Doc::Array(_) => JsonType::Array,
+            Doc::Object(_) => JsonType::Object,
+        }
+    }
+
+    fn equals_value(&self, expected: &Value) -> bool {
+        // Scalars compare without building a Value: `enum` runs on every status.
+        match (*self, expected) {
+            (Doc::String(s), Value::String(e)) => s == e,
+            (Doc::Bool(a), Value::Bool(b)) => a == b,
+            (Doc::Null, Value::Null) => true,
+            (Doc::String(_) | Doc::Bool(_) | Doc::Null, _) => false,
+            _ => cmp::equal(&Doc::to_value(self), expected),
+        }
+    }
+
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(Doc::to_value(self))
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::new(std::ptr::from_ref::<Doc>(*self) as usize))
+    }
+}
+
+impl<'a> Object<'a, DocJson> for &'a Members<'a> {
+    type Node = &'a Doc<'a>;
+    type MemberName = &'a str;
+    type MembersIter = MembersIter<'a>;
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, key: &Box<str>) -> Option<&'a Doc<'a>> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_ref() == key.as_ref())
+            .map(|(_, v)| v)
+    }
+
+    fn members(&self) -> MembersIter<'a> {
+        MembersIter(self.0.iter())
+    }
+}
+
+pub struct MembersIter<'a>(std::slice::Iter<'a, (Cow<'a, str>, Doc<'a>)>);
+
+impl<'a> Iterator for MembersIter<'a> {
+    type Item = (&'a str, &'a Doc<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (k.as_ref(), v))
+    }
+}
+
+impl<'a> Array<'a, DocJson> for &'a [Doc<'a>] {
+    type Node = &'a Doc<'a>;
+    type ElementsIter = std::slice::Iter<'a, Doc<'a>>;
+
+    fn len(&self) -> usize {
+        <[Doc]>::len(self)
+    }
+
+    fn elements(&self) -> std::slice::Iter<'a, Doc<'a>> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_borrowing_and_round_trips() {
+        let text = r#"{"a":"plain","b":"esc\"aped","c":[1,-2,2.5,true,null],"d":{"e":{}}}"#;
+        let doc = Doc::parse(text).unwrap();
+        let Doc::Object(members) = &doc else { panic!() };
+        assert!(matches!(
+            members.get("a"),
+            Some(Doc::String(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(members.get("b"), Some(Doc::String(Cow::Owned(_)))));
+        assert_eq!(serde_json::to_string(&doc).unwrap(), text);
+        assert_eq!(doc.to_value(), serde_json::from_str::<Value>(text).unwrap());
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_at_any_depth_and_size() {
+        for text in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"x":{"a":1,"b":2,"a":3}}"#,
+            r#"{"k\u0061":1,"ka":2}"#,
+        ] {
+            assert!(
+                matches!(Doc::parse(text), Err(Error::DuplicateKey(_))),
+                "{text}"
+            );
+        }
+        let wide: Vec<String> = (0..200).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let ok = format!("{{{}}}", wide.join(","));
+        assert!(Doc::parse(&ok).is_ok());
+        let repeated = format!("{{{},\"k150\":0}}", wide.join(","));
+        match Doc::parse(&repeated) {
+            Err(Error::DuplicateKey(key)) => assert_eq!(key, "k150"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Doc::parse("{\"a\":1"), Err(Error::Syntax(_))));
+    }
+
+    #[test]
+    fn jsonschema_validates_it_as_it_validates_a_value() {
+        let schema = json!({"type": "object", "additionalProperties": false, "required": ["s"],
+            "properties": {"s": {"enum": ["A", "B"]}, "n": {"type": "integer", "maximum": 5},
+            "t": {"type": "string", "maxLength": 3}, "l": {"type": "array", "items": {"type": "boolean"}}}});
+        let ours = jsonschema::options_for::<DocJson>().build(&schema).unwrap();
+        let theirs = jsonschema::validator_for(&schema).unwrap();
+        for text in [
+            r#"{"s":"A"}"#,
+            r#"{"s":"C"}"#,
+            r#"{"s":"B","n":5,"t":"abc","l":[true]}"#,
+            r#"{"s":"B","n":6}"#,
+            r#"{"s":"B","n":1.5}"#,
+            r#"{"s":"B","t":"abcd"}"#,
+            r#"{"s":"B","l":[1]}"#,
+            r#"{"n":1}"#,
+            r#"{"s":"A","x":1}"#,
+        ] {
+            let doc = Doc::parse(text).unwrap();
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(ours.is_valid(&doc), theirs.is_valid(&value), "{text}");
+            let ours: Vec<String> = ours.iter_errors(&doc).map(|e| e.to_string()).collect();
+            let theirs: Vec<String> = theirs.iter_errors(&value).map(|e| e.to_string()).collect();
+            assert_eq!(ours, theirs, "{text}");
+        }
+    }
+}
