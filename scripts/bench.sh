@@ -25,3 +25,6 @@ echo "== connector: 1,000,000 records (peak RSS)"
 target/release/bench --records 1000000 --runs 1
 echo "== connector: 5,000 records of 50 KB each at 50 ms latency (peak RSS)"
 target/release/bench --records 5000 --runs 3 --latency-ms 50 --note-bytes 50000
+echo "== connector: instructions per record under callgrind (insert, then upsert)"
+target/release/bench --records 20000 --runs 1 --callgrind
+target/release/bench --records 5000 --runs 1 --callgrind --mode append_dedup

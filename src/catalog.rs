@@ -50,6 +50,20 @@ impl ObjectKind {
         !matches!(self, Self::Contract)
     }
 
+    /// The two ways a record names its parent client: its uuid, or its natural key (which the
+    /// connector resolves). Clients have no parent.
+    pub fn parent_fields(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Client => None,
+            Self::Contact | Self::Contract => Some(("clientId", "clientExternalId")),
+        }
+    }
+
+    /// The object a record of this one belongs to.
+    pub fn parent(self) -> Option<ObjectKind> {
+        self.parent_fields().map(|_| Self::Client)
+    }
+
     /// The fields ClientSuccess matches an upsert on, in order: the first one a record carries
     /// is used (a client without externalId is matched on its name).
     pub fn natural_keys(self) -> &'static [&'static str] {
@@ -135,7 +149,8 @@ pub fn required_fields(object: ObjectKind, mode: WriteMode) -> &'static [&'stati
     match (object, mode) {
         (_, WriteMode::Update) => &["uuid"],
         (ObjectKind::Client, _) => &["name"],
-        (ObjectKind::Contact | ObjectKind::Contract, _) => &["clientId"],
+        // Their parent is required too, as one of two fields: see `operation_schema`.
+        (ObjectKind::Contact | ObjectKind::Contract, _) => &[],
     }
 }
 
@@ -164,6 +179,14 @@ pub fn operation_schema(object: ObjectKind, mode: WriteMode) -> Value {
         }
     }
     schema["required"] = json!(required);
+    if let Some((by_id, by_key)) = object.parent_fields() {
+        schema["allOf"] = if mode == WriteMode::Update {
+            // Moving a record to another client is optional, but by one field only.
+            json!([{"not": {"required": [by_id, by_key]}}])
+        } else {
+            json!([{"oneOf": [{"required": [by_id]}, {"required": [by_key]}]}])
+        };
+    }
     schema["title"] = json!(format!("ClientSuccess {object} ({mode})"));
     schema
 }

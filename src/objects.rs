@@ -152,8 +152,13 @@ pub enum CustomValue {
 pub struct Contact {
     /// The contact's ClientSuccess id. Required to update; ignored on create.
     pub uuid: Option<String>,
-    /// The uuid of the contact's client, which must already exist in ClientSuccess.
+    /// The uuid of the contact's client, which must already exist in ClientSuccess. To create,
+    /// give this or clientExternalId, not both.
     pub client_id: Option<String>,
+    /// The externalId of the contact's client, instead of clientId: the connector finds the
+    /// client (including one created earlier in the same sync).
+    #[schemars(length(max = 100))]
+    pub client_external_id: Option<String>,
     /// Email address; the natural key for upsert.
     #[schemars(length(max = 254), email)]
     pub email: Option<String>,
@@ -189,8 +194,13 @@ pub struct Contact {
 pub struct Contract {
     /// The contract's ClientSuccess id. Required to update; ignored on create.
     pub uuid: Option<String>,
-    /// The uuid of the contract's client, which must already exist in ClientSuccess.
+    /// The uuid of the contract's client, which must already exist in ClientSuccess. To create,
+    /// give this or clientExternalId, not both.
     pub client_id: Option<String>,
+    /// The externalId of the contract's client, instead of clientId: the connector finds the
+    /// client (including one created earlier in the same sync).
+    #[schemars(length(max = 100))]
+    pub client_external_id: Option<String>,
     /// The contract's name.
     #[schemars(length(max = 255))]
     pub name: Option<String>,

@@ -147,9 +147,14 @@ async fn discover_prints_nine_operations_and_needs_no_network() {
         find("contract", "append_dedup")["matching_keys"],
         json!([["externalId"]])
     );
+    // The parent client: by uuid or by externalId, exactly one to create.
     assert_eq!(
-        find("contact", "append")["json_schema"]["required"],
-        json!(["clientId"])
+        find("contact", "append")["json_schema"]["allOf"],
+        json!([{"oneOf": [{"required": ["clientId"]}, {"required": ["clientExternalId"]}]}])
+    );
+    assert_eq!(
+        find("contract", "update")["json_schema"]["allOf"],
+        json!([{"not": {"required": ["clientId", "clientExternalId"]}}])
     );
 }
 

@@ -203,6 +203,11 @@ pub struct ApiRequest {
     pub api: Api,
     pub path: String,
     pub body: Option<Bytes>,
+    /// It creates records, so sending it twice could create them twice: a failure that may
+    /// have applied is answered [`Reply::Unknown`] instead of being retried blindly.
+    pub creates: bool,
+    /// Attempts already spent on these records by earlier requests (after an unknown outcome).
+    pub prior_attempts: u32,
 }
 
 impl ApiRequest {
@@ -212,16 +217,23 @@ impl ApiRequest {
             api: Api::V2,
             path,
             body,
+            creates: false,
+            prior_attempts: 0,
         }
     }
 
     pub fn v1(method: Method, path: String, body: Option<Bytes>) -> Self {
         Self {
-            method,
             api: Api::V1,
-            path,
-            body,
+            ..Self::v2(method, path, body)
         }
+    }
+
+    /// Marks a create: see [`ApiRequest::creates`].
+    pub fn creating(mut self, prior_attempts: u32) -> Self {
+        self.creates = true;
+        self.prior_attempts = prior_attempts;
+        self
     }
 }
 
@@ -258,6 +270,13 @@ pub enum Reply {
     Refused {
         status: u16,
         message: String,
+    },
+    /// A create failed in a way that may have applied (no answer, or a 5xx): whether its
+    /// records exist is for the caller to find out before sending them again. The backoff
+    /// has been waited; `attempts` so far count toward `max_retries`.
+    Unknown {
+        reason: String,
+        attempts: u32,
     },
 }
 
@@ -480,7 +499,7 @@ impl ApiClient {
     /// request's content; `Err` ends the sync.
     pub async fn send(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
         let url = self.request_url(request);
-        let mut attempt = 0;
+        let mut attempt = request.prior_attempts;
         let mut throttled_for = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
@@ -507,6 +526,12 @@ impl ApiClient {
                 Err(_) => Signal::Strained,
             };
             self.limiter.release(permit, signal);
+            // A refused connection never reached the API; a timeout, a dropped connection or a
+            // 5xx may have come after the write applied.
+            let may_have_applied = match &sent {
+                Ok(response) => response.status().is_server_error(),
+                Err(e) => !e.is_connect(),
+            };
             let (reason, retry_after) = match sent {
                 Ok(response) => {
                     let status = response.status();
@@ -607,6 +632,17 @@ impl ApiClient {
                 ))));
             }
             let wait = backoff(attempt, retry_after, self.backoff_base);
+            if request.creates && may_have_applied {
+                self.notice(format!(
+                    "{request} failed ({reason}) and may have created its records; checking which exist before sending the others again in {:.1} s",
+                    wait.as_secs_f64()
+                ));
+                tokio::time::sleep(wait).await;
+                return Ok(Reply::Unknown {
+                    reason,
+                    attempts: attempt + 1,
+                });
+            }
             self.notice(format!(
                 "{request} failed ({reason}); retry {} of {} in {:.1} s",
                 attempt + 1,

@@ -168,6 +168,9 @@ impl ObjectRoutes {
 pub struct SurfacePlan {
     objects: Vec<(ObjectKind, ObjectRoutes)>,
     pub detected: bool,
+    /// Whether v1's lookups (a client by externalId, contacts by email) can be used. Pinned
+    /// surfaces assume so, as recorded traffic shows v1 beside v2.
+    pub v1_reads: bool,
 }
 
 impl SurfacePlan {
@@ -185,6 +188,7 @@ impl SurfacePlan {
                 .map(|&o| (o, ObjectRoutes::pinned(o, surface)))
                 .collect(),
             detected: false,
+            v1_reads: true,
         }
     }
 
@@ -226,6 +230,7 @@ impl SurfacePlan {
         Ok(Self {
             objects: found,
             detected: true,
+            v1_reads: v1,
         })
     }
 
@@ -283,7 +288,7 @@ fn empty(body: &'static str) -> Option<Bytes> {
 async fn exists(client: &ApiClient, probe: ApiRequest) -> Result<bool, Fatal> {
     Ok(match client.send(&probe).await? {
         Reply::Refused { status, .. } => !matches!(status, 404 | 405),
-        Reply::Success { .. } => true,
+        Reply::Success { .. } | Reply::Unknown { .. } => true,
     })
 }
 

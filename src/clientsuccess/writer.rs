@@ -12,12 +12,15 @@ use crate::error::Fatal;
 use crate::write::prepare::Prepared;
 use crate::write::{Verdict, Writer};
 use bytes::Bytes;
+use futures_util::future::join_all;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Method;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::OnceCell;
 
 /// Everything but unreserved characters is escaped in a path segment or a query value.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -36,12 +39,48 @@ pub struct ClientSuccessWriter {
     batch_size: usize,
     /// Client uuid → v1 integer id, learned once per sync (v1 addresses clients by id).
     client_ids: Mutex<HashMap<String, u64>>,
+    /// Client externalId → the client, for records that name their client by it: looked up
+    /// once per sync (concurrent askers share one lookup), or learned from a create.
+    parents: Mutex<HashMap<String, Arc<OnceCell<Parent>>>>,
+    /// Without v1, clients are found by reading them all through v2 once.
+    client_directory: OnceCell<HashMap<String, Vec<Parent>>>,
+    /// The sync writes contacts or contracts: created clients' ids are worth keeping.
+    learn_clients: bool,
+}
+
+/// What a client externalId names.
+#[derive(Debug, Clone)]
+enum Parent {
+    Found { uuid: String, id: Option<u64> },
+    Missing,
+    Several(usize),
 }
 
 /// An answer a write route gave: its body, or the record's refusal.
 enum Answer {
     Body(Bytes),
     Refused(Verdict),
+}
+
+/// What a create came to: an answer, or an outcome unknown after this many attempts.
+enum Attempt {
+    Known(Answer),
+    Unknown(u32),
+}
+
+/// A create that is known to have happened: its answer, or the record found after an
+/// unknown outcome.
+enum Created {
+    Answer(Bytes),
+    Found(Map<String, Value>),
+}
+
+/// Whether a record whose create had an unknown outcome exists now.
+enum Existence {
+    Found(Map<String, Value>),
+    Absent,
+    /// It has no natural key, or this account has no way to look it up.
+    Unknowable,
 }
 
 type Step<T> = Result<Result<T, Verdict>, Fatal>;
@@ -86,6 +125,9 @@ impl ClientSuccessWriter {
             surfaces,
             batch_size: settings.batch_size,
             client_ids: Mutex::new(HashMap::new()),
+            parents: Mutex::new(HashMap::new()),
+            client_directory: OnceCell::new(),
+            learn_clients: objects.iter().any(|o| o.parent().is_some()),
         })
     }
 
@@ -104,17 +146,200 @@ impl ClientSuccessWriter {
     /// Sends a request. A 404 or 405 from a collection route (a create, bulk or upsert route)
     /// means the route is missing, which no record can cause: that ends the sync.
     async fn call(&self, request: ApiRequest, collection: bool) -> Result<Answer, Fatal> {
-        match self.client.send(&request).await? {
-            Reply::Success { body, .. } => Ok(Answer::Body(body)),
+        match self.attempt(request, collection).await? {
+            Attempt::Known(answer) => Ok(answer),
+            Attempt::Unknown(_) => unreachable!("only a request marked `creates` answers Unknown"),
+        }
+    }
+
+    /// [`Self::call`] for a create, whose outcome may be unknown.
+    async fn attempt(&self, request: ApiRequest, collection: bool) -> Result<Attempt, Fatal> {
+        let answer = match self.client.send(&request).await? {
+            Reply::Success { body, .. } => Answer::Body(body),
             Reply::Refused { status, .. } if collection && matches!(status, 404 | 405) => {
-                Err(Fatal::config(format!(
+                return Err(Fatal::config(format!(
                     "{request} answered {status}: this ClientSuccess account has no such route, so no record was sent through it. \
                      Routes in use: {}. Check base_url, and set api_surface to auto (or to the surface your account offers)",
                     self.surfaces
                 )))
             }
-            Reply::Refused { status, message } => {
-                Ok(Answer::Refused(refused(Some(status), message)))
+            Reply::Refused { status, message } => Answer::Refused(refused(Some(status), message)),
+            Reply::Unknown { attempts, .. } => return Ok(Attempt::Unknown(attempts)),
+        };
+        Ok(Attempt::Known(answer))
+    }
+
+    /// A create or upsert whose answer may teach a client's ids.
+    async fn learning_verdict(
+        &self,
+        object: ObjectKind,
+        request: ApiRequest,
+    ) -> Result<Verdict, Fatal> {
+        Ok(match self.call(request, true).await? {
+            Answer::Body(body) => {
+                self.learn(object, &body);
+                Verdict::Written
+            }
+            Answer::Refused(verdict) => verdict,
+        })
+    }
+
+    /// Keeps the ids of the clients an answer shows (one record or an array of them), so a
+    /// contact naming one by externalId later in the sync needs no lookup.
+    fn learn(&self, object: ObjectKind, answer: &[u8]) {
+        if object != ObjectKind::Client || !self.learn_clients {
+            return;
+        }
+        let records = match serde_json::from_slice(answer) {
+            Ok(Value::Array(items)) => items,
+            Ok(one @ Value::Object(_)) => vec![one],
+            _ => return,
+        };
+        let mut parents = self.parents.lock().unwrap();
+        for record in records {
+            let external = record.get("externalId").and_then(Value::as_str);
+            let uuid = record.get("uuid").and_then(Value::as_str);
+            if let (Some(external), Some(uuid)) = (external, uuid) {
+                let found = Parent::Found {
+                    uuid: uuid.to_owned(),
+                    id: record.get("id").and_then(Value::as_u64),
+                };
+                parents.insert(
+                    external.to_owned(),
+                    Arc::new(OnceCell::new_with(Some(found))),
+                );
+            }
+        }
+    }
+
+    /// The body to send for `record`: as prepared, or, when it names its client by
+    /// externalId, with that replaced by the client's uuid. `Err` rejects the record.
+    async fn with_parent<'r>(
+        &self,
+        object: ObjectKind,
+        record: &'r Prepared,
+    ) -> Step<Cow<'r, [u8]>> {
+        let Some((by_id, by_key)) = object.parent_fields().filter(|_| record.after_parent) else {
+            return Ok(Ok(Cow::Borrowed(record.body())));
+        };
+        let mut fields = object_of(record.body());
+        let Some(Value::String(external)) = fields.remove(by_key) else {
+            return Ok(Ok(Cow::Borrowed(record.body())));
+        };
+        let reject = |message: String| {
+            Ok(Err(Verdict::Refused {
+                status: None,
+                message,
+            }))
+        };
+        match self.parent(&external).await? {
+            Parent::Found { uuid, id } => {
+                if let Some(id) = id {
+                    self.client_ids.lock().unwrap().insert(uuid.clone(), id);
+                }
+                fields.insert(by_id.to_owned(), Value::String(uuid));
+                Ok(Ok(Cow::Owned(
+                    serde_json::to_vec(&fields).expect("JSON values serialize"),
+                )))
+            }
+            Parent::Missing => reject(format!(
+                "{by_key} {external:?} matches no client in ClientSuccess (nor one created earlier in this sync)"
+            )),
+            Parent::Several(n) => reject(format!(
+                "{by_key} {external:?} matches {n} clients in ClientSuccess; give clientId to say which"
+            )),
+        }
+    }
+
+    /// The client whose externalId is `external`, asked once per sync.
+    async fn parent(&self, external: &str) -> Result<Parent, Fatal> {
+        let cell = self
+            .parents
+            .lock()
+            .unwrap()
+            .entry(external.to_owned())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.find_client(external))
+            .await
+            .cloned()
+    }
+
+    async fn find_client(&self, external: &str) -> Result<Parent, Fatal> {
+        if !self.surfaces.v1_reads {
+            let directory = self
+                .client_directory
+                .get_or_try_init(|| self.read_all_clients())
+                .await?;
+            return Ok(match directory.get(external).map(Vec::as_slice) {
+                None | Some([]) => Parent::Missing,
+                Some([one]) => one.clone(),
+                Some(several) => Parent::Several(several.len()),
+            });
+        }
+        let request = ApiRequest::v1(
+            Method::GET,
+            format!("/clients?externalId={}", escape(external)),
+            None,
+        );
+        match self.call(request, false).await? {
+            Answer::Body(body) => {
+                let client = object_of(&body);
+                Ok(match client.get("uuid").and_then(Value::as_str) {
+                    Some(uuid) => Parent::Found {
+                        uuid: uuid.to_owned(),
+                        id: client.get("id").and_then(Value::as_u64),
+                    },
+                    None => Parent::Missing,
+                })
+            }
+            Answer::Refused(Verdict::Refused {
+                status: Some(404), ..
+            }) => Ok(Parent::Missing),
+            Answer::Refused(Verdict::Refused { status, message }) => Err(Fatal::config(format!(
+                "looking a client up by externalId (GET /v1/clients) was refused ({}): {message}",
+                status.map_or("no status".into(), |s| s.to_string())
+            ))),
+            Answer::Refused(Verdict::Written) => Ok(Parent::Missing),
+        }
+    }
+
+    /// Every client's externalId, read page by page through v2 (an account without v1).
+    async fn read_all_clients(&self) -> Result<HashMap<String, Vec<Parent>>, Fatal> {
+        let mut directory: HashMap<String, Vec<Parent>> = HashMap::new();
+        let mut page = 0u64;
+        loop {
+            let request = ApiRequest::v2(
+                Method::GET,
+                format!("/client/search?page={page}&size=1000"),
+                None,
+            );
+            let body = match self.call(request, false).await? {
+                Answer::Body(body) => object_of(&body),
+                Answer::Refused(verdict) => {
+                    return Err(Fatal::config(format!(
+                        "reading clients to find them by externalId (GET /v2/client/search) failed: {verdict:?}"
+                    )))
+                }
+            };
+            let data = body.get("data").and_then(Value::as_array);
+            for client in data.into_iter().flatten() {
+                let external = client.get("externalId").and_then(Value::as_str);
+                let uuid = client.get("uuid").and_then(Value::as_str);
+                if let (Some(external), Some(uuid)) = (external, uuid) {
+                    directory
+                        .entry(external.to_owned())
+                        .or_default()
+                        .push(Parent::Found {
+                            uuid: uuid.to_owned(),
+                            id: client.get("id").and_then(Value::as_u64),
+                        });
+                }
+            }
+            let pages = body.get("totalPages").and_then(Value::as_u64).unwrap_or(0);
+            page += 1;
+            if page >= pages || data.is_none_or(|d| d.is_empty()) {
+                return Ok(directory);
             }
         }
     }
@@ -129,31 +354,114 @@ impl ClientSuccessWriter {
     /// A bulk insert is all or nothing and a refusal need not say which record was bad, so a
     /// refused batch is split in halves until each refusal is pinned to one record; every
     /// other record still lands.
-    async fn bulk(&self, object: ObjectKind, records: &[Prepared]) -> Result<Vec<Verdict>, Fatal> {
-        let mut verdicts: Vec<Option<Verdict>> = vec![None; records.len()];
-        let mut pending = Vec::with_capacity(8);
-        pending.push(0..records.len());
-        while let Some(range) = pending.pop() {
-            let chunk = &records[range.clone()];
+    async fn bulk(&self, object: ObjectKind, bodies: &[&[u8]]) -> Result<Vec<Verdict>, Fatal> {
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; bodies.len()];
+        // Records to send together, and the attempts already spent on them.
+        let mut pending: Vec<(Vec<usize>, u32)> = vec![((0..bodies.len()).collect(), 0)];
+        while let Some((chunk, attempts)) = pending.pop() {
             let request = ApiRequest::v2(
                 Method::POST,
                 format!("/{object}/bulk"),
-                Some(json_array(chunk.iter().map(Prepared::body))),
-            );
-            match self.call(request, true).await? {
-                Answer::Body(_) => range.for_each(|i| verdicts[i] = Some(Verdict::Written)),
-                Answer::Refused(_) if range.len() > 1 => {
-                    let middle = range.start + range.len() / 2;
-                    pending.push(middle..range.end);
-                    pending.push(range.start..middle);
+                Some(json_array(chunk.iter().map(|&i| bodies[i]))),
+            )
+            .creating(attempts);
+            match self.attempt(request, true).await? {
+                Attempt::Known(Answer::Body(created)) => {
+                    self.learn(object, &created);
+                    chunk
+                        .iter()
+                        .for_each(|&i| verdicts[i] = Some(Verdict::Written));
                 }
-                Answer::Refused(verdict) => verdicts[range.start] = Some(verdict),
+                Attempt::Known(Answer::Refused(_)) if chunk.len() > 1 => {
+                    let (left, right) = chunk.split_at(chunk.len() / 2);
+                    pending.push((right.to_vec(), attempts));
+                    pending.push((left.to_vec(), attempts));
+                }
+                Attempt::Known(Answer::Refused(verdict)) => verdicts[chunk[0]] = Some(verdict),
+                Attempt::Unknown(attempts) => {
+                    let checks = chunk.iter().map(|&i| self.existing(object, bodies[i]));
+                    let mut again = Vec::new();
+                    for (&i, existence) in chunk.iter().zip(join_all(checks).await) {
+                        match existence? {
+                            Existence::Found(_) => verdicts[i] = Some(Verdict::Written),
+                            Existence::Absent | Existence::Unknowable => again.push(i),
+                        }
+                    }
+                    if !again.is_empty() {
+                        pending.push((again, attempts));
+                    }
+                }
             }
         }
         Ok(verdicts
             .into_iter()
             .map(|v| v.expect("every record got a verdict"))
             .collect())
+    }
+
+    /// After a create of unknown outcome: does the record exist? Looked up by its natural key
+    /// (a client's externalId, a contact's email) through v1.
+    async fn existing(&self, object: ObjectKind, body: &[u8]) -> Result<Existence, Fatal> {
+        if !self.surfaces.v1_reads {
+            return Ok(Existence::Unknowable);
+        }
+        let fields = object_of(body);
+        let found = match object {
+            ObjectKind::Client => match fields.get("externalId").and_then(Value::as_str) {
+                Some(external) => self.client_by_external_id(external).await?,
+                None => return Ok(Existence::Unknowable),
+            },
+            ObjectKind::Contact => match fields.get("email").and_then(Value::as_str) {
+                Some(email) => self.contact_by_email(email).await?,
+                None => return Ok(Existence::Unknowable),
+            },
+            ObjectKind::Contract => return Ok(Existence::Unknowable),
+        };
+        Ok(match found {
+            Ok(Some(record)) => Existence::Found(record),
+            Ok(None) => Existence::Absent,
+            Err(_) => Existence::Unknowable,
+        })
+    }
+
+    /// `GET /v1/clients?externalId=`: the client, or `None` (a 404).
+    async fn client_by_external_id(&self, external: &str) -> Step<Option<Map<String, Value>>> {
+        let request = ApiRequest::v1(
+            Method::GET,
+            format!("/clients?externalId={}", escape(external)),
+            None,
+        );
+        Ok(match self.call(request, false).await? {
+            Answer::Body(body) => Ok(Some(object_of(&body)).filter(|c| !c.is_empty())),
+            Answer::Refused(Verdict::Refused {
+                status: Some(404), ..
+            }) => Ok(None),
+            Answer::Refused(verdict) => Err(verdict),
+        })
+    }
+
+    /// `GET /v1/contacts/search?term=`: the contact with exactly this email (any case).
+    async fn contact_by_email(&self, email: &str) -> Step<Option<Map<String, Value>>> {
+        let request = ApiRequest::v1(
+            Method::GET,
+            format!("/contacts/search?term={}", escape(email)),
+            None,
+        );
+        Ok(match self.call(request, false).await? {
+            Answer::Body(body) => Ok(serde_json::from_slice::<Vec<Value>>(&body)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| match c {
+                    Value::Object(c) => Some(c),
+                    _ => None,
+                })
+                .find(|c| {
+                    c.get("email")
+                        .and_then(Value::as_str)
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })),
+            Answer::Refused(verdict) => Err(verdict),
+        })
     }
 
     /// Creates one record through `create`; the body is v2-shaped.
@@ -164,21 +472,68 @@ impl ClientSuccessWriter {
         body: &[u8],
     ) -> Result<Verdict, Fatal> {
         match create {
-            Create::Bulk => {
-                let batch = json_array([body]);
-                let request = ApiRequest::v2(Method::POST, format!("/{object}/bulk"), Some(batch));
-                self.verdict(request, true).await
-            }
+            Create::Bulk => Ok(self.bulk(object, &[body]).await?.remove(0)),
             Create::Single => {
-                let request = ApiRequest::v2(
-                    Method::POST,
-                    format!("/{object}"),
-                    Some(Bytes::copy_from_slice(body)),
-                );
-                self.verdict(request, true).await
+                let make = || {
+                    ApiRequest::v2(
+                        Method::POST,
+                        format!("/{object}"),
+                        Some(Bytes::copy_from_slice(body)),
+                    )
+                };
+                Ok(match self.create_known(object, make, body).await? {
+                    Ok(_) => Verdict::Written,
+                    Err(verdict) => verdict,
+                })
             }
             Create::V1 => self.create_v1(object, object_of(body)).await,
         }
+    }
+
+    /// Sends a create until its outcome is known. After a failure that may have applied, a
+    /// record found by its natural key is done (`Found`) and one not found is sent again; one
+    /// that cannot be looked up goes through the upsert route when it has a key and the
+    /// account one, else it is sent again as it is.
+    async fn create_known(
+        &self,
+        object: ObjectKind,
+        make: impl Fn() -> ApiRequest,
+        v2_body: &[u8],
+    ) -> Step<Created> {
+        let mut attempts = 0;
+        loop {
+            attempts = match self.attempt(make().creating(attempts), true).await? {
+                Attempt::Known(Answer::Body(created)) => {
+                    self.learn(object, &created);
+                    return Ok(Ok(Created::Answer(created)));
+                }
+                Attempt::Known(Answer::Refused(verdict)) => return Ok(Err(verdict)),
+                Attempt::Unknown(attempts) => attempts,
+            };
+            match self.existing(object, v2_body).await? {
+                Existence::Found(found) => return Ok(Ok(Created::Found(found))),
+                Existence::Absent => {}
+                Existence::Unknowable => {
+                    let keyed = object_of(v2_body).contains_key("externalId");
+                    let upsert = self.routes(object)?.upsert == Some(Upsert::Native);
+                    if keyed && upsert && object == ObjectKind::Contract {
+                        return Ok(match self.upsert_native(object, v2_body).await? {
+                            Verdict::Written => Ok(Created::Found(Map::new())),
+                            verdict => Err(verdict),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn upsert_native(&self, object: ObjectKind, body: &[u8]) -> Result<Verdict, Fatal> {
+        let request = ApiRequest::v2(
+            Method::POST,
+            format!("/{object}/upsert"),
+            Some(Bytes::copy_from_slice(body)),
+        );
+        self.learning_verdict(object, request).await
     }
 
     async fn create_v1(
@@ -188,11 +543,13 @@ impl ClientSuccessWriter {
     ) -> Result<Verdict, Fatal> {
         match object {
             ObjectKind::Client => {
+                let v2_body = serde_json::to_vec(&fields).expect("JSON values serialize");
                 let (body, custom) = v1::client_body(fields);
-                let request = ApiRequest::v1(Method::POST, "/clients".into(), json_body(&body));
-                let created = match self.call(request, true).await? {
-                    Answer::Body(created) => object_of(&created),
-                    Answer::Refused(verdict) => return Ok(verdict),
+                let make = || ApiRequest::v1(Method::POST, "/clients".into(), json_body(&body));
+                let created = match self.create_known(object, make, &v2_body).await? {
+                    Ok(Created::Answer(created)) => object_of(&created),
+                    Ok(Created::Found(found)) => found,
+                    Err(verdict) => return Ok(verdict),
                 };
                 let id = created.get("id").and_then(Value::as_u64);
                 match (custom, id) {
@@ -212,12 +569,18 @@ impl ClientSuccessWriter {
                     Ok(id) => id,
                     Err(verdict) => return Ok(verdict),
                 };
-                let request = ApiRequest::v1(
-                    Method::POST,
-                    format!("/clients/{client_id}/contacts"),
-                    json_body(&fields),
-                );
-                self.verdict(request, true).await
+                let v2_body = serde_json::to_vec(&fields).expect("JSON values serialize");
+                let make = || {
+                    ApiRequest::v1(
+                        Method::POST,
+                        format!("/clients/{client_id}/contacts"),
+                        json_body(&fields),
+                    )
+                };
+                Ok(match self.create_known(object, make, &v2_body).await? {
+                    Ok(_) => Verdict::Written,
+                    Err(verdict) => verdict,
+                })
             }
             ObjectKind::Contract => Err(Fatal::config(
                 "contracts cannot be written through the v1 API",
@@ -410,42 +773,18 @@ impl ClientSuccessWriter {
                 let Some(external) = fields.get("externalId").and_then(Value::as_str) else {
                     return Ok(refused(None, "without an externalId a client can only be upserted (on its name) through POST /v2/client/upsert, which this account lacks; give the record an externalId"));
                 };
-                let request = ApiRequest::v1(
-                    Method::GET,
-                    format!("/clients?externalId={}", escape(external)),
-                    None,
-                );
-                match self.call(request, false).await? {
-                    Answer::Body(body) => Some(object_of(&body)).filter(|c| !c.is_empty()),
-                    Answer::Refused(Verdict::Refused {
-                        status: Some(404), ..
-                    }) => None,
-                    Answer::Refused(verdict) => return Ok(verdict),
+                match self.client_by_external_id(external).await? {
+                    Ok(found) => found,
+                    Err(verdict) => return Ok(verdict),
                 }
             }
             ObjectKind::Contact => {
                 let Some(email) = fields.get("email").and_then(Value::as_str) else {
                     return Ok(refused(None, "without an email a contact can only be created: use insert, or give the record an email"));
                 };
-                let request = ApiRequest::v1(
-                    Method::GET,
-                    format!("/contacts/search?term={}", escape(email)),
-                    None,
-                );
-                match self.call(request, false).await? {
-                    Answer::Body(body) => serde_json::from_slice::<Vec<Value>>(&body)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|c| match c {
-                            Value::Object(c) => Some(c),
-                            _ => None,
-                        })
-                        .find(|c| {
-                            c.get("email")
-                                .and_then(Value::as_str)
-                                .is_some_and(|e| e.eq_ignore_ascii_case(email))
-                        }),
-                    Answer::Refused(verdict) => return Ok(verdict),
+                match self.contact_by_email(email).await? {
+                    Ok(found) => found,
+                    Err(verdict) => return Ok(verdict),
                 }
             }
             ObjectKind::Contract => {
@@ -492,38 +831,23 @@ impl ClientSuccessWriter {
         mode: WriteMode,
         routes: ObjectRoutes,
         record: &Prepared,
+        body: &[u8],
     ) -> Result<Verdict, Fatal> {
         let unsupported =
             || Fatal::config(format!("this account offers no route to {mode} a {object}"));
         match mode {
             WriteMode::Insert => {
-                self.create(
-                    object,
-                    routes.create.ok_or_else(unsupported)?,
-                    record.body(),
-                )
-                .await
+                self.create(object, routes.create.ok_or_else(unsupported)?, body)
+                    .await
             }
             WriteMode::Update => {
                 let uuid = record.uuid.as_deref().unwrap_or_default();
-                self.update(
-                    object,
-                    routes.update.ok_or_else(unsupported)?,
-                    uuid,
-                    record.body(),
-                )
-                .await
+                self.update(object, routes.update.ok_or_else(unsupported)?, uuid, body)
+                    .await
             }
             WriteMode::Upsert => match routes.upsert.ok_or_else(unsupported)? {
-                Upsert::Native => {
-                    let request = ApiRequest::v2(
-                        Method::POST,
-                        format!("/{object}/upsert"),
-                        Some(Bytes::copy_from_slice(record.body())),
-                    );
-                    self.verdict(request, true).await
-                }
-                Upsert::Lookup => self.upsert_by_lookup(object, routes, record.body()).await,
+                Upsert::Native => self.upsert_native(object, body).await,
+                Upsert::Lookup => self.upsert_by_lookup(object, routes, body).await,
             },
         }
     }
@@ -580,13 +904,31 @@ impl Writer for ClientSuccessWriter {
         records: &[Prepared],
     ) -> Result<Vec<Verdict>, Fatal> {
         let routes = self.routes(object)?;
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; records.len()];
+        let mut outgoing: Vec<(usize, Cow<[u8]>)> = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            match self.with_parent(object, record).await? {
+                Ok(body) => outgoing.push((i, body)),
+                Err(verdict) => verdicts[i] = Some(verdict),
+            }
+        }
         if mode == WriteMode::Insert && routes.create == Some(Create::Bulk) {
-            return self.bulk(object, records).await;
+            let bodies: Vec<&[u8]> = outgoing.iter().map(|(_, b)| b.as_ref()).collect();
+            let written = self.bulk(object, &bodies).await?;
+            for ((i, _), verdict) in outgoing.iter().zip(written) {
+                verdicts[*i] = Some(verdict);
+            }
+        } else {
+            for (i, body) in &outgoing {
+                let verdict = self
+                    .write_one(object, mode, routes, &records[*i], body)
+                    .await?;
+                verdicts[*i] = Some(verdict);
+            }
         }
-        let mut verdicts = Vec::with_capacity(records.len());
-        for record in records {
-            verdicts.push(self.write_one(object, mode, routes, record).await?);
-        }
-        Ok(verdicts)
+        Ok(verdicts
+            .into_iter()
+            .map(|v| v.expect("every record got a verdict"))
+            .collect())
     }
 }

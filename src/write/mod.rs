@@ -533,6 +533,20 @@ impl<W: Writer> Coordinator<'_, W> {
             }
         }
         self.last_mode[index] = Some(mode);
+        if record.after_parent {
+            // It names its client by externalId: a client of this sync still on its way must
+            // land first, or the lookup would not find it.
+            if let Some(parent) = object.parent() {
+                let batched = (0..self.batches.len())
+                    .any(|s| self.plan.streams[s].object == parent && !self.batches[s].is_empty());
+                if batched || self.object_in_flight[object_index(parent)] > 0 {
+                    self.drain_object(parent, outcomes).await?;
+                    if self.stopping() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
         let stream = record.stream;
         if self.batch_limits[stream] > 1 && record.key.is_none() {
             self.batch_started[stream].get_or_insert_with(Instant::now);

@@ -21,6 +21,9 @@ pub struct Prepared {
     pub key: Option<u64>,
     /// For update: the path's uuid, taken out of the body.
     pub uuid: Option<String>,
+    /// It names its parent by natural key (`clientExternalId`): the parent object's writes
+    /// in flight must land before it goes.
+    pub after_parent: bool,
     /// The request body when it differs from `original` (nulls dropped, uuid taken out);
     /// otherwise the record is sent as it arrived and held only once.
     body: Option<Vec<u8>>,
@@ -53,9 +56,7 @@ pub enum Original {
 impl Prepared {
     /// The JSON the API receives for this record.
     pub fn body(&self) -> &[u8] {
-        self.body
-            .as_deref()
-            .unwrap_or(self.original.as_bytes())
+        self.body.as_deref().unwrap_or(self.original.as_bytes())
     }
 
     /// Bytes this record holds, for the pipeline's memory budget.
@@ -200,6 +201,10 @@ fn prepare_record(
         _ => None,
     };
     let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
+    let after_parent = operation
+        .object
+        .parent_fields()
+        .is_some_and(|(_, by_key)| fields.contains_key(by_key));
     let defaulted =
         crate::clientsuccess::fill_create_defaults(operation.object, operation.mode, &mut fields);
     let body = (had_nulls || uuid.is_some() || defaulted)
@@ -209,6 +214,7 @@ fn prepare_record(
         stream: index,
         key,
         uuid,
+        after_parent,
         body,
         original: data.into(),
         segment: 0,
@@ -255,6 +261,14 @@ fn schema_errors(
                 } else {
                     format!("field `{property}` is required to {mode} a {object}")
                 }
+            }
+            ValidationErrorKind::OneOfNotValid { .. } if mode != WriteMode::Update => {
+                let (by_id, by_key) = object.parent_fields().unwrap_or_default();
+                format!("a {object} needs its client: give `{by_id}` (the client's uuid) or `{by_key}` (the client's externalId)")
+            }
+            ValidationErrorKind::OneOfMultipleValid { .. } | ValidationErrorKind::Not { .. } => {
+                let (by_id, by_key) = object.parent_fields().unwrap_or_default();
+                format!("give `{by_id}` or `{by_key}` to name the {object}'s client, not both")
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => format!(
                 "{} {} of a ClientSuccess {object}",
