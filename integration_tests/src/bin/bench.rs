@@ -69,6 +69,8 @@ struct Measure {
     stored: usize,
     /// Instructions the connector executed, under --callgrind.
     instructions: Option<u64>,
+    /// Clients stored more than once (by externalId).
+    duplicates: usize,
 }
 
 fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
@@ -190,6 +192,14 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         peak_rss_mb: peak_kb as f64 / 1024.0,
         requests: emulator.request_count(),
         stored: emulator.count("client"),
+        duplicates: {
+            let clients = emulator.records("client");
+            let distinct: std::collections::HashSet<&str> = clients
+                .iter()
+                .filter_map(|c| c["externalId"].as_str())
+                .collect();
+            clients.len() - distinct.len()
+        },
         instructions: args
             .callgrind
             .then(|| callgrind_total(&profile))
@@ -256,11 +266,12 @@ async fn main() -> anyhow::Result<()> {
             args.records
         );
         println!(
-            "  run {run}: {:.2} s, {:.0} records/s, {} requests ({} answered 429), {:.2} CPU s, peak RSS {:.1} MB",
+            "  run {run}: {:.2} s, {:.0} records/s, {} requests ({} answered 429), {} duplicates, {:.2} CPU s, peak RSS {:.1} MB",
             m.seconds,
             args.records as f64 / m.seconds,
             m.requests,
             m.throttled,
+            m.duplicates,
             m.cpu_seconds,
             m.peak_rss_mb
         );

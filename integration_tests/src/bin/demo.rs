@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let mut failed = false;
     for (title, catalog, input) in PHASES {
         let text = std::fs::read_to_string(examples.join(input))?;
-        // New records' uuids are known only once created: fill in {{client:EXTERNAL_ID}},
+        // Updates need uuids, known only once created: fill in {{client:EXTERNAL_ID}},
         // {{contact:EMAIL}} and {{contract:EXTERNAL_ID}} from what the emulator holds now.
         let text = fill_uuids(&text, &emulator);
         let input_path = out.join(input);
