@@ -21,6 +21,16 @@ test "${PIPESTATUS[0]}" -eq 0
 echo "== every printed line against AirbyteMessage"
 .venv/bin/python scripts/validate_messages.py target/debug/protocol-lines
 
+echo "== PyAirbyte (a real orchestrator, its default cache) into the emulator"
+if [ ! -x .venv-pyairbyte/bin/python ]; then python3 -m venv .venv-pyairbyte; fi
+.venv-pyairbyte/bin/pip install --quiet --disable-pip-version-check -r scripts/pyairbyte/requirements.txt
+rm -rf target/pyairbyte && mkdir -p target/pyairbyte
+# Run from a scratch directory: PyAirbyte keeps its DuckDB cache and logs under the working one.
+(cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
+  ../../scripts/pyairbyte/e2e.py ../debug/destination-clientsuccess ../debug/clientsuccess-emulator . \
+  > output.log 2>&1) || { tail -40 target/pyairbyte/output.log; exit 1; }
+grep "PyAirbyte default path" target/pyairbyte/output.log
+
 if [ -f metadata.yaml ]; then
   echo "== metadata.yaml against ConnectorMetadataDefinitionV0"
   .venv/bin/python scripts/validate_metadata.py metadata.yaml

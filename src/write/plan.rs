@@ -4,11 +4,12 @@
 use crate::catalog::{matching_keys, operation_schema, ObjectKind, WriteMode};
 use crate::config::dotted_path;
 use crate::error::ConfigError;
-use crate::json::DocJson;
+use crate::json::{DocJson, Members};
 use crate::protocol::ConfiguredCatalog;
 use jsonschema::Validator;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
+use std::borrow::Cow;
 
 pub struct StreamPlan {
     pub name: String,
@@ -31,6 +32,37 @@ pub struct Operation {
     pub object: ObjectKind,
     pub mode: WriteMode,
     pub validator: Validator<DocJson>,
+    /// Each field's name lower-cased → the name.
+    by_lowercase: FxHashMap<String, String>,
+}
+
+impl Operation {
+    /// Fits columns an orchestrator renamed or added: PyAirbyte's cache lower-cases names and
+    /// adds `_airbyte_raw_id`, `_airbyte_extracted_at`, `_airbyte_meta`. Those are dropped, and
+    /// a column that matches a field only by case is taken as that field when nothing else
+    /// claims it. Returns whether anything changed; run only when a record failed validation,
+    /// so records that fit cost nothing.
+    pub fn adapt_columns(&self, members: &mut Members) -> bool {
+        let before = members.len();
+        members.retain(|name, _| !name.starts_with("_airbyte_"));
+        let mut changed = members.len() != before;
+        let renames: Vec<Option<&String>> = members
+            .iter()
+            .map(|(name, _)| {
+                let field = self.by_lowercase.get(&name.to_lowercase())?;
+                (field != name && !members.contains_key(field)).then_some(field)
+            })
+            .collect();
+        for (i, (name, _)) in members.iter_mut().enumerate() {
+            let Some(field) = renames[i] else { continue };
+            let claimed = renames.iter().filter(|r| *r == &Some(field)).count();
+            if claimed == 1 {
+                *name = Cow::Owned(field.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
 }
 
 pub struct Plan {
@@ -95,14 +127,22 @@ impl Plan {
             {
                 Some(index) => index,
                 None => {
+                    let schema = operation_schema(object, mode);
                     let validator = jsonschema::options_for::<DocJson>()
                         .should_validate_formats(true)
-                        .build(&operation_schema(object, mode))
+                        .build(&schema)
                         .expect("operation schemas compile");
+                    let by_lowercase = schema["properties"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|p| p.keys())
+                        .map(|name| (name.to_lowercase(), name.clone()))
+                        .collect();
                     operations.push(Operation {
                         object,
                         mode,
                         validator,
+                        by_lowercase,
                     });
                     operations.len() - 1
                 }

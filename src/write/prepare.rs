@@ -179,9 +179,17 @@ fn prepare_record(
     if had_nulls {
         fields.retain(|_, v| !v.is_null());
     }
-    let fields = Doc::Object(fields);
+    let mut fields = Doc::Object(fields);
     let operation = plan.operation(index);
-    if !operation.validator.is_valid(&fields) {
+    let mut valid = operation.validator.is_valid(&fields);
+    let mut adapted = false;
+    if !valid {
+        if let Doc::Object(members) = &mut fields {
+            adapted = operation.adapt_columns(members);
+        }
+        valid = adapted && operation.validator.is_valid(&fields);
+    }
+    if !valid {
         let reason = schema_errors(
             &operation.validator,
             &fields,
@@ -207,7 +215,7 @@ fn prepare_record(
         .is_some_and(|(_, by_key)| fields.contains_key(by_key));
     let defaulted =
         crate::clientsuccess::fill_create_defaults(operation.object, operation.mode, &mut fields);
-    let body = (had_nulls || uuid.is_some() || defaulted)
+    let body = (had_nulls || adapted || uuid.is_some() || defaulted)
         .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
         line,
@@ -496,6 +504,30 @@ mod tests {
         };
         assert_eq!(p.body(), data.as_bytes());
         assert_eq!(p.size(), p.original.len());
+    }
+
+    #[test]
+    fn airbyte_columns_are_dropped_and_case_only_matches_taken() {
+        let plan = plan("client", "append_dedup");
+        let data = r#"{"name":"Acme","externalid":"E1","NPSSCORE":5,"_airbyte_raw_id":"r","_airbyte_extracted_at":"t","_airbyte_meta":{}}"#;
+        let Item::Record(p) = prepare(&plan, 1, record(data)) else {
+            panic!()
+        };
+        assert_eq!(
+            p.body(),
+            br#"{"name":"Acme","externalId":"E1","npsScore":5}"#
+        );
+        assert_eq!(&*p.original, data);
+        // A column that two fields claim, or one whose field is also present, is left to fail.
+        let reason = rejection(prepare(
+            &plan,
+            1,
+            record(r#"{"name":"A","externalId":"E","EXTERNALID":"F"}"#),
+        ));
+        assert_eq!(
+            reason,
+            "`EXTERNALID` is not a field of a ClientSuccess client"
+        );
     }
 
     #[test]
