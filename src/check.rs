@@ -22,8 +22,9 @@ pub async fn run(config_path: &Path) -> AirbyteMessage {
     AirbyteMessage::ConnectionStatus(status)
 }
 
-/// Signs in, makes one read, then finds the write routes of every object without creating
-/// anything; the answer says which surface each object will use.
+/// Signs in, makes one read, finds the write routes of every object without creating
+/// anything, and proves the rejected-records store by writing, reading back and deleting a
+/// small object; the answer says which surface each object will use and where rejects go.
 async fn probe(config_path: &Path) -> Result<String, String> {
     let settings = config::load(config_path).map_err(|e| e.0)?;
     let client = ApiClient::new(&settings).map_err(|e| format!("could not set up HTTP: {e}"))?;
@@ -35,8 +36,9 @@ async fn probe(config_path: &Path) -> Result<String, String> {
         ApiSurface::Auto => "detected",
         _ => "set by api_surface, not probed",
     };
+    let rejects = crate::write::rejects::prove(&settings.rejects).await?;
     Ok(format!(
-        "ClientSuccess write API ({how}): {}",
+        "ClientSuccess write API ({how}): {}. {rejects}",
         writer.surfaces()
     ))
 }

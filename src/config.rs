@@ -57,11 +57,18 @@ pub struct RawConfig {
     #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 5))]
     pub request_timeout_secs: u64,
 
-    /// Where records that ClientSuccess refuses (or that break the object's schema) are kept.
-    /// With None, a sync that rejects any record ends as failed after writing all it can.
+    /// Where records that ClientSuccess refuses (or that break the object's schema) are kept:
+    /// nowhere, an S3 bucket (or any S3-compatible store), or a local JSON-lines file. With
+    /// None, a sync that rejects any record ends as failed after writing all it can.
     #[serde(default)]
-    #[schemars(title = "Rejected records", extend("order" = 6))]
-    pub rejected_records: RejectedRecords,
+    #[schemars(title = "Object storage for rejected records", extend("order" = 6))]
+    pub object_storage_config: ObjectStorageConfig,
+
+    /// The earlier name of `object_storage_config` (None or Local), still read when
+    /// `object_storage_config` is absent so existing configs keep working.
+    #[serde(default)]
+    #[schemars(skip)]
+    pub rejected_records: Option<ObjectStorageConfig>,
 
     /// Which ClientSuccess write API to use. `auto` (the default) probes the account at the
     /// start of each check and sync, without creating anything, and uses the best it has: v2
@@ -111,22 +118,85 @@ pub enum Credentials {
     },
 }
 
-/// Where rejected records go.
+/// Where rejected records go, with the field names of Airbyte's data-activation destinations.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(tag = "storage_type")]
-pub enum RejectedRecords {
+pub enum ObjectStorageConfig {
     /// Keep rejected records nowhere: a sync that rejects any record fails at its end.
     #[default]
     #[schemars(title = "None")]
     None,
-    /// Append each rejected record, with the reason, to a JSON-lines file.
+    /// JSON lines (one rejected record, its stream, line, reason and HTTP status each) in an S3
+    /// bucket, under `{bucket_path}/{sync id}/`, one object per checkpoint that had rejections.
+    #[schemars(title = "S3")]
+    S3 {
+        /// The access key id of an AWS user that may put, get and delete objects in the bucket.
+        #[schemars(title = "Access Key ID", extend("order" = 1, "examples" = ["A012345678910EXAMPLE"], "always_show" = true))]
+        access_key_id: Option<Secret>,
+        /// That user's secret access key.
+        #[schemars(title = "Secret Access Key", extend("order" = 2, "always_show" = true))]
+        secret_access_key: Option<Secret>,
+        /// An IAM role to assume instead of keys. Not supported yet: give access keys.
+        #[schemars(title = "Role ARN", extend("order" = 3))]
+        role_arn: Option<String>,
+        /// The bucket's name.
+        #[schemars(title = "S3 Bucket Name", length(min = 1), extend("order" = 4, "examples" = ["airbyte_sync"]))]
+        s3_bucket_name: String,
+        /// The bucket's region; empty means us-east-1.
+        #[serde(default)]
+        #[schemars(title = "S3 Bucket Region", extend("order" = 5, "examples" = ["us-east-1"]))]
+        s3_bucket_region: String,
+        /// An S3-compatible endpoint instead of AWS (MinIO, R2...): https, or http on this machine.
+        #[schemars(title = "S3 Endpoint", extend("order" = 6, "examples" = ["http://localhost:9000"]))]
+        s3_endpoint: Option<String>,
+        /// The format of the objects: JSON lines.
+        #[serde(default)]
+        #[schemars(title = "Output Format", extend("order" = 7))]
+        format: RejectsFormat,
+        /// A folder in the bucket for the rejected records; each sync writes under
+        /// `{bucket_path}/{sync id}/`, the layout Airbyte links to.
+        #[serde(default)]
+        #[schemars(title = "Bucket Path", extend("order" = 8, "examples" = ["prefix/"]))]
+        bucket_path: String,
+    },
+    /// Append each rejected record, with the reason, to a JSON-lines file on this machine.
     #[schemars(title = "Local JSON-lines file")]
     Local {
         /// Path of the JSON-lines file. In Airbyte, use a path under /local, which is mounted
-        /// from /tmp/airbyte_local on the host.
+        /// from /tmp/airbyte_local on the host and must be writable by uid 1000.
         #[schemars(title = "File path", length(min = 1), extend("order" = 1))]
         path: String,
     },
+}
+
+/// The objects' format: JSON lines only.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(tag = "format_type")]
+pub enum RejectsFormat {
+    #[default]
+    #[schemars(title = "JSON Lines: Newline-delimited JSON")]
+    #[serde(rename = "JSONL")]
+    Jsonl,
+}
+
+/// Where rejected records go, checked.
+#[derive(Debug, Clone, Default)]
+pub enum RejectsTarget {
+    #[default]
+    Nowhere,
+    Local(PathBuf),
+    S3(S3Target),
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<Url>,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    /// `bucket_path` without slashes at its ends; may be empty.
+    pub prefix: String,
 }
 
 fn default_base_url() -> String {
@@ -172,7 +242,7 @@ pub struct Settings {
     pub max_concurrency: usize,
     pub max_retries: u32,
     pub request_timeout: Duration,
-    pub rejected_records: Option<PathBuf>,
+    pub rejects: RejectsTarget,
     /// 0: off. See `RawConfig::rejection_breaker_records`.
     pub rejection_breaker_records: u64,
     pub api_surface: ApiSurface,
@@ -273,12 +343,63 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
         max_concurrency: raw.max_concurrency as usize,
         max_retries: raw.max_retries,
         request_timeout: Duration::from_secs(raw.request_timeout_secs),
-        rejected_records: match raw.rejected_records {
-            RejectedRecords::None => None,
-            RejectedRecords::Local { path } => Some(PathBuf::from(path)),
-        },
+        rejects: rejects_target(match (raw.object_storage_config, raw.rejected_records) {
+            (ObjectStorageConfig::None, Some(earlier)) => earlier,
+            (config, _) => config,
+        })?,
         rejection_breaker_records: raw.rejection_breaker_records,
         api_surface: raw.api_surface,
+    })
+}
+
+fn rejects_target(config: ObjectStorageConfig) -> Result<RejectsTarget, ConfigError> {
+    Ok(match config {
+        ObjectStorageConfig::None => RejectsTarget::Nowhere,
+        ObjectStorageConfig::Local { path } => RejectsTarget::Local(PathBuf::from(path)),
+        ObjectStorageConfig::S3 {
+            access_key_id,
+            secret_access_key,
+            role_arn,
+            s3_bucket_name,
+            s3_bucket_region,
+            s3_endpoint,
+            format: RejectsFormat::Jsonl,
+            bucket_path,
+        } => {
+            if role_arn.is_some_and(|r| !r.is_empty()) && access_key_id.is_none() {
+                return Err(ConfigError::new(
+                    "object_storage_config.role_arn: assuming a role is not supported yet; give access_key_id and secret_access_key",
+                ));
+            }
+            if access_key_id.is_some() != secret_access_key.is_some() {
+                return Err(ConfigError::new(
+                    "object_storage_config: give both access_key_id and secret_access_key, or neither (then the AWS environment's credentials are used)",
+                ));
+            }
+            for (key, field) in [
+                (&access_key_id, "access_key_id"),
+                (&secret_access_key, "secret_access_key"),
+            ] {
+                if let Some(key) = key {
+                    no_control_characters(key.expose(), &format!("object_storage_config.{field}"))?;
+                }
+            }
+            let endpoint = s3_endpoint
+                .filter(|e| !e.is_empty())
+                .map(|e| checked_url(&e, "object_storage_config.s3_endpoint"))
+                .transpose()?;
+            RejectsTarget::S3(S3Target {
+                bucket: s3_bucket_name,
+                region: match s3_bucket_region.as_str() {
+                    "" => "us-east-1".to_owned(),
+                    region => region.to_owned(),
+                },
+                endpoint,
+                access_key_id,
+                secret_access_key,
+                prefix: bucket_path.trim_matches('/').to_owned(),
+            })
+        }
     })
 }
 
@@ -418,7 +539,7 @@ mod tests {
         assert_eq!(settings.max_concurrency, 32);
         assert_eq!(settings.max_retries, 3);
         assert_eq!(settings.request_timeout, Duration::from_secs(30));
-        assert!(settings.rejected_records.is_none());
+        assert!(matches!(settings.rejects, RejectsTarget::Nowhere));
         assert!(matches!(settings.auth, Auth::ApiKey(_)));
     }
 
@@ -431,10 +552,34 @@ mod tests {
             panic!()
         };
         assert_eq!(auth_url.as_str(), DEFAULT_AUTH_URL);
-        assert_eq!(
-            settings.rejected_records,
-            Some(PathBuf::from("/tmp/r.jsonl"))
+        // The earlier field name still works.
+        assert!(
+            matches!(settings.rejects, RejectsTarget::Local(ref p) if p == Path::new("/tmp/r.jsonl"))
         );
+    }
+
+    #[test]
+    fn object_storage_config_takes_the_cdk_s3_fields() {
+        let settings = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
+            "object_storage_config": {"storage_type": "S3", "access_key_id": "AKIA", "secret_access_key": "s",
+            "s3_bucket_name": "b", "s3_bucket_region": "", "s3_endpoint": "http://127.0.0.1:9000",
+            "format": {"format_type": "JSONL"}, "bucket_path": "/rejects/"}}))
+        .unwrap();
+        let RejectsTarget::S3(target) = settings.rejects else {
+            panic!()
+        };
+        assert_eq!(
+            (target.bucket.as_str(), target.region.as_str(), target.prefix.as_str()),
+            ("b", "us-east-1", "rejects")
+        );
+        let error = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
+            "object_storage_config": {"storage_type": "S3", "s3_bucket_name": "b", "s3_endpoint": "http://storage.example"}}))
+        .unwrap_err();
+        assert!(error.0.contains("object_storage_config.s3_endpoint"), "{}", error.0);
+        let error = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
+            "object_storage_config": {"storage_type": "S3", "s3_bucket_name": "b", "role_arn": "arn:aws:iam::1:role/x"}}))
+        .unwrap_err();
+        assert!(error.0.contains("role_arn"), "{}", error.0);
     }
 
     #[test]

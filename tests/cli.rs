@@ -99,7 +99,7 @@ async fn readme_configuration_reference_lists_every_field() {
         .keys()
         .cloned()
         .collect();
-    for choice in ["credentials", "rejected_records"] {
+    for choice in ["credentials", "object_storage_config"] {
         for option in schema["properties"][choice]["oneOf"].as_array().unwrap() {
             let keys = option["properties"].as_object().unwrap().keys();
             fields.extend(keys.map(|k| format!("{choice}.{k}")));

@@ -78,9 +78,9 @@ impl Summary {
         }
         if self.rejected_nowhere {
             return Err(ConfigError::new(format!(
-                "{} record(s) were rejected and rejected_records is set to None, so they are kept nowhere; \
-                 every other record was written. First reasons: {}. Fix these records, or set rejected_records \
-                 to Local to keep rejected records in a file and let the sync succeed",
+                "{} record(s) were rejected and object_storage_config is None, so they are kept nowhere; \
+                 every other record was written. First reasons: {}. Fix these records, or set object_storage_config \
+                 to S3 (or Local) to keep rejected records and let the sync succeed",
                 self.rejected,
                 self.first_reasons.join(" | ")
             ))
@@ -129,7 +129,7 @@ pub async fn run<W: Writer>(
         notices,
         shutdown,
     } = destination;
-    let rejects = RejectStore::open(settings.rejected_records.as_deref())?;
+    let rejects = RejectStore::open(&settings.rejects)?;
     let batch_limits = plan
         .streams
         .iter()
@@ -760,11 +760,7 @@ impl<W: Writer> Coordinator<'_, W> {
             self.out
                 .log(LogLevel::Warn, format!("rejected record: {described}"))?;
         } else if logged == REJECTION_LOG_LIMIT + 1 {
-            let path = self
-                .rejects
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let path = self.rejects.location().unwrap_or_default();
             self.out.log(
                 LogLevel::Warn,
                 format!("more than {REJECTION_LOG_LIMIT} records rejected; the rest are only in {path} and counted in the states"),
