@@ -38,7 +38,7 @@ fi
 
 echo "== no secret in any output"
 leaks=0
-for secret in cs-emulator-key-5f2b9e cs-emulator-pass-8d1c4a revoked-key-31337 sekrit-999 wrong-pass-4242; do
+for secret in cs-emulator-key-5f2b9e cs-emulator-pass-8d1c4a revoked-key-31337 sekrit-999 wrong-pass-4242 testing-secret; do
   if grep -rlF -- "$secret" target/test-output.log target/debug/protocol-lines; then
     echo "LEAK: $secret appears in the output above"; leaks=1
   fi

@@ -569,13 +569,21 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (target.bucket.as_str(), target.region.as_str(), target.prefix.as_str()),
+            (
+                target.bucket.as_str(),
+                target.region.as_str(),
+                target.prefix.as_str()
+            ),
             ("b", "us-east-1", "rejects")
         );
         let error = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
             "object_storage_config": {"storage_type": "S3", "s3_bucket_name": "b", "s3_endpoint": "http://storage.example"}}))
         .unwrap_err();
-        assert!(error.0.contains("object_storage_config.s3_endpoint"), "{}", error.0);
+        assert!(
+            error.0.contains("object_storage_config.s3_endpoint"),
+            "{}",
+            error.0
+        );
         let error = from_value(&json!({"credentials": {"auth_type": "api_key", "api_key": "k"},
             "object_storage_config": {"storage_type": "S3", "s3_bucket_name": "b", "role_arn": "arn:aws:iam::1:role/x"}}))
         .unwrap_err();

@@ -267,7 +267,9 @@ impl Uploader {
             .name("rejects-s3".into())
             .spawn(move || {
                 for (name, bytes, done) in incoming {
-                    let put = runtime.block_on(store.put(&ObjectPath::from(name.as_str()), PutPayload::from(bytes)));
+                    let put = runtime.block_on(
+                        store.put(&ObjectPath::from(name.as_str()), PutPayload::from(bytes)),
+                    );
                     let _ = done.send(put.map(|_| ()).map_err(|e| {
                         io::Error::other(format!("putting rejected records at {name}: {e}"))
                     }));
