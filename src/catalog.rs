@@ -3,6 +3,7 @@
 //! `discover` prints these operations, and `write` validates records against the very same
 //! `operation_schema` values, so what is published is what is enforced.
 
+use crate::clientsuccess::custom::{CustomField, CustomFields};
 use crate::objects::{Client, Contact, Contract};
 use crate::protocol::{DestinationCatalog, DestinationOperation, DestinationSyncMode};
 use schemars::generate::SchemaSettings;
@@ -19,6 +20,15 @@ pub enum ObjectKind {
 
 impl ObjectKind {
     pub const ALL: [ObjectKind; 3] = [Self::Client, Self::Contact, Self::Contract];
+
+    /// 0, 1, 2: for per-object arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Self::Client => 0,
+            Self::Contact => 1,
+            Self::Contract => 2,
+        }
+    }
 
     /// The name used in the API's paths and in the catalog's `object_name`.
     pub fn name(self) -> &'static str {
@@ -189,6 +199,53 @@ pub fn operation_schema(object: ObjectKind, mode: WriteMode) -> Value {
     }
     schema["title"] = json!(format!("ClientSuccess {object} ({mode})"));
     schema
+}
+
+/// [`operation_schema`] with the account's custom fields: each a typed top-level property
+/// (mappable column by column, folded into `custom` by `write`), and `custom` itself typed.
+/// Returns the schema and the custom keys published at the top level.
+pub fn operation_schema_with(
+    object: ObjectKind,
+    mode: WriteMode,
+    custom: &[CustomField],
+) -> (Value, Vec<String>) {
+    let mut schema = operation_schema(object, mode);
+    if custom.is_empty() {
+        return (schema, Vec::new());
+    }
+    let mut top_level = Vec::new();
+    let mut nested = serde_json::Map::new();
+    for field in custom {
+        let value = field.value_schema();
+        nested.insert(field.field_key.clone(), value.clone());
+        // A key that is also a standard field stays reachable through `custom` only.
+        if schema["properties"].get(&field.field_key).is_none() {
+            schema["properties"][&field.field_key] = value;
+            top_level.push(field.field_key.clone());
+        }
+    }
+    let property = &mut schema["properties"]["custom"];
+    property["properties"] = Value::Object(nested);
+    property["additionalProperties"] = json!(false);
+    (schema, top_level)
+}
+
+/// The DESTINATION_CATALOG `discover` prints, typed with the account's custom fields.
+pub fn destination_catalog_with(custom: &CustomFields) -> DestinationCatalog {
+    let operations = ObjectKind::ALL
+        .into_iter()
+        .flat_map(|object| {
+            WriteMode::ALL
+                .into_iter()
+                .map(move |mode| DestinationOperation {
+                    object_name: object.name().to_owned(),
+                    sync_mode: mode.sync_mode(),
+                    json_schema: operation_schema_with(object, mode, custom.of(object)).0,
+                    matching_keys: matching_keys(object, mode),
+                })
+        })
+        .collect();
+    DestinationCatalog { operations }
 }
 
 /// The DESTINATION_CATALOG `discover` prints: every object in every mode.

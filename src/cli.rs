@@ -1,5 +1,6 @@
 //! The command line: parse arguments, run one command, map its error to a TRACE and an exit code.
 
+use crate::clientsuccess::custom::CustomFields;
 use crate::clientsuccess::ClientSuccessWriter;
 use crate::error::{failure_type, ConfigError};
 use crate::output::Emitter;
@@ -99,10 +100,27 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
             out.emit(&status)?;
         }
         Command::Discover { config } => {
-            // Discover needs no network, but a broken config is still worth reporting now.
-            config::load(&config)?;
+            // A broken config is worth reporting now; an unreachable API is not: the static
+            // catalog still maps everything but custom fields one by one.
+            let settings = config::load(&config)?;
+            let custom = runtime()?.block_on(async {
+                let client = crate::clientsuccess::ApiClient::new(&settings)
+                    .map_err(|e| e.to_string())?
+                    .with_max_retries(0);
+                let read = CustomFields::read(&client, &catalog::ObjectKind::ALL);
+                tokio::time::timeout(std::time::Duration::from_secs(15), read)
+                    .await
+                    .map_err(|_| "no answer within 15 s".to_owned())?
+            });
+            let custom = custom.unwrap_or_else(|why| {
+                let _ = out.log(
+                    LogLevel::Warn,
+                    format!("custom field definitions could not be read ({why}); the catalog has the standard fields and an untyped `custom` object"),
+                );
+                CustomFields::default()
+            });
             out.emit(&AirbyteMessage::DestinationCatalog(
-                catalog::destination_catalog(),
+                catalog::destination_catalog_with(&custom),
             ))?;
         }
         Command::Write { config, catalog } => {
@@ -123,6 +141,17 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
                     ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
                         .await?;
                 writer.surfaces().require(&plan.needs())?;
+                // Custom fields typed and accepted as columns, as discover published them.
+                let plan = match writer.custom_fields(&plan.objects()).await {
+                    Ok(custom) => write::plan::Plan::with_custom_fields(&configured, &custom)?,
+                    Err(why) => {
+                        out.log(
+                            LogLevel::Warn,
+                            format!("custom field definitions could not be read ({why}); custom values are sent unchecked in `custom`"),
+                        )?;
+                        plan
+                    }
+                };
                 out.log(
                     LogLevel::Info,
                     format!(

@@ -44,10 +44,11 @@ async fn spec_files_match_the_code() {
         ("spec.json".into(), spec.messages[0]["spec"].clone()),
         (
             "catalog.json".into(),
-            discover.messages[0]["destination_catalog"].clone(),
+            discover.of_type("DESTINATION_CATALOG")[0]["destination_catalog"].clone(),
         ),
     ];
-    let operations = discover.messages[0]["destination_catalog"]["operations"]
+    let operations = discover.of_type("DESTINATION_CATALOG")[0]["destination_catalog"]
+        ["operations"]
         .as_array()
         .unwrap()
         .clone();
@@ -116,7 +117,7 @@ async fn readme_configuration_reference_lists_every_field() {
 #[tokio::test]
 async fn discover_prints_nine_operations_and_needs_no_network() {
     let dir = scratch_dir("discover");
-    // A base_url where nothing listens: discover must not call it.
+    // A base_url where nothing listens: discover still prints the static catalog.
     let config = write_json(
         &dir,
         "c.json",
@@ -124,7 +125,7 @@ async fn discover_prints_nine_operations_and_needs_no_network() {
     );
     let run = run_connector(&["discover", "--config", &config], b"").await;
     assert!(run.status.success());
-    let operations = run.messages[0]["destination_catalog"]["operations"]
+    let operations = run.of_type("DESTINATION_CATALOG")[0]["destination_catalog"]["operations"]
         .as_array()
         .unwrap();
     assert_eq!(operations.len(), 9);

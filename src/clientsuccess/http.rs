@@ -358,6 +358,12 @@ impl ApiClient {
         })
     }
 
+    /// No retries: for reads whose failure has a fallback (discover's custom fields).
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
     /// Retries, re-authentications and other events worth a LOG line are sent here.
     pub fn with_notices(mut self, notices: UnboundedSender<String>) -> Self {
         self.notices = Some(notices);

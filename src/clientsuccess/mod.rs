@@ -3,6 +3,7 @@
 //! created client gets. The write pipeline sees only [`ClientSuccessWriter`], a
 //! [`crate::write::Writer`].
 
+pub mod custom;
 pub mod http;
 pub mod surface;
 pub mod v1;

@@ -3,6 +3,7 @@
 //! there is no upsert route, and a missing collection route turned into a fatal config error,
 //! never into rejections.
 
+use super::custom::CustomFields;
 use super::http::{ApiClient, ApiRequest, Reply};
 use super::surface::{ApiSurface, Create, ObjectRoutes, SurfacePlan, Update, Upsert};
 use super::v1;
@@ -133,6 +134,11 @@ impl ClientSuccessWriter {
 
     pub fn surfaces(&self) -> &SurfacePlan {
         &self.surfaces
+    }
+
+    /// The account's custom field definitions for `objects`.
+    pub async fn custom_fields(&self, objects: &[ObjectKind]) -> Result<CustomFields, String> {
+        CustomFields::read(&self.client, objects).await
     }
 
     fn routes(&self, object: ObjectKind) -> Result<ObjectRoutes, Fatal> {

@@ -1,10 +1,11 @@
 //! The configured catalog turned into a plan before the first byte of stdin: each stream's
 //! object, mode and compiled validator. Anything unsupported fails here, naming the stream.
 
-use crate::catalog::{matching_keys, operation_schema, ObjectKind, WriteMode};
+use crate::catalog::{matching_keys, operation_schema_with, ObjectKind, WriteMode};
+use crate::clientsuccess::custom::CustomFields;
 use crate::config::dotted_path;
 use crate::error::ConfigError;
-use crate::json::{DocJson, Members};
+use crate::json::{Doc, DocJson, Members};
 use crate::protocol::ConfiguredCatalog;
 use jsonschema::Validator;
 use rustc_hash::FxHashMap;
@@ -34,6 +35,8 @@ pub struct Operation {
     pub validator: Validator<DocJson>,
     /// Each field's name lower-cased → the name.
     by_lowercase: FxHashMap<String, String>,
+    /// Custom fields accepted as top-level columns, folded into `custom` before sending.
+    pub custom_keys: Vec<String>,
 }
 
 impl Operation {
@@ -63,6 +66,29 @@ impl Operation {
         }
         changed
     }
+
+    /// Moves custom-field columns into the record's `custom` object, where ClientSuccess takes
+    /// them (a column wins over the same key already in `custom`). Returns whether any moved.
+    pub fn fold_custom(&self, members: &mut Members) -> bool {
+        let mut moved = Vec::new();
+        for key in &self.custom_keys {
+            if let Some(value) = members.remove(key) {
+                moved.push((key.clone(), value));
+            }
+        }
+        if moved.is_empty() {
+            return false;
+        }
+        let mut custom = match members.remove("custom") {
+            Some(Doc::Object(custom)) => custom,
+            _ => Members::default(),
+        };
+        for (key, value) in moved {
+            custom.insert(key, value);
+        }
+        members.insert("custom", Doc::Object(custom));
+        true
+    }
 }
 
 pub struct Plan {
@@ -72,7 +98,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan with the static schemas (no custom field definitions read).
     pub fn new(catalog: &ConfiguredCatalog) -> Result<Self, ConfigError> {
+        Self::with_custom_fields(catalog, &CustomFields::default())
+    }
+
+    /// The plan with the account's custom fields: typed, and accepted as top-level columns.
+    pub fn with_custom_fields(
+        catalog: &ConfiguredCatalog,
+        custom: &CustomFields,
+    ) -> Result<Self, ConfigError> {
         let mut operations: Vec<Operation> = Vec::new();
         let mut streams: Vec<StreamPlan> = Vec::new();
         let mut by_name: FxHashMap<String, Vec<usize>> = FxHashMap::default();
@@ -127,7 +162,8 @@ impl Plan {
             {
                 Some(index) => index,
                 None => {
-                    let schema = operation_schema(object, mode);
+                    let (schema, custom_keys) =
+                        operation_schema_with(object, mode, custom.of(object));
                     let validator = jsonschema::options_for::<DocJson>()
                         .should_validate_formats(true)
                         .build(&schema)
@@ -143,6 +179,7 @@ impl Plan {
                         mode,
                         validator,
                         by_lowercase,
+                        custom_keys,
                     });
                     operations.len() - 1
                 }

@@ -208,6 +208,7 @@ fn prepare_record(
         },
         _ => None,
     };
+    let folded = operation.fold_custom(&mut fields);
     let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
     let after_parent = operation
         .object
@@ -215,7 +216,7 @@ fn prepare_record(
         .is_some_and(|(_, by_key)| fields.contains_key(by_key));
     let defaulted =
         crate::clientsuccess::fill_create_defaults(operation.object, operation.mode, &mut fields);
-    let body = (had_nulls || adapted || uuid.is_some() || defaulted)
+    let body = (had_nulls || adapted || folded || uuid.is_some() || defaulted)
         .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
         line,
