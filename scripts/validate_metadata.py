@@ -22,6 +22,10 @@ def main(path: str) -> int:
         "allowedHosts is api.clientsuccess.com": data.allowed_hosts is not None
         and data.allowed_hosts.hosts == ["api.clientsuccess.com"],
         "dockerRepository": data.docker_repository == "airbyte/destination-clientsuccess",
+        "icon, with icon.svg beside metadata.yaml": bool(data.icon)
+        and __import__("pathlib").Path(path).with_name("icon.svg").is_file(),
+        "externalDocumentationUrls": bool(data.external_documentation_urls),
+        "a language tag": any(str(t).startswith("language:") for t in data.tags or []),
     }
     failed = [name for name, ok in checks.items() if not ok]
     for name in failed:

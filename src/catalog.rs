@@ -148,10 +148,47 @@ pub fn schema_settings() -> SchemaSettings {
 }
 
 fn schema_of<T: JsonSchema>() -> Value {
-    schema_settings()
+    let mut schema = schema_settings()
         .into_generator()
         .into_root_schema_for::<T>()
-        .to_value()
+        .to_value();
+    drop_nonstandard_formats(&mut schema);
+    schema
+}
+
+/// Removes the `format`s schemars derives from Rust integer and float types (`uint64`,
+/// `int32`, `double`...): JSON Schema does not define them and Airbyte's UI does not read them;
+/// the ranges they imply are already `minimum`/`maximum`.
+pub fn drop_nonstandard_formats(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let nonstandard = map.get("format").and_then(Value::as_str).is_some_and(|f| {
+                matches!(
+                    f,
+                    "uint"
+                        | "uint8"
+                        | "uint16"
+                        | "uint32"
+                        | "uint64"
+                        | "uint128"
+                        | "int"
+                        | "int8"
+                        | "int16"
+                        | "int32"
+                        | "int64"
+                        | "int128"
+                        | "float"
+                        | "double"
+                )
+            });
+            if nonstandard {
+                map.remove("format");
+            }
+            map.values_mut().for_each(drop_nonstandard_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nonstandard_formats),
+        _ => {}
+    }
 }
 
 /// Fields a record must carry in this mode, per the API contract.

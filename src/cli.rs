@@ -2,7 +2,7 @@
 
 use crate::clientsuccess::custom::CustomFields;
 use crate::clientsuccess::ClientSuccessWriter;
-use crate::error::{failure_type, ConfigError};
+use crate::error::{failure_type, ConfigError, TransientError};
 use crate::output::Emitter;
 use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::{catalog, check, config, write};
@@ -135,14 +135,29 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
             let plan = write::plan::Plan::new(&configured)?;
             let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
             let summary = runtime()?.block_on(async {
-                let shutdown = shutdown_signals()?;
+                let mut shutdown = shutdown_signals()?;
                 let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-                let writer =
-                    ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
-                        .await?;
-                writer.surfaces().require(&plan.needs())?;
-                // Custom fields typed and accepted as columns, as discover published them.
-                let plan = match writer.custom_fields(&plan.objects()).await {
+                let setup = async {
+                    let writer =
+                        ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
+                            .await?;
+                    writer.surfaces().require(&plan.needs())?;
+                    // Custom fields typed and accepted as columns, as discover published them.
+                    let custom = writer.custom_fields(&plan.objects()).await;
+                    anyhow::Ok((writer, custom))
+                };
+                // A cancel while connecting (each probe may be slow) stops at once: nothing was
+                // read yet, so nothing is lost.
+                let (writer, custom) = tokio::select! {
+                    ready = setup => ready?,
+                    Some(signal) = shutdown.recv() => {
+                        return Err(TransientError(format!(
+                            "{signal} received while connecting to ClientSuccess, before any record was read; nothing was written"
+                        ))
+                        .into())
+                    }
+                };
+                let plan = match custom {
                     Ok(custom) => write::plan::Plan::with_custom_fields(&configured, &custom)?,
                     Err(why) => {
                         out.log(

@@ -256,6 +256,7 @@ pub fn config_schema() -> Value {
         .to_value();
     // Airbyte's platform tolerates fields it does not know in a config; so does the connector.
     schema["additionalProperties"] = Value::Bool(true);
+    crate::catalog::drop_nonstandard_formats(&mut schema);
     schema
 }
 
@@ -265,11 +266,9 @@ pub fn spec() -> ConnectorSpecification {
         changelog_url: None,
         connection_specification: config_schema(),
         supports_incremental: Some(true),
-        supported_destination_sync_modes: Some(vec![
-            DestinationSyncMode::Append,
-            DestinationSyncMode::Update,
-            DestinationSyncMode::AppendDedup,
-        ]),
+        // As Airbyte's data-activation destinations list them: the operations (insert, update,
+        // upsert) and their modes are in the DESTINATION_CATALOG.
+        supported_destination_sync_modes: Some(vec![DestinationSyncMode::Append]),
         protocol_version: None,
     }
 }

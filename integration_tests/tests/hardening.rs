@@ -59,7 +59,10 @@ fn client(name: &str) -> String {
 
 #[tokio::test]
 async fn a_retry_after_beyond_any_duration_is_capped_not_a_panic() {
-    let (addr, _server) = scripted_server(|_, _| {
+    let (addr, _server) = scripted_server(|_, path| {
+        if path.starts_with("/v2/customfield/") {
+            return http_answer("200 OK", "", "[]");
+        }
         http_answer(
             "429 Too Many Requests",
             "retry-after: 1e300\r\n",
@@ -405,7 +408,8 @@ impl Live {
 }
 
 /// A client sync against an emulator that answers after `latency_ms`, its stdin left open.
-/// The surface is pinned, so no probe (each as slow as a write) comes before the records.
+/// The surface is pinned, so only the custom field read (as slow as a write) comes before the
+/// records.
 async fn live_sync(latency_ms: u64) -> (Emulator, Live) {
     let emulator = Emulator::start(Options {
         latency_ms,
@@ -427,7 +431,8 @@ async fn sigterm_lets_requests_in_flight_finish_then_fails_transiently() {
     first.extend((100..130).map(|i| client(&format!("C{i}"))));
     first.push(state_line("clients", 2));
     live.send(&first).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the custom field read (one request, as slow as any), into the first bulk request.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
     live.signal(libc::SIGTERM);
     let (run, _) = live.finish().await;
     assert_eq!(run.status.code(), Some(1), "{}\n{}", run.stdout, run.stderr);

@@ -143,10 +143,11 @@ async fn rejected_records_land_in_s3_before_their_states() {
     assert!(!keys.is_empty() && keys.len() <= 2, "{keys:?}");
     let mut stored: Vec<Value> = Vec::new();
     for key in &keys {
-        // rejects/{sync id}/{yyyy}_{mm}_{dd}_{epoch ms}_{part}.jsonl
+        // rejects/{sync id}/{stream}/{yyyy}_{mm}_{dd}_{epoch ms}_{part}.jsonl
         let parts: Vec<&str> = key.split('/').collect();
-        assert_eq!(parts.len(), 3, "{key}");
-        assert!(parts[2].ends_with(".jsonl"), "{key}");
+        assert_eq!(parts.len(), 4, "{key}");
+        assert_eq!(parts[2], "c", "{key}");
+        assert!(parts[3].ends_with(".jsonl"), "{key}");
         let text = moto.object("dlq", key).await;
         assert!(!text.is_empty(), "{key}: empty object");
         for line in text.lines() {

@@ -28,9 +28,11 @@ enum Sink {
     Objects(ObjectSink),
 }
 
-/// Rejected records buffered, then put as one object per flush.
+/// Rejected records buffered per stream, then put as one object per stream and flush.
 struct ObjectSink {
-    buffer: Vec<u8>,
+    /// Stream name → its rejected records as JSON lines.
+    buffers: std::collections::BTreeMap<String, Vec<u8>>,
+    buffered: usize,
     /// `{bucket_path}/{sync id}/`, where this sync's objects go.
     folder: String,
     /// `s3://bucket/folder`, for messages.
@@ -76,7 +78,8 @@ impl RejectStore {
                     prefix => format!("{prefix}/{}/", sync_id()),
                 };
                 Sink::Objects(ObjectSink {
-                    buffer: Vec::new(),
+                    buffers: Default::default(),
+                    buffered: 0,
                     location: format!("s3://{}/{folder}", target.bucket),
                     folder,
                     part: 0,
@@ -129,9 +132,14 @@ impl RejectStore {
                 file.write_all(b"\n")?;
             }
             Sink::Objects(objects) => {
-                serde_json::to_writer(&mut objects.buffer, &stored)?;
-                objects.buffer.push(b'\n');
-                if objects.buffer.len() >= OBJECT_BYTES {
+                // A line that named no stream (not even a record) goes under `_unparsed`.
+                let stream = entry.stream.as_deref().unwrap_or("_unparsed");
+                let buffer = objects.buffers.entry(stream.replace('/', "_")).or_default();
+                let before = buffer.len();
+                serde_json::to_writer(&mut *buffer, &stored)?;
+                buffer.push(b'\n');
+                objects.buffered += buffer.len() - before;
+                if objects.buffered >= OBJECT_BYTES {
                     objects.put()?;
                 }
             }
@@ -159,23 +167,25 @@ impl RejectStore {
 }
 
 impl ObjectSink {
+    /// Puts each stream's buffered records as `{folder}{stream}/{date}_{epoch ms}_{part}.jsonl`,
+    /// the CDK's `{sync_id}/{stream_name}/` layout under `bucket_path`.
     fn put(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        self.part += 1;
         let now = time::OffsetDateTime::now_utc();
-        let name = format!(
-            "{}{}_{:02}_{:02}_{}_{}.jsonl",
-            self.folder,
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.unix_timestamp() * 1000 + i64::from(now.millisecond()),
-            self.part
-        );
-        let bytes = std::mem::take(&mut self.buffer);
-        self.uploader.put(name, bytes)
+        let epoch_ms = now.unix_timestamp() * 1000 + i64::from(now.millisecond());
+        for (stream, bytes) in std::mem::take(&mut self.buffers) {
+            self.part += 1;
+            let name = format!(
+                "{}{stream}/{}_{:02}_{:02}_{epoch_ms}_{}.jsonl",
+                self.folder,
+                now.year(),
+                u8::from(now.month()),
+                now.day(),
+                self.part
+            );
+            self.uploader.put(name, bytes)?;
+        }
+        self.buffered = 0;
+        Ok(())
     }
 }
 
