@@ -259,6 +259,12 @@ pub fn operation_schema_with(
         if schema["properties"].get(&field.field_key).is_none() {
             schema["properties"][&field.field_key] = value;
             top_level.push(field.field_key.clone());
+            // A field the account requires must be mapped to create a record.
+            if field.required && mode == WriteMode::Insert {
+                if let Some(required) = schema["required"].as_array_mut() {
+                    required.push(json!(field.field_key));
+                }
+            }
         }
     }
     let property = &mut schema["properties"]["custom"];
@@ -341,6 +347,38 @@ mod tests {
         let update = operation_schema(ObjectKind::Contract, WriteMode::Update);
         assert_eq!(update["required"], json!(["uuid"]));
         assert_eq!(update["properties"]["amount"]["minimum"], json!(0));
+    }
+
+    #[test]
+    fn custom_fields_become_typed_properties_and_required_ones_are_required_to_insert() {
+        let fields: Vec<CustomField> = serde_json::from_value(json!([
+            {"fieldKey": "tier__cs", "fieldLabel": "Tier", "fieldTypeName": "PICKLIST", "required": true, "picklistValues": ["A", "B"]},
+            {"fieldKey": "seats__cs", "fieldLabel": "Seats", "fieldTypeName": "INTEGER", "required": false},
+            {"fieldKey": "name", "fieldLabel": "Clash", "fieldTypeName": "STRING"}
+        ]))
+        .unwrap();
+        let (insert, top) = operation_schema_with(ObjectKind::Client, WriteMode::Insert, &fields);
+        assert_eq!(
+            top,
+            ["tier__cs", "seats__cs"],
+            "a clash with a standard field stays nested"
+        );
+        assert_eq!(insert["properties"]["tier__cs"]["title"], "Tier");
+        assert_eq!(
+            insert["properties"]["tier__cs"]["enum"],
+            json!(["A", "B", null])
+        );
+        assert_eq!(
+            insert["properties"]["seats__cs"]["type"],
+            json!(["integer", "null"])
+        );
+        assert_eq!(insert["required"], json!(["name", "tier__cs"]));
+        assert_eq!(
+            insert["properties"]["custom"]["additionalProperties"],
+            false
+        );
+        let (upsert, _) = operation_schema_with(ObjectKind::Client, WriteMode::Upsert, &fields);
+        assert_eq!(upsert["required"], json!(["name"]));
     }
 
     #[test]
