@@ -118,7 +118,7 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
     let mut settings = json!({
         "credentials": {"auth_type": "api_key", "api_key": emulator.api_key()},
         "base_url": emulator.base_url(), "batch_size": args.batch_size,
-        "rejected_records": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}
+        "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}
     });
     if let Some(concurrency) = args.concurrency {
         settings["max_concurrency"] = json!(concurrency);

@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config: Value =
         serde_json::from_str(&std::fs::read_to_string(examples.join("config.json"))?)?;
     config["base_url"] = Value::String(emulator.base_url());
-    config["rejected_records"]["path"] = Value::String(rejected_path.display().to_string());
+    config["object_storage_config"]["path"] = Value::String(rejected_path.display().to_string());
     let config_path = out.join("config.json");
     std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
 
