@@ -13,7 +13,7 @@ target/release/bench --records 300000 --runs 3 --latency-ms 50
 echo "== connector: 50 ms latency, the API takes 2 requests in flight"
 target/release/bench --records 100000 --runs 3 --latency-ms 50 --max-in-flight 2
 echo "== connector: a budget of 20 requests a second"
-target/release/bench --records 100000 --runs 1 --rate-limit 20
+target/release/bench --records 100000 --runs 3 --rate-limit 20
 echo "== connector: upserts, clean, then under 5% 5xx, 2% dropped, 2% applied then failed"
 target/release/bench --records 20000 --runs 3 --mode append_dedup
 # With 9% of requests failing, 3 retries (the default) leave some record of 20,000 failing four

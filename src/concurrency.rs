@@ -47,7 +47,7 @@ const RTT_WEIGHT: f64 = 0.4;
 /// Shortest window, so a very fast API does not adjust per request.
 const MIN_WINDOW: Duration = Duration::from_millis(5);
 /// The pace kept is this share of the rate the API answered cleanly before its 429.
-const RATE_MARGIN: f64 = 0.975;
+const RATE_MARGIN: f64 = 0.985;
 /// After each quiet spell of `RATE_QUIET` the pace is raised by this share, to find a budget
 /// that grew. Budgets change seldom, and each probe that finds none costs a 429 and a pause.
 const RATE_PROBE: f64 = 1.025;
