@@ -49,6 +49,10 @@ pub struct ClientSuccessWriter {
     learn_clients: bool,
 }
 
+/// Clients kept by externalId at most (about 100 bytes each): past it, learning stops and the
+/// lookups start afresh, so a sync of millions of clients does not hold them all.
+const MAX_PARENTS: usize = 100_000;
+
 /// What a client externalId names.
 #[derive(Debug, Clone)]
 enum Parent {
@@ -203,6 +207,9 @@ impl ClientSuccessWriter {
         };
         let mut parents = self.parents.lock().unwrap();
         for record in records {
+            if parents.len() >= MAX_PARENTS {
+                return;
+            }
             let external = record.get("externalId").and_then(Value::as_str);
             let uuid = record.get("uuid").and_then(Value::as_str);
             if let (Some(external), Some(uuid)) = (external, uuid) {
@@ -241,7 +248,7 @@ impl ClientSuccessWriter {
         match self.parent(&external).await? {
             Parent::Found { uuid, id } => {
                 if let Some(id) = id {
-                    self.client_ids.lock().unwrap().insert(uuid.clone(), id);
+                    self.remember_client_id(&uuid, id);
                 }
                 fields.insert(by_id.to_owned(), Value::String(uuid));
                 Ok(Ok(Cow::Owned(
@@ -259,13 +266,14 @@ impl ClientSuccessWriter {
 
     /// The client whose externalId is `external`, asked once per sync.
     async fn parent(&self, external: &str) -> Result<Parent, Fatal> {
-        let cell = self
-            .parents
-            .lock()
-            .unwrap()
-            .entry(external.to_owned())
-            .or_default()
-            .clone();
+        let cell = {
+            let mut parents = self.parents.lock().unwrap();
+            if parents.len() >= MAX_PARENTS && !parents.contains_key(external) {
+                // Memory stays bounded; what is forgotten is looked up again if needed.
+                parents.clear();
+            }
+            parents.entry(external.to_owned()).or_default().clone()
+        };
         cell.get_or_try_init(|| self.find_client(external))
             .await
             .cloned()
@@ -616,6 +624,14 @@ impl ClientSuccessWriter {
         })
     }
 
+    fn remember_client_id(&self, uuid: &str, id: u64) {
+        let mut ids = self.client_ids.lock().unwrap();
+        if ids.len() >= MAX_PARENTS {
+            ids.clear();
+        }
+        ids.insert(uuid.to_owned(), id);
+    }
+
     /// The v1 integer id of the client with this uuid, read once through v2 and then cached.
     async fn client_id(&self, uuid: &str) -> Step<u64> {
         if let Some(&id) = self.client_ids.lock().unwrap().get(uuid) {
@@ -625,7 +641,7 @@ impl ClientSuccessWriter {
         match self.call(request, false).await? {
             Answer::Body(body) => match object_of(&body).get("id").and_then(Value::as_u64) {
                 Some(id) => {
-                    self.client_ids.lock().unwrap().insert(uuid.to_owned(), id);
+                    self.remember_client_id(uuid, id);
                     Ok(Ok(id))
                 }
                 None => Err(Fatal::config(format!(
