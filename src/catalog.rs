@@ -291,22 +291,9 @@ pub fn destination_catalog_with(custom: &CustomFields) -> DestinationCatalog {
     DestinationCatalog { operations }
 }
 
-/// The DESTINATION_CATALOG `discover` prints: every object in every mode.
+/// The DESTINATION_CATALOG without the account's custom fields: every object in every mode.
 pub fn destination_catalog() -> DestinationCatalog {
-    let operations = ObjectKind::ALL
-        .into_iter()
-        .flat_map(|object| {
-            WriteMode::ALL
-                .into_iter()
-                .map(move |mode| DestinationOperation {
-                    object_name: object.name().to_owned(),
-                    sync_mode: mode.sync_mode(),
-                    json_schema: operation_schema(object, mode),
-                    matching_keys: matching_keys(object, mode),
-                })
-        })
-        .collect();
-    DestinationCatalog { operations }
+    destination_catalog_with(&CustomFields::default())
 }
 
 #[cfg(test)]

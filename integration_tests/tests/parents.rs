@@ -7,16 +7,6 @@ use integration_tests::harness::{record_line, sync};
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
 
-fn account(bulk: bool, upsert: bool, single: bool, v1: bool) -> Options {
-    Options {
-        no_v2_bulk: !bulk,
-        no_v2_upsert: !upsert,
-        no_v2_single: !single,
-        no_v1: !v1,
-        ..Options::default()
-    }
-}
-
 fn uuid_of(emulator: &Emulator, external: &str) -> Value {
     emulator
         .records("client")
@@ -86,20 +76,21 @@ async fn v2_bulk_learns_the_clients_it_created_and_asks_only_for_the_others() {
 
 #[tokio::test]
 async fn v2_single_resolves_parents() {
-    one_sync_of_parents_and_children(account(false, false, true, true), true).await;
+    one_sync_of_parents_and_children(Options::account(false, false, true, true), true).await;
 }
 
 #[tokio::test]
 async fn v1_resolves_parents_to_integer_ids() {
     let emulator =
-        one_sync_of_parents_and_children(account(false, false, false, true), false).await;
+        one_sync_of_parents_and_children(Options::account(false, false, false, true), false).await;
     // The v1 ids came with the created clients: no v2 read to translate a uuid.
     assert_eq!(requests(&emulator, "GET /v2/client/{uuid}"), 0);
 }
 
 #[tokio::test]
 async fn without_v1_clients_are_read_through_v2_once() {
-    let emulator = one_sync_of_parents_and_children(account(true, true, true, false), true).await;
+    let emulator =
+        one_sync_of_parents_and_children(Options::account(true, true, true, false), true).await;
     assert_eq!(requests(&emulator, "GET /v1/clients"), 0);
     assert_eq!(requests(&emulator, "GET /v2/client/search"), 1);
 }
@@ -201,7 +192,7 @@ async fn the_parent_is_one_field_or_the_other() {
 #[tokio::test]
 async fn an_external_id_two_clients_share_is_rejected_naming_it() {
     // Without v1 the connector reads every client, so it can see two with one externalId.
-    let emulator = Emulator::start(account(true, true, true, false))
+    let emulator = Emulator::start(Options::account(true, true, true, false))
         .await
         .unwrap();
     let twins = [
@@ -237,13 +228,13 @@ async fn an_external_id_two_clients_share_is_rejected_naming_it() {
 #[tokio::test]
 async fn creates_that_applied_then_failed_land_once_on_every_surface() {
     for (surface, options, contracts) in [
-        ("v2 bulk", account(true, true, true, true), true),
+        ("v2 bulk", Options::account(true, true, true, true), true),
         (
             "v2 single with upsert",
-            account(false, true, true, true),
+            Options::account(false, true, true, true),
             true,
         ),
-        ("v1", account(false, false, false, true), false),
+        ("v1", Options::account(false, false, false, true), false),
     ] {
         let emulator = Emulator::start(Options {
             applied_then_failed_rate: 0.2,

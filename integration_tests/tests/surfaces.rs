@@ -9,17 +9,6 @@ use integration_tests::harness::{
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Map, Value};
 
-/// An emulator account with some route families missing.
-fn account(bulk: bool, upsert: bool, single: bool, v1: bool) -> Options {
-    Options {
-        no_v2_bulk: !bulk,
-        no_v2_upsert: !upsert,
-        no_v2_single: !single,
-        no_v1: !v1,
-        ..Options::default()
-    }
-}
-
 fn uuid_of(emulator: &Emulator, object: &str, field: &str, value: &str) -> String {
     emulator
         .records(object)
@@ -214,17 +203,22 @@ async fn the_same_records_land_on_every_surface() {
     for (name, options, contracts, contract_upsert) in [
         (
             "v2 single, upsert by v1 lookup",
-            account(false, false, true, true),
+            Options::account(false, false, true, true),
             true,
             false,
         ),
         (
             "bulk off, upsert on",
-            account(false, true, true, false),
+            Options::account(false, true, true, false),
             true,
             true,
         ),
-        ("v1 only", account(false, false, false, true), false, false),
+        (
+            "v1 only",
+            Options::account(false, false, false, true),
+            false,
+            false,
+        ),
     ] {
         let emulator = Emulator::start(options).await.unwrap();
         let got = scenario(&emulator, contracts, contract_upsert).await;
@@ -268,7 +262,7 @@ async fn the_same_records_land_on_every_surface() {
 
 #[tokio::test]
 async fn a_v1_replace_never_nulls_what_the_record_did_not_carry() {
-    let emulator = Emulator::start(account(false, false, false, true))
+    let emulator = Emulator::start(Options::account(false, false, false, true))
         .await
         .unwrap();
     let client = json!({"name": "Keep", "externalId": "K", "city": "Oslo", "zip": "0150",
@@ -307,7 +301,7 @@ async fn a_v1_replace_never_nulls_what_the_record_did_not_carry() {
 
 #[tokio::test]
 async fn no_route_left_is_a_config_error_before_any_state_and_no_rejection() {
-    let emulator = Emulator::start(account(false, false, false, false))
+    let emulator = Emulator::start(Options::account(false, false, false, false))
         .await
         .unwrap();
     let lines = vec![
@@ -330,7 +324,7 @@ async fn no_route_left_is_a_config_error_before_any_state_and_no_rejection() {
     assert_eq!(emulator.count("client"), 0);
 
     // Pinned to a surface the account lacks, the first write meets the 404 itself.
-    let emulator = Emulator::start(account(false, true, true, true))
+    let emulator = Emulator::start(Options::account(false, true, true, true))
         .await
         .unwrap();
     let s = sync(
@@ -355,7 +349,7 @@ async fn no_route_left_is_a_config_error_before_any_state_and_no_rejection() {
     assert!(s.rejected.is_empty(), "a missing route is not a rejection");
 
     // Contracts have no v1 path: a v1-only account cannot take them, and says so at once.
-    let emulator = Emulator::start(account(false, false, false, true))
+    let emulator = Emulator::start(Options::account(false, false, false, true))
         .await
         .unwrap();
     let s = sync(
@@ -379,8 +373,8 @@ async fn no_route_left_is_a_config_error_before_any_state_and_no_rejection() {
 async fn check_says_which_surface_each_object_uses_and_creates_nothing() {
     for (options, expected) in [
         (Options::default(), "client: insert by v2 bulk, update by v2 PUT, upsert by v2 upsert"),
-        (account(false, false, true, true), "contact: insert by v2 single, update by v2 PUT, upsert by v1 lookup then create or update"),
-        (account(false, false, false, true), "contract: insert by no create route"),
+        (Options::account(false, false, true, true), "contact: insert by v2 single, update by v2 PUT, upsert by v1 lookup then create or update"),
+        (Options::account(false, false, false, true), "contract: insert by no create route"),
     ] {
         let emulator = Emulator::start(options).await.unwrap();
         let dir = scratch_dir("check-surface");
@@ -399,7 +393,7 @@ async fn check_says_which_surface_each_object_uses_and_creates_nothing() {
 
 #[tokio::test]
 async fn v1_takes_a_signed_in_token_like_a_key() {
-    let emulator = Emulator::start(account(false, false, false, true))
+    let emulator = Emulator::start(Options::account(false, false, false, true))
         .await
         .unwrap();
     let options = emulator.options().clone();

@@ -49,6 +49,14 @@ pub struct ClientSuccessWriter {
     learn_clients: bool,
 }
 
+/// A client record (any surface's answer) as a parent: its uuid, and its v1 id when shown.
+fn parent_of(client: &Map<String, Value>) -> Option<Parent> {
+    Some(Parent::Found {
+        uuid: client.get("uuid")?.as_str()?.to_owned(),
+        id: client.get("id").and_then(Value::as_u64),
+    })
+}
+
 /// Clients kept by externalId at most (about 100 bytes each): past it, learning stops and the
 /// lookups start afresh, so a sync of millions of clients does not hold them all.
 const MAX_PARENTS: usize = 100_000;
@@ -206,17 +214,12 @@ impl ClientSuccessWriter {
             _ => return,
         };
         let mut parents = self.parents.lock().unwrap();
-        for record in records {
+        for record in records.iter().filter_map(Value::as_object) {
             if parents.len() >= MAX_PARENTS {
                 return;
             }
             let external = record.get("externalId").and_then(Value::as_str);
-            let uuid = record.get("uuid").and_then(Value::as_str);
-            if let (Some(external), Some(uuid)) = (external, uuid) {
-                let found = Parent::Found {
-                    uuid: uuid.to_owned(),
-                    id: record.get("id").and_then(Value::as_u64),
-                };
+            if let (Some(external), Some(found)) = (external, parent_of(record)) {
                 parents.insert(
                     external.to_owned(),
                     Arc::new(OnceCell::new_with(Some(found))),
@@ -291,31 +294,19 @@ impl ClientSuccessWriter {
                 Some(several) => Parent::Several(several.len()),
             });
         }
-        let request = ApiRequest::v1(
-            Method::GET,
-            format!("/clients?externalId={}", escape(external)),
-            None,
-        );
-        match self.call(request, false).await? {
-            Answer::Body(body) => {
-                let client = object_of(&body);
-                Ok(match client.get("uuid").and_then(Value::as_str) {
-                    Some(uuid) => Parent::Found {
-                        uuid: uuid.to_owned(),
-                        id: client.get("id").and_then(Value::as_u64),
-                    },
-                    None => Parent::Missing,
-                })
-            }
-            Answer::Refused(Verdict::Refused {
-                status: Some(404), ..
-            }) => Ok(Parent::Missing),
-            Answer::Refused(Verdict::Refused { status, message }) => Err(Fatal::config(format!(
+        Ok(match self.client_by_external_id(external).await? {
+            Ok(found) => found
+                .as_ref()
+                .and_then(parent_of)
+                .unwrap_or(Parent::Missing),
+            Err(Verdict::Refused { status, message }) => {
+                return Err(Fatal::config(format!(
                 "looking a client up by externalId (GET /v1/clients) was refused ({}): {message}",
                 status.map_or("no status".into(), |s| s.to_string())
-            ))),
-            Answer::Refused(Verdict::Written) => Ok(Parent::Missing),
-        }
+            )))
+            }
+            Err(Verdict::Written) => Parent::Missing,
+        })
     }
 
     /// Every client's externalId, read page by page through v2 (an account without v1).
@@ -337,17 +328,13 @@ impl ClientSuccessWriter {
                 }
             };
             let data = body.get("data").and_then(Value::as_array);
-            for client in data.into_iter().flatten() {
+            for client in data.into_iter().flatten().filter_map(Value::as_object) {
                 let external = client.get("externalId").and_then(Value::as_str);
-                let uuid = client.get("uuid").and_then(Value::as_str);
-                if let (Some(external), Some(uuid)) = (external, uuid) {
+                if let (Some(external), Some(found)) = (external, parent_of(client)) {
                     directory
                         .entry(external.to_owned())
                         .or_default()
-                        .push(Parent::Found {
-                            uuid: uuid.to_owned(),
-                            id: client.get("id").and_then(Value::as_u64),
-                        });
+                        .push(found);
                 }
             }
             let pages = body.get("totalPages").and_then(Value::as_u64).unwrap_or(0);

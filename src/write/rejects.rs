@@ -226,13 +226,18 @@ fn open_local(path: &Path) -> Result<File, ConfigError> {
             ConfigError::new(format!(
                 "object_storage_config.path: cannot open {} for writing: {e}{}",
                 path.display(),
-                if e.kind() == io::ErrorKind::PermissionDenied {
-                    " (in Airbyte, /local must be writable by uid 1000)"
-                } else {
-                    ""
-                }
+                uid_hint(&e)
             ))
         })
+}
+
+/// What to fix when the image's user may not write there.
+fn uid_hint(error: &io::Error) -> &'static str {
+    if error.kind() == io::ErrorKind::PermissionDenied {
+        " (in Airbyte, /local must be writable by uid 1000)"
+    } else {
+        ""
+    }
 }
 
 /// The S3 client for a target.
@@ -318,8 +323,13 @@ pub async fn prove(target: &RejectsTarget) -> Result<String, String> {
                         .ok_or_else(|| io::Error::other("what was read back differs"))
                 });
             let _ = std::fs::remove_file(&probe);
-            proved.map_err(|e| format!("object_storage_config.path: cannot write and read back a file in {}: {e}{}", folder.display(),
-                if e.kind() == io::ErrorKind::PermissionDenied { " (in Airbyte, /local must be writable by uid 1000)" } else { "" }))?;
+            proved.map_err(|e| {
+                format!(
+                    "object_storage_config.path: cannot write and read back a file in {}: {e}{}",
+                    folder.display(),
+                    uid_hint(&e)
+                )
+            })?;
             Ok(format!("rejected records go to {}", path.display()))
         }
         RejectsTarget::S3(target) => {

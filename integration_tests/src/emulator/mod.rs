@@ -122,6 +122,19 @@ impl Options {
     }
 }
 
+impl Options {
+    /// An account with only the route families marked true (the rest answer 404/405).
+    pub fn account(bulk: bool, upsert: bool, single: bool, v1: bool) -> Self {
+        Options {
+            no_v2_bulk: !bulk,
+            no_v2_upsert: !upsert,
+            no_v2_single: !single,
+            no_v1: !v1,
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         <Self as clap::Parser>::parse_from(["clientsuccess-emulator"])
