@@ -5,6 +5,7 @@
 //! enum, so a RECORD's `data` and a STATE's fields are borrowed from the line as raw JSON and
 //! never re-encoded: an echoed STATE is byte-for-byte what came in, plus `destinationStats`.
 
+use crate::json::{Doc, Fail, Parsed, Parser};
 use indexmap::IndexMap;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -185,35 +186,81 @@ pub struct RecordMessage {
     pub meta: Option<Value>,
 }
 
-/// A RECORD line read without copying: the stream names and `data` borrow from the line.
-/// Only the fast path: any line this does not read goes through [`AirbyteMessage::from_line`],
-/// which names what is wrong with it.
-#[derive(Debug, Deserialize)]
+/// A RECORD line read in one pass, without copying: the stream names and `data`'s strings
+/// borrow from the line, and `data` comes out parsed. Only the fast path: any line this does
+/// not read (another type, a broken envelope, `data` with a key twice) goes through
+/// [`AirbyteMessage::from_line`], which names what is wrong with it.
+#[derive(Debug)]
 pub struct RecordRef<'a> {
-    #[serde(borrow)]
     pub stream: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub data: &'a RawValue,
-    /// Required by the protocol; read only to refuse a record without it.
-    #[serde(rename = "emitted_at")]
-    _emitted_at: i64,
+    /// `data` as it arrived.
+    pub data_text: &'a str,
+    pub data: Doc<'a>,
 }
 
 impl<'a> RecordRef<'a> {
+    /// Accepts what the full decoder accepts as a RECORD, or less: unknown fields are
+    /// skipped, a field given twice sends the line to the full decoder.
     pub fn parse(line: &'a str) -> Option<RecordRef<'a>> {
-        #[derive(Deserialize)]
-        struct RecordLine<'a> {
-            #[serde(rename = "type")]
-            kind: MessageType,
-            #[serde(borrow)]
-            record: Option<RecordRef<'a>>,
-        }
-        let parsed: RecordLine = serde_json::from_str(line).ok()?;
-        (parsed.kind == MessageType::Record)
-            .then_some(parsed.record)
+        let mut parser = Parser::new(line);
+        let mut is_record = None;
+        let mut record = None;
+        parser
+            .members(|parser, key| {
+                match key.as_ref() {
+                    "type" if is_record.is_none() => {
+                        is_record = Some(parser.string_value()? == "RECORD");
+                    }
+                    "record" if record.is_none() => record = Some(Self::fields(line, parser)?),
+                    "type" | "record" => return Err(Fail::Syntax),
+                    _ => drop(parser.value()?),
+                }
+                Ok(())
+            })
+            .ok()?;
+        (parser.at_end() && is_record == Some(true))
+            .then_some(record)
             .flatten()
+    }
+
+    fn fields(line: &'a str, parser: &mut Parser<'a>) -> Parsed<RecordRef<'a>> {
+        let (mut stream, mut namespace, mut data, mut emitted_at) = (None, None, None, false);
+        parser.members(|parser, key| {
+            match key.as_ref() {
+                "stream" if stream.is_none() => stream = Some(parser.string_value()?),
+                "namespace" if namespace.is_none() => {
+                    namespace = Some(match parser.value()? {
+                        Doc::Null => None,
+                        Doc::String(name) => Some(name),
+                        _ => return Err(Fail::Syntax),
+                    });
+                }
+                "data" if data.is_none() => {
+                    let start = parser.next_token();
+                    let doc = parser.value()?;
+                    data = Some((&line[start..parser.offset()], doc));
+                }
+                // Required by the protocol, as an integer; read only to refuse a record
+                // without it.
+                "emitted_at" if !emitted_at => match parser.value()? {
+                    Doc::Number(n) if n.as_i64().is_some() => emitted_at = true,
+                    _ => return Err(Fail::Syntax),
+                },
+                "stream" | "namespace" | "data" | "emitted_at" => return Err(Fail::Syntax),
+                _ => drop(parser.value()?),
+            }
+            Ok(())
+        })?;
+        match (stream, data, emitted_at) {
+            (Some(stream), Some((data_text, data)), true) => Ok(RecordRef {
+                stream,
+                namespace: namespace.flatten(),
+                data_text,
+                data,
+            }),
+            _ => Err(Fail::Syntax),
+        }
     }
 }
 
@@ -646,6 +693,60 @@ mod tests {
 
     fn round_trip(line: &str) -> String {
         AirbyteMessage::from_line(line).unwrap().to_line()
+    }
+
+    /// The one-pass reader takes the usual shapes of a RECORD line.
+    #[test]
+    fn record_lines_are_read_in_one_pass() {
+        for line in [
+            r#"{"type":"RECORD","record":{"stream":"s","data":{"a":1},"emitted_at":1}}"#,
+            r#" { "record" : { "emitted_at" : -5, "data" : [ ] , "namespace" : null, "stream" : "s" } , "type" : "RECORD" } "#,
+            r#"{"type":"RECORD","record":{"namespace":"n","stream":"s\u0031","data":{"b":"\n"},"emitted_at":1,"meta":{"changes":[]}},"extra":[1]}"#,
+        ] {
+            let fast = RecordRef::parse(line).unwrap_or_else(|| panic!("{line}"));
+            let Ok(AirbyteMessage::Record(full)) = AirbyteMessage::from_line(line) else {
+                panic!("{line}")
+            };
+            assert_eq!(fast.stream, full.stream);
+            assert_eq!(fast.namespace.as_deref(), full.namespace.as_deref());
+            assert_eq!(fast.data_text, full.data.get());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+        /// Whatever line the one-pass reader takes, the full decoder takes too and reads the
+        /// same stream, namespace and data; the lines it leaves go to the full decoder.
+        #[test]
+        fn the_one_pass_reader_agrees_with_the_full_decoder(
+            template in proptest::sample::select(vec![
+                r#"{"type":"RECORD","record":{"stream":"s","data":{"a":1,"b":[true,null]},"emitted_at":1}}"#,
+                r#"{"type":"RECORD","record":{"stream":"s","namespace":"n","data":{"a":"x"},"emitted_at":1,"meta":{}}}"#,
+                r#"{"record":{"data":{},"stream":"s","emitted_at":9223372036854775807},"type":"RECORD"}"#,
+                r#"{"type":"STATE","state":{"type":"LEGACY","data":{}}}"#,
+            ]),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            edit in proptest::sample::select(vec![
+                "", " ", "\n", "{", "}", "[", "]", ",", ":", "\"", "\\", "1", "1.5", "-",
+                "null", r#""type":"LOG","#, r#""stream":"t","#, r#""data":{},"#,
+                r#""namespace":7,"#, r#""emitted_at":1,"#, r#""record":null,"#, "\u{1}",
+            ]),
+            replace in proptest::prelude::any::<bool>(),
+        ) {
+            let at = at.index(template.len() + 1);
+            let rest = if replace { (at + 1).min(template.len()) } else { at };
+            let line = format!("{}{edit}{}", &template[..at], &template[rest..]);
+            if let Some(fast) = RecordRef::parse(&line) {
+                let Ok(AirbyteMessage::Record(full)) = AirbyteMessage::from_line(&line) else {
+                    panic!("only the one-pass reader takes {line}")
+                };
+                proptest::prop_assert_eq!(&fast.stream, &full.stream);
+                proptest::prop_assert_eq!(fast.namespace.as_deref(), full.namespace.as_deref());
+                proptest::prop_assert_eq!(fast.data_text, full.data.get());
+                proptest::prop_assert_eq!(Ok(fast.data), Doc::parse(full.data.get()).map_err(|_| ()));
+            }
+        }
     }
 
     #[test]

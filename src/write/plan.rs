@@ -37,6 +37,13 @@ pub struct Operation {
     by_lowercase: FxHashMap<String, String>,
     /// Custom fields accepted as top-level columns, folded into `custom` before sending.
     pub custom_keys: Vec<String>,
+    /// A bit for each custom key's length (mod 64): most columns are known not to be custom
+    /// keys without comparing a string, so records without such columns pay almost nothing.
+    custom_key_lengths: u64,
+}
+
+fn length_bit(name: &str) -> u64 {
+    1 << (name.len() % 64)
 }
 
 impl Operation {
@@ -70,6 +77,13 @@ impl Operation {
     /// Moves custom-field columns into the record's `custom` object, where ClientSuccess takes
     /// them (a column wins over the same key already in `custom`). Returns whether any moved.
     pub fn fold_custom(&self, members: &mut Members) -> bool {
+        let is_custom = |name: &str| {
+            self.custom_key_lengths & length_bit(name) != 0
+                && self.custom_keys.iter().any(|k| k == name)
+        };
+        if !members.iter().any(|(name, _)| is_custom(name)) {
+            return false;
+        }
         let mut moved = Vec::new();
         for key in &self.custom_keys {
             if let Some(value) = members.remove(key) {
@@ -179,6 +193,9 @@ impl Plan {
                         mode,
                         validator,
                         by_lowercase,
+                        custom_key_lengths: custom_keys
+                            .iter()
+                            .fold(0, |bits, key| bits | length_bit(key)),
                         custom_keys,
                     });
                     operations.len() - 1

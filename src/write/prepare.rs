@@ -114,7 +114,8 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             line,
             &record.stream,
             record.namespace.as_deref(),
-            record.data.get(),
+            record.data_text,
+            Some(record.data),
         );
     }
     match AirbyteMessage::from_line(&text) {
@@ -124,6 +125,7 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             &record.stream,
             record.namespace.as_deref(),
             record.data.get(),
+            None,
         ),
         Ok(AirbyteMessage::State(state)) => match state.problem() {
             None => Item::State(state),
@@ -140,14 +142,16 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
     }
 }
 
-/// A RECORD's `data`, parsed once: validated in place, and sent as it arrived unless it had to
-/// change (nulls dropped, the uuid taken out, create defaults filled in).
+/// A RECORD's `data`, parsed once (`parsed`, when the envelope's reader did it): validated in
+/// place, and sent as it arrived unless it had to change (nulls dropped, the uuid taken out,
+/// create defaults filled in).
 fn prepare_record(
     plan: &Plan,
     line: u64,
     stream: &str,
     namespace: Option<&str>,
     data: &str,
+    parsed: Option<Doc>,
 ) -> Item {
     let reject = |stream: Option<String>, reason: String| {
         Item::Rejected(Rejection {
@@ -168,7 +172,7 @@ fn prepare_record(
         return reject(Some(stream.to_owned()), reason);
     };
     let stream_name = || Some(plan.streams[index].name.clone());
-    let mut fields = match decode_strict(data) {
+    let mut fields = match parsed.map_or_else(|| decode_strict(data), Ok) {
         Ok(Doc::Object(fields)) => fields,
         Ok(_) => return reject(stream_name(), "`data` is not a JSON object".into()),
         Err(reason) => return reject(stream_name(), reason),

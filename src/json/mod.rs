@@ -4,12 +4,14 @@
 
 use jsonschema::json::{cmp, Array, Json, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt;
+
+mod parser;
+pub use parser::{Fail, Parsed, Parser};
 
 /// One JSON value. Strings without escapes borrow from the text they were parsed from.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +33,11 @@ impl<'a> Doc<'a> {
     /// Parses `json`, refusing an object that has a key twice: a plain decode keeps the last
     /// value and silently drops the other.
     pub fn parse(json: &'a str) -> Result<Doc<'a>, Error> {
-        let mut deserializer = serde_json::Deserializer::from_str(json);
-        let doc = DocSeed.deserialize(&mut deserializer)?;
-        deserializer.end()?;
+        let mut parser = Parser::new(json);
+        let doc = parser.value().map_err(|fail| Error::explain(fail, json))?;
+        if !parser.at_end() {
+            return Err(Error::explain(Fail::Syntax, json));
+        }
         Ok(doc)
     }
 
@@ -119,85 +123,16 @@ pub enum Error {
     Syntax(serde_json::Error),
 }
 
-impl From<serde_json::Error> for Error {
-    fn from(error: serde_json::Error) -> Self {
-        // A duplicate found by the visitor comes back through serde as a custom error.
-        match error.to_string().strip_prefix(DUPLICATE) {
-            Some(rest) => Error::DuplicateKey(
-                rest.split(DUPLICATE_END)
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            None => Error::Syntax(error),
+impl Error {
+    /// What went wrong with `json`, in serde_json's words (line and column included).
+    fn explain(fail: Fail, json: &str) -> Self {
+        match fail {
+            Fail::DuplicateKey(key) => Error::DuplicateKey(key),
+            Fail::Syntax => Error::Syntax(match serde_json::from_str::<Value>(json) {
+                Err(e) => e,
+                Ok(_) => de::Error::custom("not JSON this parser reads"),
+            }),
         }
-    }
-}
-
-const DUPLICATE: &str = "duplicate key: ";
-const DUPLICATE_END: &str = "\u{0}";
-
-struct DocSeed;
-
-impl<'de> DeserializeSeed<'de> for DocSeed {
-    type Value = Doc<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Doc<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DocSeed {
-    type Value = Doc<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Doc<'de>, E> {
-        Ok(Doc::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Doc<'de>, E> {
-        Ok(Doc::Number(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Doc<'de>, E> {
-        Ok(Doc::Number(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Doc<'de>, E> {
-        // serde_json hands over only finite numbers.
-        Ok(Number::from_f64(v).map_or(Doc::Null, Doc::Number))
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Doc<'de>, E> {
-        Ok(Doc::String(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Doc<'de>, E> {
-        Ok(Doc::String(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Doc<'de>, E> {
-        Ok(Doc::String(Cow::Owned(v)))
-    }
-    fn visit_unit<E>(self) -> Result<Doc<'de>, E> {
-        Ok(Doc::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(DocSeed)? {
-            items.push(item);
-        }
-        Ok(Doc::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
-        // Room for a typical record's columns, so the vector rarely grows.
-        let mut members: Vec<(Cow<'de, str>, Doc<'de>)> = Vec::with_capacity(16);
-        let mut seen = Seen::default();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            if seen.repeats(&key, &members) {
-                return Err(de::Error::custom(format_args!(
-                    "{DUPLICATE}{key}{DUPLICATE_END}"
-                )));
-            }
-            let value = map.next_value_seed(DocSeed)?;
-            members.push((key, value));
-        }
-        Ok(Doc::Object(Members(members)))
     }
 }
 
@@ -229,31 +164,6 @@ impl Seen {
         let maybe = self.signature & bit != 0;
         self.signature |= bit;
         maybe && members.iter().any(|(k, _)| k == key)
-    }
-}
-
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
     }
 }
 
