@@ -133,7 +133,7 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
                 ))
             })?;
             let plan = write::plan::Plan::new(&configured)?;
-            let stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+            let stdin = std::io::stdin();
             let summary = runtime()?.block_on(async {
                 let mut shutdown = shutdown_signals()?;
                 let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// One line of the protocol.
 #[derive(Debug, Clone)]
@@ -613,7 +613,7 @@ pub struct StreamDefinition {
 /// order mark at the start of a line is dropped. A line that is not UTF-8 is handed on as
 /// [`NotUtf8`], so one bad line costs only itself.
 pub struct Lines<R> {
-    input: R,
+    input: BufReader<R>,
     number: u64,
     buffer: Vec<u8>,
 }
@@ -627,51 +627,57 @@ pub struct NotUtf8 {
     pub valid_up_to: usize,
 }
 
-pub type Line = Result<String, NotUtf8>;
+/// One line's text, borrowed from the reader until the next line is read.
+pub type Line<'a> = Result<&'a str, NotUtf8>;
 
-impl<R: BufRead> Lines<R> {
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+impl<R: Read> Lines<R> {
     pub fn new(input: R) -> Self {
         Self {
-            input,
+            input: BufReader::with_capacity(1 << 16, input),
             number: 0,
             buffer: Vec::new(),
         }
     }
-}
 
-const BOM: &[u8] = "\u{feff}".as_bytes();
+    /// Whether more input is already read: if not, the next line may keep the caller waiting
+    /// on the source, so what it holds should be handed on first.
+    pub fn has_buffered(&self) -> bool {
+        !self.input.buffer().is_empty()
+    }
 
-impl<R: BufRead> Iterator for Lines<R> {
-    type Item = io::Result<(u64, Line)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
+    /// The next line that is not blank, numbered from 1 counting blank ones; `None` at the end.
+    pub fn next_line(&mut self) -> Option<io::Result<(u64, Line<'_>)>> {
+        let (start, end) = loop {
             self.buffer.clear();
             match self.input.read_until(b'\n', &mut self.buffer) {
                 Ok(0) => return None,
                 Ok(_) => {
                     self.number += 1;
-                    let mut bytes = self.buffer.as_slice();
-                    while let [rest @ .., b'\n' | b'\r'] = bytes {
-                        bytes = rest;
+                    let mut end = self.buffer.len();
+                    while end > 0 && matches!(self.buffer[end - 1], b'\n' | b'\r') {
+                        end -= 1;
                     }
-                    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-                    if bytes.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let line = match std::str::from_utf8(bytes) {
-                        Ok(text) => Ok(text.to_owned()),
-                        Err(e) => Err(NotUtf8 {
-                            escaped: escape_invalid_utf8(bytes),
-                            valid_up_to: e.valid_up_to(),
-                        }),
+                    let start = if self.buffer[..end].starts_with(BOM) {
+                        BOM.len()
+                    } else {
+                        0
                     };
-                    return Some(Ok((self.number, line)));
+                    if !self.buffer[start..end].iter().all(u8::is_ascii_whitespace) {
+                        break (start, end);
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Some(Err(e)),
             }
-        }
+        };
+        let bytes = &self.buffer[start..end];
+        let line = std::str::from_utf8(bytes).map_err(|e| NotUtf8 {
+            escaped: escape_invalid_utf8(bytes),
+            valid_up_to: e.valid_up_to(),
+        });
+        Some(Ok((self.number, line)))
     }
 }
 
@@ -690,6 +696,16 @@ fn escape_invalid_utf8(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all_lines(input: impl Read) -> Vec<(u64, Result<String, NotUtf8>)> {
+        let mut lines = Lines::new(input);
+        let mut all = Vec::new();
+        while let Some(read) = lines.next_line() {
+            let (number, line) = read.unwrap();
+            all.push((number, line.map(str::to_owned)));
+        }
+        all
+    }
 
     fn round_trip(line: &str) -> String {
         AirbyteMessage::from_line(line).unwrap().to_line()
@@ -834,7 +850,7 @@ mod tests {
     #[test]
     fn lines_are_numbered_and_blank_lines_counted() {
         let input = "\u{feff}a\n\nb\r\nc";
-        let lines: Vec<_> = Lines::new(input.as_bytes()).map(|l| l.unwrap()).collect();
+        let lines = all_lines(input.as_bytes());
         assert_eq!(
             lines,
             vec![
@@ -848,7 +864,7 @@ mod tests {
     #[test]
     fn a_line_that_is_not_utf8_is_handed_on_escaped() {
         let input = b"ok\n{\"a\":\"\xff\xfe\"}\nnext\n";
-        let lines: Vec<_> = Lines::new(&input[..]).map(|l| l.unwrap()).collect();
+        let lines = all_lines(&input[..]);
         assert_eq!(lines[0], (1, Ok("ok".into())));
         assert_eq!(
             lines[1],

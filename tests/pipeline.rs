@@ -282,7 +282,8 @@ proptest! {
         }
         let captured = Captured::default();
         let mut out = Emitter::new(captured.clone());
-        for read in Lines::new(io::BufReader::new(&input[..])) {
+        let mut lines = Lines::new(&input[..]);
+        while let Some(read) = lines.next_line() {
             let (number, line) = read.unwrap();
             match prepare(&plan, number, line) {
                 Item::State(state) => out.emit(&AirbyteMessage::State(state.with_destination_stats(1, 0))).unwrap(),
@@ -300,4 +301,84 @@ proptest! {
         }
         append_protocol_lines("fuzz", &text);
     }
+}
+
+/// Input a test feeds line by line; a read waits for the next piece, as a pipe from a slow
+/// source does, and the input ends when the sender is dropped.
+struct Fed {
+    pieces: std::sync::mpsc::Receiver<Vec<u8>>,
+    current: io::Cursor<Vec<u8>>,
+}
+
+impl Read for Fed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.current.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            match self.pieces.recv() {
+                Ok(piece) => self.current = io::Cursor::new(piece),
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+/// The reader hands records on in chunks, but never holds one back waiting for input that
+/// has not come: a source that pauses still has what it sent written.
+#[tokio::test]
+async fn a_paused_source_still_has_what_it_sent_written() {
+    let settings = config::from_value(&config_for(
+        "http://127.0.0.1:1/v2",
+        "k",
+        json!({"rejected_records": {"storage_type": "None"}}),
+    ))
+    .unwrap();
+    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
+    let plan = Plan::new(&configured).unwrap();
+    let writer = Arc::new(FakeWriter {
+        seen: Mutex::new(Vec::new()),
+    });
+    let (_notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
+    let destination = Destination {
+        writer: writer.clone(),
+        notices,
+        shutdown,
+    };
+    let (feed, pieces) = std::sync::mpsc::channel();
+    let input = Fed {
+        pieces,
+        current: io::Cursor::new(Vec::new()),
+    };
+    let watched = writer.clone();
+    let source = std::thread::spawn(move || {
+        for i in 0..3 {
+            let line = record_line("clients", &json!({"name": format!("n{i}")}));
+            feed.send(format!("{line}\n").into_bytes()).unwrap();
+        }
+        // The source waits here; the three must be written meanwhile.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while watched.seen.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let written_while_waiting = watched.seen.lock().unwrap().len();
+        feed.send(format!("{}\n", state_line("clients", 1)).into_bytes())
+            .unwrap();
+        written_while_waiting
+    });
+    let captured = Captured::default();
+    let mut out = Emitter::new(captured.clone());
+    let summary = write::run(settings, plan, destination, input, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(source.join().unwrap(), 3, "records were held back");
+    assert_eq!(summary.written, 3);
+    let states = captured
+        .messages()
+        .into_iter()
+        .filter(|m| m["type"] == "STATE")
+        .count();
+    assert_eq!(states, 1);
 }

@@ -370,9 +370,20 @@ mod tests {
             any::<i64>().prop_map(|n| n.to_string()),
             any::<u64>().prop_map(|n| n.to_string()),
             prop::sample::select(vec![
-                "0", "-0", "-0.0", "1e400", "-1e400", "1E5", "2.5e-3", "18446744073709551616",
-                "-9223372036854775808", "-9223372036854775809", "999999999999999999",
-                "1000000000000000000", "0.1", "1.7976931348623157e308",
+                "0",
+                "-0",
+                "-0.0",
+                "1e400",
+                "-1e400",
+                "1E5",
+                "2.5e-3",
+                "18446744073709551616",
+                "-9223372036854775808",
+                "-9223372036854775809",
+                "999999999999999999",
+                "1000000000000000000",
+                "0.1",
+                "1.7976931348623157e308",
             ])
             .prop_map(str::to_owned),
         ]
@@ -410,17 +421,25 @@ mod tests {
             "", " ", "\n", "\t", "\r", "\u{a0}", "{", "}", "[", "]", ",", ":", "\"", "\\", "0",
             "-", ".", "e", "+", "t", "n", "\u{1}", "\u{7f}", "é",
         ]);
-        (json_text(), any::<prop::sample::Index>(), edit, any::<bool>()).prop_map(
-            |(text, at, edit, replace)| {
+        (
+            json_text(),
+            any::<prop::sample::Index>(),
+            edit,
+            any::<bool>(),
+        )
+            .prop_map(|(text, at, edit, replace)| {
                 let chars: Vec<char> = text.chars().collect();
                 let at = at.index(chars.len() + 1);
                 let mut out: String = chars[..at].iter().collect();
                 out.push_str(edit);
-                let rest = if replace { (at + 1).min(chars.len()) } else { at };
+                let rest = if replace {
+                    (at + 1).min(chars.len())
+                } else {
+                    at
+                };
                 out.extend(&chars[rest..]);
                 out
-            },
-        )
+            })
     }
 
     /// serde_json's verdict on `text`: the value, or why not.

@@ -51,6 +51,30 @@ impl ByteBudget {
         Some(cost)
     }
 
+    /// As `acquire`, but when the bytes are not there yet, first calls `before_waiting`
+    /// (without the lock held); its `false` gives up, as a closed budget does.
+    pub fn acquire_or_else(
+        &self,
+        bytes: usize,
+        before_waiting: impl FnOnce() -> bool,
+    ) -> Option<usize> {
+        let cost = self.cost(bytes);
+        {
+            let mut state = self.inner.0.lock().unwrap_or_else(|e| e.into_inner());
+            if state.closed {
+                return None;
+            }
+            if state.available >= cost {
+                state.available -= cost;
+                return Some(cost);
+            }
+        }
+        if !before_waiting() {
+            return None;
+        }
+        self.acquire(bytes)
+    }
+
     /// Gives back costs that `acquire` returned.
     pub fn release(&self, cost: usize) {
         if cost == 0 {
@@ -102,5 +126,36 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         budget.close();
         assert_eq!(blocked.join().unwrap(), None, "closing refuses the waiter");
+    }
+
+    #[test]
+    fn the_reader_hands_on_what_it_holds_only_before_waiting() {
+        let budget = ByteBudget::new(100);
+        let mut calls = 0;
+        assert_eq!(
+            budget.acquire_or_else(60, || {
+                calls += 1;
+                true
+            }),
+            Some(60)
+        );
+        assert_eq!(calls, 0, "the bytes were there");
+        // Short of bytes: the hook runs (here it gives the bytes back, as a written chunk
+        // would), then the wait succeeds.
+        let giver = budget.clone();
+        assert_eq!(
+            budget.acquire_or_else(60, || {
+                calls += 1;
+                giver.release(60);
+                true
+            }),
+            Some(60)
+        );
+        assert_eq!(calls, 1);
+        assert_eq!(
+            budget.acquire_or_else(60, || false),
+            None,
+            "a false hook gives up"
+        );
     }
 }

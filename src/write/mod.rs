@@ -30,7 +30,7 @@ use prepare::{Item, Original, Prepared, Rejection};
 use rejects::RejectStore;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +43,9 @@ const MAX_BATCH_WAIT: Duration = Duration::from_millis(500);
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Decoded items buffered between the reader thread and the coordinator.
 const INPUT_BUFFER: usize = 1024;
+/// Items handed from the reader to the coordinator at once: one channel operation and one
+/// turn of the coordinator's loop for many records.
+const CHUNK: usize = 64;
 /// Rejections logged one by one when a file keeps them all; past this only the count is logged.
 const REJECTION_LOG_LIMIT: u64 = 1000;
 const NOTICE_LOG_LIMIT: u64 = 100;
@@ -96,6 +99,50 @@ enum Input {
     Failed(io::Error),
 }
 
+/// The reader thread: each line decoded, validated and handed on in chunks, as far as the
+/// byte budget lets it read ahead.
+fn read_input(
+    input: impl Read,
+    plan: &Plan,
+    budget: &ByteBudget,
+    items: &mpsc::Sender<Vec<Input>>,
+) {
+    let mut lines = Lines::new(input);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    // False once the coordinator has stopped listening.
+    let hand_on = |chunk: &mut Vec<Input>| {
+        chunk.is_empty()
+            || items
+                .blocking_send(std::mem::replace(chunk, Vec::with_capacity(CHUNK)))
+                .is_ok()
+    };
+    while let Some(read) = lines.next_line() {
+        let (number, text) = match read {
+            Ok(line) => line,
+            Err(e) => {
+                chunk.push(Input::Failed(e));
+                hand_on(&mut chunk);
+                return;
+            }
+        };
+        let mut item = prepare::prepare(plan, number, text);
+        // Before waiting for bytes to come back, hand on the chunk: they may be in it.
+        let Some(cost) = budget.acquire_or_else(item_size(&item), || hand_on(&mut chunk)) else {
+            return;
+        };
+        if let Item::Record(record) = &mut item {
+            record.cost = cost;
+        }
+        chunk.push(Input::Item(item, cost));
+        // With no more input read, the next line may keep the source waiting: what is held
+        // goes now, so a slow source's records are not held back.
+        if (chunk.len() >= CHUNK || !lines.has_buffered()) && !hand_on(&mut chunk) {
+            return;
+        }
+    }
+    hand_on(&mut chunk);
+}
+
 /// The bytes an item holds while it waits in the pipeline.
 fn item_size(item: &Item) -> usize {
     match item {
@@ -121,7 +168,7 @@ pub async fn run<W: Writer>(
     settings: Settings,
     plan: Plan,
     destination: Destination<W>,
-    input: impl BufRead + Send + 'static,
+    input: impl Read + Send + 'static,
     out: &mut Emitter,
 ) -> anyhow::Result<Summary> {
     let Destination {
@@ -137,33 +184,13 @@ pub async fn run<W: Writer>(
         .collect();
     let plan = Arc::new(plan);
 
-    let (item_tx, items) = mpsc::channel(INPUT_BUFFER);
+    let (item_tx, items) = mpsc::channel(INPUT_BUFFER / CHUNK);
     let reader_plan = plan.clone();
     let budget = ByteBudget::new(RECORD_BYTES_BUDGET);
     let reader_budget = budget.clone();
     std::thread::Builder::new()
         .name("reader".into())
-        .spawn(move || {
-            for line in Lines::new(input) {
-                let input = match line {
-                    Ok((number, text)) => {
-                        let mut item = prepare::prepare(&reader_plan, number, text);
-                        let Some(cost) = reader_budget.acquire(item_size(&item)) else {
-                            return;
-                        };
-                        if let Item::Record(record) = &mut item {
-                            record.cost = cost;
-                        }
-                        Input::Item(item, cost)
-                    }
-                    Err(e) => Input::Failed(e),
-                };
-                let failed = matches!(input, Input::Failed(_));
-                if item_tx.blocking_send(input).is_err() || failed {
-                    return;
-                }
-            }
-        })?;
+        .spawn(move || read_input(input, &reader_plan, &reader_budget, &item_tx))?;
 
     // The limit (adaptive, in the writer) decides how many requests are out at once. A worker
     // waiting out a retry's backoff holds no request slot, so there are more workers than
@@ -341,7 +368,7 @@ struct Coordinator<'a, W> {
 impl<W: Writer> Coordinator<'_, W> {
     async fn run(
         &mut self,
-        mut items: mpsc::Receiver<Input>,
+        mut items: mpsc::Receiver<Vec<Input>>,
         mut outcomes: Outcomes,
         mut notices: mpsc::UnboundedReceiver<String>,
         mut shutdown: mpsc::UnboundedReceiver<&'static str>,
@@ -389,14 +416,22 @@ impl<W: Writer> Coordinator<'_, W> {
                 Some(settled) = outcomes.recv() => self.settle(settled)?,
                 Some(notice) = notices.recv() => self.notice(notice)?,
                 input = items.recv(), if reading && room => match input {
-                    Some(Input::Item(item, cost)) => self.accept(item, cost, &mut outcomes).await?,
-                    Some(Input::Failed(e)) => {
-                        // What was read is still written and checkpointed; the sync then fails.
-                        self.out.log(LogLevel::Error, format!("could not read standard input: {e}; writing what was read, then stopping"))?;
-                        self.input_failed = Some(e);
-                        reading = false;
-                        self.flush_all_batches();
-                    }
+                    Some(chunk) => for input in chunk {
+                        if self.stopping() {
+                            break;
+                        }
+                        match input {
+                            Input::Item(item, cost) => self.accept(item, cost, &mut outcomes).await?,
+                            Input::Failed(e) => {
+                                // What was read is still written and checkpointed; the sync
+                                // then fails.
+                                self.out.log(LogLevel::Error, format!("could not read standard input: {e}; writing what was read, then stopping"))?;
+                                self.input_failed = Some(e);
+                                reading = false;
+                                self.flush_all_batches();
+                            }
+                        }
+                    },
                     None => {
                         reading = false;
                         if !self.stopping() {

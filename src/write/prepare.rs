@@ -108,7 +108,7 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             return reject(None, Original::Line(bad.escaped), reason);
         }
     };
-    if let Some(record) = RecordRef::parse(&text) {
+    if let Some(record) = RecordRef::parse(text) {
         return prepare_record(
             plan,
             line,
@@ -118,7 +118,7 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             Some(record.data),
         );
     }
-    match AirbyteMessage::from_line(&text) {
+    match AirbyteMessage::from_line(text) {
         Ok(AirbyteMessage::Record(record)) => prepare_record(
             plan,
             line,
@@ -135,10 +135,10 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
             },
         },
         Ok(_) => Item::Ignored,
-        Err(reason) if declared_type(&text) == Some(MessageType::State) => {
+        Err(reason) if declared_type(text) == Some(MessageType::State) => {
             Item::BadState { line, reason }
         }
-        Err(reason) => reject(None, Original::Line(text), reason),
+        Err(reason) => reject(None, Original::Line(text.to_owned()), reason),
     }
 }
 
@@ -355,7 +355,7 @@ fn conflict_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ConfiguredCatalog;
+    use crate::protocol::{ConfiguredCatalog, NotUtf8};
 
     fn plan(object: &str, mode: &str) -> Plan {
         let catalog: ConfiguredCatalog = serde_json::from_str(&format!(
@@ -365,7 +365,12 @@ mod tests {
         Plan::new(&catalog).unwrap()
     }
 
-    fn record(data: &str) -> Line {
+    /// `prepare` on an owned line, as the tests build them.
+    fn prepare(plan: &Plan, line: u64, text: Result<String, NotUtf8>) -> Item {
+        super::prepare(plan, line, text.as_deref().map_err(Clone::clone))
+    }
+
+    fn record(data: &str) -> Result<String, NotUtf8> {
         Ok(format!(
             r#"{{"type":"RECORD","record":{{"stream":"s","data":{data},"emitted_at":1}}}}"#
         ))
@@ -479,7 +484,7 @@ mod tests {
         let Item::Rejected(r) = prepare(
             &plan,
             4,
-            Err(crate::protocol::NotUtf8 {
+            Err(NotUtf8 {
                 escaped: "ab\\xFF".into(),
                 valid_up_to: 2,
             }),
