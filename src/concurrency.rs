@@ -96,6 +96,11 @@ pub struct Adaptive {
     max: usize,
     state: Mutex<State>,
     changed: Notify,
+    /// Slots go first come, first served: only the task holding this (a fair lock) waits for
+    /// one. Without it, a request just ready could take a slot ahead of one that has waited
+    /// since long before; one unlucky request could wait minutes, and with it every STATE
+    /// after its records.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// A request slot; give it back with [`Adaptive::release`].
@@ -129,6 +134,7 @@ impl Adaptive {
                 pace: None,
             }),
             changed: Notify::new(),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -146,8 +152,10 @@ impl Adaptive {
         self.lock().pace.map(|(rate, _, _)| rate)
     }
 
-    /// Waits for a free slot and for any shared pause to end.
+    /// Waits for a free slot and for any shared pause to end, behind the requests that
+    /// asked before.
     pub async fn acquire(&self) -> Permit {
+        let _turn = self.turn.lock().await;
         loop {
             let notified = self.changed.notified();
             let wait_until = {
@@ -207,19 +215,12 @@ impl Adaptive {
             Signal::Strained => state.window_strained += 1,
         }
         let window = state.window();
-        let before = state.limit;
         if now.duration_since(state.window_started) >= window || state.window_pressure.is_some() {
             self.adjust(&mut state, now);
         }
-        let grew = state.limit > before;
         drop(state);
-        // One freed slot wakes one waiter; waking all of them (hundreds of workers) on every
-        // answer would cost more than the answer itself. A grown limit wakes everyone.
-        if grew {
-            self.changed.notify_waiters();
-        } else {
-            self.changed.notify_one();
-        }
+        // Only the task whose turn it is waits for a slot: one wake is enough.
+        self.changed.notify_one();
     }
 
     /// A 429 after an earlier pause ended: what the API took since then is its budget for a
@@ -387,6 +388,36 @@ mod tests {
             task.await.unwrap();
         }
         Arc::try_unwrap(limits).unwrap().into_inner().unwrap()
+    }
+
+    /// Slots go in the order they were asked for: a request that has waited is never passed
+    /// by one that asks later, however the wake-ups fall.
+    #[tokio::test(start_paused = true)]
+    async fn slots_go_first_come_first_served() {
+        let limiter = Arc::new(Adaptive::new(1));
+        let held = limiter.acquire().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for n in 0..5 {
+            let (limiter, order) = (limiter.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                let permit = limiter.acquire().await;
+                order.lock().unwrap().push(n);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                limiter.release(permit, Signal::Clean);
+                // Asks again at once: it must queue behind those still waiting.
+                let permit = limiter.acquire().await;
+                order.lock().unwrap().push(n + 10);
+                limiter.release(permit, Signal::Clean);
+            }));
+            tokio::task::yield_now().await;
+        }
+        limiter.release(held, Signal::Clean);
+        for task in waiting {
+            task.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[..6], [0, 1, 2, 3, 4, 10], "{order:?}");
     }
 
     #[tokio::test(start_paused = true)]
