@@ -138,12 +138,15 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
                 let mut shutdown = shutdown_signals()?;
                 let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
                 let setup = async {
-                    let writer =
-                        ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
-                            .await?;
-                    writer.surfaces().require(&plan.needs())?;
                     // Custom fields typed and accepted as columns, as discover published them.
-                    let custom = writer.custom_fields(&plan.objects()).await;
+                    let (writer, custom) = ClientSuccessWriter::connect_reading_custom_fields(
+                        &settings,
+                        &plan.objects(),
+                        Some(notice_tx),
+                        true,
+                    )
+                    .await?;
+                    writer.surfaces().require(&plan.needs())?;
                     anyhow::Ok((writer, custom))
                 };
                 // A cancel while connecting (each probe may be slow) stops at once: nothing was

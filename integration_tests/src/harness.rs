@@ -108,8 +108,14 @@ impl Run {
 
 /// Runs the connector with `args`, feeding `stdin`, and decodes stdout line by line.
 pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
+    run_connector_with_env(args, stdin, &[]).await
+}
+
+/// `run_connector` with these environment variables set.
+pub async fn run_connector_with_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     let mut child = tokio::process::Command::new(connector_bin())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,6 +1,9 @@
 //! `write` end to end: the real binary, real HTTP, the emulator's records compared.
 
-use integration_tests::harness::{record_line, state_line, Sync};
+use integration_tests::harness::{
+    catalog, config_for, record_line, run_connector_with_env, scratch_dir, state_line, write_json,
+    Sync,
+};
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
 
@@ -817,4 +820,40 @@ async fn unsupported_catalog_fails_before_reading_input() {
         );
     }
     assert_eq!(emulator.request_count(), 0);
+}
+
+/// With a proxy named in the environment, every request goes through it (by reqwest, which
+/// honours the variables). The emulator stands in for the proxy, taking absolute-form requests:
+/// nothing listens at the base URL (port 1), so a request that skipped the proxy would fail.
+#[tokio::test]
+async fn a_proxy_named_in_the_environment_carries_every_request() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let dir = scratch_dir("proxy");
+    let config = write_json(
+        &dir,
+        "config.json",
+        &config_for(
+            "http://localhost:1/v2",
+            emulator.api_key(),
+            json!({"rejected_records": {"storage_type": "None"}}),
+        ),
+    );
+    let catalog = write_json(
+        &dir,
+        "catalog.json",
+        &catalog(&[("clients", "client", "append")]),
+    );
+    let mut input = lines("clients", &clients(5, "Proxied"));
+    input.push(state_line("clients", 1));
+    let proxy = emulator.base_url().trim_end_matches("/v2").to_owned();
+    let run = run_connector_with_env(
+        &["write", "--config", &config, "--catalog", &catalog],
+        (input.join("\n") + "\n").as_bytes(),
+        &[("HTTP_PROXY", &proxy), ("NO_PROXY", ""), ("no_proxy", "")],
+    )
+    .await;
+    run.assert_ok();
+    run.assert_no_secret(emulator.api_key());
+    assert_eq!(emulator.count("client"), 5);
+    assert_eq!(run.states().len(), 1);
 }

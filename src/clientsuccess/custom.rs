@@ -64,8 +64,8 @@ impl CustomFields {
     /// Reads the definitions of `objects`. Any failure is an error naming the route and why:
     /// callers fall back to the static schemas and say so.
     pub async fn read(client: &ApiClient, objects: &[ObjectKind]) -> Result<Self, String> {
-        let mut fields = Self::default();
-        for &object in objects {
+        // All objects at once: each read is a round trip before the first record goes out.
+        let reads = objects.iter().map(|&object| async move {
             let resource = object.name().to_ascii_uppercase();
             let request = ApiRequest::v2(Method::GET, format!("/customfield/all/{resource}"), None);
             let reply = client
@@ -81,6 +81,10 @@ impl CustomFields {
             };
             let definitions: Vec<CustomField> = serde_json::from_slice(&body)
                 .map_err(|e| format!("{request} answered something that is not a list of custom field definitions: {e}"))?;
+            Ok((object, definitions))
+        });
+        let mut fields = Self::default();
+        for (object, definitions) in futures_util::future::try_join_all(reads).await? {
             fields.by_object[object.index()] = definitions;
         }
         Ok(fields)

@@ -1,6 +1,7 @@
 //! The ClientSuccess HTTP client: authentication, one request with retries, and what each
 //! answer means, for the v2 API and the v1 API beside it.
 
+use super::transport::Transport;
 use crate::concurrency::{Adaptive, Signal};
 use crate::config::{Auth, Settings};
 use crate::error::{ConfigError, Fatal, TransientError};
@@ -94,8 +95,12 @@ pub enum TransportFailure {
     Dropped,
 }
 
-pub fn transport_failure(error: &reqwest::Error) -> TransportFailure {
-    if error.is_timeout() {
+/// What kind of failure `error` (from reqwest or hyper) was, from its chain of causes.
+pub fn transport_failure(
+    error: &(dyn std::error::Error + 'static),
+    timed_out: bool,
+) -> TransportFailure {
+    if timed_out {
         return TransportFailure::Timeout;
     }
     let mut chain = String::new();
@@ -301,7 +306,13 @@ enum Credentials {
 }
 
 pub struct ApiClient {
+    /// Sign-in and `check`'s probe.
     http: reqwest::Client,
+    /// Every API request (`send`).
+    transport: Transport,
+    /// The two bases without a trailing slash, for `request_uri`.
+    v2_prefix: String,
+    v1_prefix: String,
     base_url: String,
     /// `base_url` and the v1 base parsed once: each request only sets a path on a copy.
     v2_base: url::Url,
@@ -343,11 +354,16 @@ impl ApiClient {
                 refresh: tokio::sync::Mutex::new(()),
             }),
         };
+        let v2_base = url::Url::parse(&settings.base_url)?;
+        let v1_base = url::Url::parse(&v1_base(&settings.base_url))?;
         Ok(Self {
             http,
+            transport: Transport::new(settings.request_timeout, settings.max_concurrency.max(1))?,
+            v2_prefix: v2_base.as_str().trim_end_matches('/').to_owned(),
+            v1_prefix: v1_base.as_str().trim_end_matches('/').to_owned(),
             base_url: settings.base_url.clone(),
-            v2_base: url::Url::parse(&settings.base_url)?,
-            v1_base: url::Url::parse(&v1_base(&settings.base_url))?,
+            v2_base,
+            v1_base,
             credentials,
             max_retries: settings.max_retries,
             timeout: settings.request_timeout,
@@ -398,6 +414,25 @@ impl ApiClient {
         url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
         url.set_query(query);
         url
+    }
+
+    /// The request's URI. Paths of plain characters (every write route) are appended to the
+    /// base as they are; others go through `request_url`, which percent-encodes them.
+    fn request_uri(&self, request: &ApiRequest) -> http::Uri {
+        let plain = request.path.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'?' | b'=' | b'&')
+        });
+        let text = if plain {
+            let base = match request.api {
+                Api::V2 => &self.v2_prefix,
+                Api::V1 => &self.v1_prefix,
+            };
+            format!("{base}{}", request.path)
+        } else {
+            self.request_url(request).into()
+        };
+        http::Uri::try_from(text).expect("a URL is a URI")
     }
 
     fn uses_login(&self) -> bool {
@@ -451,7 +486,11 @@ impl ApiClient {
                     format!("HTTP {}", r.status())
                 }
                 Ok(r) => break r,
-                Err(e) => describe_transport_failure(transport_failure(&e), url, self.timeout),
+                Err(e) => describe_transport_failure(
+                    transport_failure(&e, e.is_timeout()),
+                    url,
+                    self.timeout,
+                ),
             };
             if attempt >= self.max_retries {
                 return Err(Fatal::Transient(TransientError(format!(
@@ -504,30 +543,25 @@ impl ApiClient {
     /// Sends one request, retrying passing failures. `Ok` is a success or a refusal of the
     /// request's content; `Err` ends the sync.
     pub async fn send(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
-        let url = self.request_url(request);
+        let uri = self.request_uri(request);
         let mut attempt = request.prior_attempts;
         let mut throttled_for = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
             let (authorization, generation) = self.authorization().await?;
-            let mut builder = self
-                .http
-                .request(request.method.clone(), url.clone())
-                .header(reqwest::header::AUTHORIZATION, authorization.expose());
-            if let Some(body) = &request.body {
-                builder = builder
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
             let permit = self.limiter.acquire().await;
-            let sent = builder.send().await;
+            let sent = self
+                .transport
+                .exchange(
+                    request.method.clone(),
+                    uri.clone(),
+                    authorization.expose(),
+                    request.body.clone(),
+                )
+                .await;
             let signal = match &sent {
-                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
-                    Signal::Throttled
-                }
-                Ok(response) if classify(response.status()) == Disposition::Retry => {
-                    Signal::Strained
-                }
+                Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => Signal::Throttled,
+                Ok(answer) if classify(answer.status) == Disposition::Retry => Signal::Strained,
                 Ok(_) => Signal::Clean,
                 Err(_) => Signal::Strained,
             };
@@ -535,39 +569,28 @@ impl ApiClient {
             // A refused connection never reached the API; a timeout, a dropped connection or a
             // 5xx may have come after the write applied.
             let may_have_applied = match &sent {
-                Ok(response) => response.status().is_server_error(),
-                Err(e) => !e.is_connect(),
+                Ok(answer) => answer.status.is_server_error(),
+                Err(no_answer) => !no_answer.before_connecting,
             };
             let (reason, retry_after) = match sent {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
+                Ok(answer) => {
+                    let status = answer.status;
+                    let retry_after = answer
+                        .retry_after
+                        .as_ref()
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after);
                     match classify(status) {
-                        Disposition::Success => match response.bytes().await {
-                            Ok(body) => {
-                                return Ok(Reply::Success {
-                                    status: status.as_u16(),
-                                    body,
-                                })
-                            }
-                            Err(e) => (
-                                describe_transport_failure(
-                                    transport_failure(&e),
-                                    url.as_str(),
-                                    self.timeout,
-                                ),
-                                None,
-                            ),
-                        },
+                        Disposition::Success => {
+                            return Ok(Reply::Success {
+                                status: status.as_u16(),
+                                body: answer.body,
+                            })
+                        }
                         Disposition::Reject => {
-                            let body = response.bytes().await.unwrap_or_default();
                             return Ok(Reply::Refused {
                                 status: status.as_u16(),
-                                message: error_message(&body),
+                                message: error_message(&answer.body),
                             });
                         }
                         Disposition::Unauthorized if self.uses_login() && !reauthenticated => {
@@ -584,10 +607,9 @@ impl ApiClient {
                             )));
                         }
                         Disposition::Forbidden => {
-                            let body = response.bytes().await.unwrap_or_default();
                             return Err(Fatal::Config(ConfigError::new(format!(
                                 "ClientSuccess answered 403 Forbidden to {request} ({}): give the API user permission to create, update and search this object",
-                                error_message(&body)
+                                error_message(&answer.body)
                             ))));
                         }
                         Disposition::Unexpected => {
@@ -596,17 +618,18 @@ impl ApiClient {
                                 self.base_url
                             ))));
                         }
-                        Disposition::Retry => {
-                            let body = response.bytes().await.unwrap_or_default();
-                            (
-                                format!("HTTP {status}: {}", error_message(&body)),
-                                retry_after,
-                            )
-                        }
+                        Disposition::Retry => (
+                            format!("HTTP {status}: {}", error_message(&answer.body)),
+                            retry_after,
+                        ),
                     }
                 }
-                Err(e) => (
-                    describe_transport_failure(transport_failure(&e), url.as_str(), self.timeout),
+                Err(no_answer) => (
+                    describe_transport_failure(
+                        no_answer.failure,
+                        self.request_url(request).as_str(),
+                        self.timeout,
+                    ),
                     None,
                 ),
             };
@@ -684,7 +707,13 @@ impl ApiClient {
             .header(reqwest::header::AUTHORIZATION, authorization.expose())
             .send()
             .await
-            .map_err(|e| describe_transport_failure(transport_failure(&e), &url, self.timeout))?;
+            .map_err(|e| {
+                describe_transport_failure(
+                    transport_failure(&e, e.is_timeout()),
+                    &url,
+                    self.timeout,
+                )
+            })?;
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
         match classify(status) {

@@ -196,37 +196,48 @@ impl SurfacePlan {
     /// `[]` and a create or upsert route `{}`, which an existing route refuses with a 4xx and
     /// a missing one answers 404 or 405.
     pub async fn detect(client: &ApiClient, objects: &[ObjectKind]) -> Result<Self, Fatal> {
-        let v1 = exists(
-            client,
-            ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")),
-        )
-        .await?;
-        let mut found = Vec::new();
-        for &object in objects {
-            let bulk = object.has_bulk_insert()
-                && exists(
-                    client,
-                    ApiRequest::v2(Method::POST, format!("/{object}/bulk"), empty("[]")),
-                )
-                .await?;
-            let upsert = exists(
-                client,
-                ApiRequest::v2(Method::POST, format!("/{object}/upsert"), empty("{}")),
-            )
-            .await?;
-            let single = exists(
-                client,
-                ApiRequest::v2(Method::POST, format!("/{object}"), empty("{}")),
-            )
-            .await?;
-            let routes = Routes {
-                bulk,
-                upsert,
-                single,
-                v1,
+        // Every probe at once: at start, each round trip is time no record is written.
+        let probe = |api_request: ApiRequest| exists(client, api_request);
+        let v1 = probe(ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")));
+        let per_object = objects.iter().map(|&object| async move {
+            let bulk = async {
+                if !object.has_bulk_insert() {
+                    return Ok(false);
+                }
+                probe(ApiRequest::v2(
+                    Method::POST,
+                    format!("/{object}/bulk"),
+                    empty("[]"),
+                ))
+                .await
             };
-            found.push((object, ObjectRoutes::choose(object, routes)));
-        }
+            let upsert = probe(ApiRequest::v2(
+                Method::POST,
+                format!("/{object}/upsert"),
+                empty("{}"),
+            ));
+            let single = probe(ApiRequest::v2(
+                Method::POST,
+                format!("/{object}"),
+                empty("{}"),
+            ));
+            let (bulk, upsert, single) = futures_util::try_join!(bulk, upsert, single)?;
+            Ok::<_, Fatal>((object, bulk, upsert, single))
+        });
+        let (v1, per_object) =
+            futures_util::try_join!(v1, futures_util::future::try_join_all(per_object))?;
+        let found = per_object
+            .into_iter()
+            .map(|(object, bulk, upsert, single)| {
+                let routes = Routes {
+                    bulk,
+                    upsert,
+                    single,
+                    v1,
+                };
+                (object, ObjectRoutes::choose(object, routes))
+            })
+            .collect();
         Ok(Self {
             objects: found,
             detected: true,

@@ -125,32 +125,53 @@ impl ClientSuccessWriter {
         objects: &[ObjectKind],
         notices: Option<UnboundedSender<String>>,
     ) -> anyhow::Result<Self> {
+        Ok(
+            Self::connect_reading_custom_fields(settings, objects, notices, false)
+                .await?
+                .0,
+        )
+    }
+
+    /// `connect`, and when `custom` is set, the account's custom field definitions for
+    /// `objects` read alongside the probes (each is a round trip before the first write).
+    pub async fn connect_reading_custom_fields(
+        settings: &Settings,
+        objects: &[ObjectKind],
+        notices: Option<UnboundedSender<String>>,
+        custom: bool,
+    ) -> anyhow::Result<(Self, Result<CustomFields, String>)> {
         let mut client = ApiClient::new(settings)?;
         if let Some(notices) = notices {
             client = client.with_notices(notices);
         }
-        let surfaces = match settings.api_surface {
-            ApiSurface::Auto => SurfacePlan::detect(&client, objects).await?,
-            pinned => SurfacePlan::pinned(pinned, objects),
+        let detect = async {
+            match settings.api_surface {
+                ApiSurface::Auto => SurfacePlan::detect(&client, objects).await,
+                pinned => Ok(SurfacePlan::pinned(pinned, objects)),
+            }
         };
-        Ok(Self {
+        let read_custom = async {
+            if custom {
+                CustomFields::read(&client, objects).await
+            } else {
+                Ok(CustomFields::default())
+            }
+        };
+        let (surfaces, custom) = tokio::join!(detect, read_custom);
+        let writer = Self {
+            surfaces: surfaces?,
             client,
-            surfaces,
             batch_size: settings.batch_size,
             client_ids: Mutex::new(HashMap::new()),
             parents: Mutex::new(HashMap::new()),
             client_directory: OnceCell::new(),
             learn_clients: objects.iter().any(|o| o.parent().is_some()),
-        })
+        };
+        Ok((writer, custom))
     }
 
     pub fn surfaces(&self) -> &SurfacePlan {
         &self.surfaces
-    }
-
-    /// The account's custom field definitions for `objects`.
-    pub async fn custom_fields(&self, objects: &[ObjectKind]) -> Result<CustomFields, String> {
-        CustomFields::read(&self.client, objects).await
     }
 
     fn routes(&self, object: ObjectKind) -> Result<ObjectRoutes, Fatal> {

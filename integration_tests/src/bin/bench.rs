@@ -111,6 +111,7 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
         applied_then_failed_rate: args.applied_then_failed_rate,
+        presize: args.records,
         ..Options::default()
     })
     .await?;

@@ -100,6 +100,11 @@ pub struct Options {
     /// Answer 404 on every v1 route but `/v1/auth`.
     #[arg(long)]
     pub no_v1: bool,
+    /// Room for this many records per object from the start. Growing a table rehashes its
+    /// indexes under the store's lock, a stall no real API has: benchmarks that store
+    /// hundreds of thousands of records set it so the stall does not count as the connector's.
+    #[arg(long, default_value_t = 0)]
+    pub presize: usize,
     /// A JSON file of custom field definitions, `{"CLIENT": [...], "CONTACT": [...],
     /// "CONTRACT": [...]}`; without it, a few sample fields per object.
     #[arg(long)]
@@ -283,7 +288,11 @@ impl Shared {
     fn new(options: Options, definitions: rules::Definitions) -> Self {
         let definitions = Arc::new(definitions);
         Self {
-            store: Mutex::new(Store::new(options.seed, definitions.clone())),
+            store: Mutex::new(Store::new(
+                options.seed,
+                definitions.clone(),
+                options.presize,
+            )),
             definitions,
             options,
             tokens: Mutex::new(HashMap::new()),

@@ -24,6 +24,18 @@ struct Table {
     by_name: HashMap<String, usize>,
 }
 
+impl Table {
+    fn with_capacity(records: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(records),
+            by_uuid: HashMap::with_capacity(records),
+            by_id: HashMap::with_capacity(records),
+            by_key: HashMap::with_capacity(records),
+            by_name: HashMap::with_capacity(records),
+        }
+    }
+}
+
 /// `POST /{object}/bulk`'s checks: 1 to 100 records, all valid, or one 400 whose message does
 /// not say which record failed (all or nothing). Runs outside the store's lock.
 pub fn check_bulk(
@@ -66,6 +78,7 @@ pub fn check_custom(
 
 pub struct Store {
     tables: HashMap<Object, Table>,
+    presize: usize,
     next_id: u64,
     seed: u64,
     definitions: Arc<Definitions>,
@@ -84,21 +97,22 @@ fn natural_key(object: Object, record: &Map<String, Value>) -> Option<String> {
 }
 
 impl Store {
-    pub fn new(seed: u64, definitions: Arc<Definitions>) -> Self {
+    pub fn new(seed: u64, definitions: Arc<Definitions>, presize: usize) -> Self {
         let tables = [Object::Client, Object::Contact, Object::Contract]
             .into_iter()
-            .map(|o| (o, Table::default()))
+            .map(|o| (o, Table::with_capacity(presize)))
             .collect();
         Self {
             tables,
             next_id: 0,
             seed,
             definitions,
+            presize,
         }
     }
 
     pub fn reset(&mut self) {
-        *self = Self::new(self.seed, self.definitions.clone());
+        *self = Self::new(self.seed, self.definitions.clone(), self.presize);
     }
 
     /// The next integer id, and an opaque uuid such as `cln_qfhfeb05` (not RFC 4122: the

@@ -1,0 +1,177 @@
+//! One HTTP exchange with the API: request out, status and body back, or why not. hyper's
+//! pooled client does it directly; reqwest does it when the environment names a proxy, since
+//! reqwest honours `HTTPS_PROXY` and its kin.
+
+use super::http::TransportFailure;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::{Method, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+const AGENT: &str = concat!("destination-clientsuccess/", env!("CARGO_PKG_VERSION"));
+
+/// The variables through which an environment names a proxy.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+pub struct Transport {
+    via: Via,
+    timeout: Duration,
+}
+
+enum Via {
+    Direct(Box<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>),
+    Proxied(reqwest::Client),
+}
+
+/// An answer: status, `Retry-After` if any, and the whole body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+/// No answer came.
+#[derive(Debug)]
+pub struct NoAnswer {
+    pub failure: TransportFailure,
+    /// The connection was never made: the request did not reach the API.
+    pub before_connecting: bool,
+}
+
+impl Transport {
+    /// `timeout` bounds each exchange, answer body included; connecting gets at most 10 s
+    /// of it. Up to `idle_per_host` connections are kept open between requests.
+    pub fn new(timeout: Duration, idle_per_host: usize) -> anyhow::Result<Self> {
+        let connect_timeout = timeout.min(Duration::from_secs(10));
+        let proxied = PROXY_VARIABLES
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        let via = if proxied {
+            Via::Proxied(
+                reqwest::Client::builder()
+                    .connect_timeout(connect_timeout)
+                    .pool_max_idle_per_host(idle_per_host)
+                    .tcp_nodelay(true)
+                    // A redirect could carry the Authorization header somewhere else.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()?,
+            )
+        } else {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(connect_timeout));
+            http.enforce_http(false);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http);
+            // Redirects are not followed: hyper's client never does.
+            Via::Direct(Box::new(
+                Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(idle_per_host)
+                    .build(https),
+            ))
+        };
+        Ok(Self { via, timeout })
+    }
+
+    pub async fn exchange(
+        &self,
+        method: Method,
+        uri: http::Uri,
+        authorization: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer, NoAnswer> {
+        let timed_out = NoAnswer {
+            failure: TransportFailure::Timeout,
+            before_connecting: false,
+        };
+        tokio::time::timeout(
+            self.timeout,
+            self.exchange_untimed(method, uri, authorization, body),
+        )
+        .await
+        .unwrap_or(Err(timed_out))
+    }
+
+    async fn exchange_untimed(
+        &self,
+        method: Method,
+        uri: http::Uri,
+        authorization: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer, NoAnswer> {
+        let authorization = HeaderValue::from_str(authorization).map_err(|_| NoAnswer {
+            failure: TransportFailure::Dropped,
+            before_connecting: true,
+        })?;
+        match &self.via {
+            Via::Direct(client) => {
+                let mut request = http::Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header(AUTHORIZATION, authorization)
+                    .header(USER_AGENT, HeaderValue::from_static(AGENT));
+                if body.is_some() {
+                    request =
+                        request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                let request = request
+                    .body(Full::new(body.unwrap_or_default()))
+                    .expect("method, URI and headers are valid");
+                let response = client.request(request).await.map_err(|e| NoAnswer {
+                    failure: super::http::transport_failure(&e, false),
+                    before_connecting: e.is_connect(),
+                })?;
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await.map_err(|e| NoAnswer {
+                    failure: super::http::transport_failure(&e, false),
+                    before_connecting: false,
+                })?;
+                Ok(Answer {
+                    status: parts.status,
+                    retry_after: parts.headers.get(RETRY_AFTER).cloned(),
+                    body: body.to_bytes(),
+                })
+            }
+            Via::Proxied(client) => {
+                let url = reqwest::Url::parse(&uri.to_string()).expect("a URI is a URL");
+                let mut request = client
+                    .request(method, url)
+                    .header(AUTHORIZATION, authorization)
+                    .header(USER_AGENT, AGENT);
+                if let Some(body) = body {
+                    request = request.header(CONTENT_TYPE, "application/json").body(body);
+                }
+                let no_answer = |e: reqwest::Error| NoAnswer {
+                    failure: super::http::transport_failure(&e, e.is_timeout()),
+                    before_connecting: e.is_connect(),
+                };
+                let response = request.send().await.map_err(no_answer)?;
+                let status = response.status();
+                let retry_after = response.headers().get(RETRY_AFTER).cloned();
+                let body = response.bytes().await.map_err(no_answer)?;
+                Ok(Answer {
+                    status,
+                    retry_after,
+                    body,
+                })
+            }
+        }
+    }
+}
