@@ -103,10 +103,24 @@ pub struct Adaptive {
     turn: tokio::sync::Mutex<()>,
 }
 
-/// A request slot; give it back with [`Adaptive::release`].
-#[derive(Debug)]
-pub struct Permit {
+/// A request slot; give it back with [`Adaptive::release`]. One dropped without that (its
+/// request cancelled: a probe whose sibling failed) gives its slot back with no verdict, so no
+/// slot is lost for the rest of the sync.
+pub struct Permit<'a> {
     started: Instant,
+    limiter: &'a Adaptive,
+    released: bool,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let mut state = self.limiter.lock();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            drop(state);
+            self.limiter.changed.notify_one();
+        }
+    }
 }
 
 impl Adaptive {
@@ -154,7 +168,7 @@ impl Adaptive {
 
     /// Waits for a free slot and for any shared pause to end, behind the requests that
     /// asked before.
-    pub async fn acquire(&self) -> Permit {
+    pub async fn acquire(&self) -> Permit<'_> {
         let _turn = self.turn.lock().await;
         loop {
             let notified = self.changed.notified();
@@ -175,7 +189,11 @@ impl Adaptive {
                         if let Some((rate, next, _)) = &mut state.pace {
                             *next = (*next).max(now) + Duration::from_secs_f64(1.0 / *rate);
                         }
-                        return Permit { started: now };
+                        return Permit {
+                            started: now,
+                            limiter: self,
+                            released: false,
+                        };
                     }
                     None => None,
                 }
@@ -188,7 +206,8 @@ impl Adaptive {
     }
 
     /// Gives a slot back with what its answer said; adjusts the limit once per window.
-    pub fn release(&self, permit: Permit, signal: Signal) {
+    pub fn release(&self, mut permit: Permit, signal: Signal) {
+        permit.released = true;
         let now = Instant::now();
         let rtt = now.duration_since(permit.started).as_secs_f64();
         let mut state = self.lock();
@@ -232,9 +251,11 @@ impl Adaptive {
             return;
         }
         // A 429 with other requests still out may be a cap on requests in flight, which the
-        // limit handles; read as a budget it would be a small one. Only a 429 met alone
-        // (the limit has come down to it) says what the budget per period is.
-        if state.in_flight > 0 {
+        // limit handles; read as a budget it would be a small one. Only a 429 met alone, with
+        // the limit down to one, says what the budget per period is: a 429 that merely found
+        // the others done (a burst of start-up probes against a cap of 2) once set a pace of
+        // 2 requests a second for the rest of a sync.
+        if state.in_flight > 0 || state.limit > 1 {
             return;
         }
         if let Some((end, length)) = state.last_pause {
@@ -418,6 +439,34 @@ mod tests {
         }
         let order = order.lock().unwrap().clone();
         assert_eq!(order[..6], [0, 1, 2, 3, 4, 10], "{order:?}");
+    }
+
+    /// A request cancelled while it held a slot (a probe whose sibling failed) gives it back.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_permit_frees_its_slot() {
+        let limiter = Adaptive::new(1);
+        drop(limiter.acquire().await);
+        let again = tokio::time::timeout(Duration::from_secs(1), limiter.acquire()).await;
+        assert!(again.is_ok(), "the slot was lost");
+    }
+
+    /// A 429 that finds nothing else in flight while the limit is above one (start-up requests
+    /// that met a cap on requests in flight) sets no pace: only a limit down to one does.
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_429_above_a_limit_of_one_is_no_rate_budget() {
+        let limiter = Adaptive::new(32);
+        let first = limiter.acquire().await;
+        limiter.release(first, Signal::Throttled);
+        limiter.pause(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for _ in 0..2 {
+            let clean = limiter.acquire().await;
+            limiter.release(clean, Signal::Clean);
+        }
+        let alone = limiter.acquire().await;
+        assert!(limiter.limit() > 1);
+        limiter.release(alone, Signal::Throttled);
+        assert_eq!(limiter.pace(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,17 +1,18 @@
 //! Connector benchmark: generates N synthetic client records, runs the release connector binary
-//! against the in-process emulator, and prints records/s, requests sent, CPU seconds and peak
-//! RSS of the connector (from wait4's rusage). Not a test: it prints figures.
+//! against the emulator (a fresh `clientsuccess-emulator` process per run, as the API is a
+//! server of its own), and prints records/s, requests sent, CPU seconds and peak RSS of the
+//! connector (from wait4's rusage). Not a test: it prints figures.
 //!
 //! `cargo run --release -p integration_tests --bin bench -- --records 200000 --runs 3`
 
 use clap::Parser;
 use integration_tests::harness::connector_bin;
-use integration_tests::{Emulator, Options};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+use tokio::io::AsyncBufReadExt;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -101,24 +102,87 @@ fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The emulator in a process of its own, started fresh for each run: what a run stored, and
+/// the memory and CPU that took, are gone before the next run starts.
+struct EmulatorProcess {
+    _child: tokio::process::Child,
+    base_url: String,
+    api_key: String,
+}
+
+impl EmulatorProcess {
+    async fn start(args: &Args) -> anyhow::Result<Self> {
+        let binary = connector_bin()
+            .parent()
+            .unwrap()
+            .join("clientsuccess-emulator");
+        let mut command = tokio::process::Command::new(binary);
+        command.args([
+            "--latency-ms".to_owned(),
+            args.latency_ms.to_string(),
+            "--error-rate".to_owned(),
+            args.error_rate.to_string(),
+            "--drop-rate".to_owned(),
+            args.drop_rate.to_string(),
+            "--applied-then-failed-rate".to_owned(),
+            args.applied_then_failed_rate.to_string(),
+            "--presize".to_owned(),
+            args.records.to_string(),
+        ]);
+        if let Some(cap) = args.max_in_flight {
+            command.args(["--max-in-flight".to_owned(), cap.to_string()]);
+        }
+        if let Some(rate) = args.rate_limit {
+            command.args(["--rate-limit".to_owned(), rate.to_string()]);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // "ClientSuccess emulator listening: base_url … auth_url … api_key …"
+        let first = lines
+            .next_line()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the emulator printed nothing"))?;
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+                .map(|w| (*w).to_owned())
+                .ok_or_else(|| anyhow::anyhow!("no {key} in the emulator's first line: {first}"))
+        };
+        let (base_url, api_key) = (after("base_url")?, after("api_key")?);
+        // Whatever else it prints is read, so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            _child: child,
+            base_url,
+            api_key,
+        })
+    }
+
+    async fn inspect(&self, what: &str) -> anyhow::Result<Value> {
+        let root = self.base_url.trim_end_matches("/v2");
+        Ok(reqwest::get(format!("{root}/_emulator/{what}"))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+}
+
 async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
     let dir = connector_bin().parent().unwrap().join("bench-data");
     let profile = dir.join(format!("callgrind.out.{}", args.records));
-    let emulator = Emulator::start(Options {
-        latency_ms: args.latency_ms,
-        max_in_flight: args.max_in_flight,
-        rate_limit: args.rate_limit,
-        error_rate: args.error_rate,
-        drop_rate: args.drop_rate,
-        applied_then_failed_rate: args.applied_then_failed_rate,
-        presize: args.records,
-        ..Options::default()
-    })
-    .await?;
+    let emulator = EmulatorProcess::start(args).await?;
     let config = dir.join("config.json");
     let mut settings = json!({
-        "credentials": {"auth_type": "api_key", "api_key": emulator.api_key()},
-        "base_url": emulator.base_url(), "batch_size": args.batch_size,
+        "credentials": {"auth_type": "api_key", "api_key": emulator.api_key},
+        "base_url": emulator.base_url, "batch_size": args.batch_size,
         "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}
     });
     if let Some(concurrency) = args.concurrency {
@@ -181,26 +245,27 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
     let seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(status == 0, "connector exited with status {status}");
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let throttled = emulator
-        .stats()
-        .values()
-        .filter_map(|by_status| by_status.get("429"))
+    let stats = emulator.inspect("stats").await?;
+    let throttled = stats["requests"]
+        .as_object()
+        .into_iter()
+        .flat_map(|by_label| by_label.values())
+        .filter_map(|by_status| by_status["429"].as_u64())
         .sum();
+    let clients = emulator.inspect("records/client").await?;
+    let clients = clients.as_array().cloned().unwrap_or_default();
+    let distinct: std::collections::HashSet<&str> = clients
+        .iter()
+        .filter_map(|c| c["externalId"].as_str())
+        .collect();
     Ok(Measure {
         throttled,
         seconds,
         cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
         peak_rss_mb: peak_kb as f64 / 1024.0,
-        requests: emulator.request_count(),
-        stored: emulator.count("client"),
-        duplicates: {
-            let clients = emulator.records("client");
-            let distinct: std::collections::HashSet<&str> = clients
-                .iter()
-                .filter_map(|c| c["externalId"].as_str())
-                .collect();
-            clients.len() - distinct.len()
-        },
+        requests: stats["total"].as_u64().unwrap_or_default(),
+        stored: clients.len(),
+        duplicates: clients.len() - distinct.len(),
         instructions: args
             .callgrind
             .then(|| callgrind_total(&profile))
