@@ -141,21 +141,12 @@ impl EmulatorProcess {
             .kill_on_drop(true)
             .spawn()?;
         let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        // "ClientSuccess emulator listening: base_url … auth_url … api_key …"
-        let first = lines
+        // Its first line on stdout is its base URL; the key is the default one.
+        let base_url = lines
             .next_line()
             .await?
             .ok_or_else(|| anyhow::anyhow!("the emulator printed nothing"))?;
-        let words: Vec<&str> = first.split_whitespace().collect();
-        let after = |key: &str| {
-            words
-                .iter()
-                .position(|w| *w == key)
-                .and_then(|i| words.get(i + 1))
-                .map(|w| (*w).to_owned())
-                .ok_or_else(|| anyhow::anyhow!("no {key} in the emulator's first line: {first}"))
-        };
-        let (base_url, api_key) = (after("base_url")?, after("api_key")?);
+        let api_key = integration_tests::Options::default().api_key;
         // Whatever else it prints is read, so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
