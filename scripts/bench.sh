@@ -15,10 +15,12 @@ target/release/bench --records 100000 --runs 3 --latency-ms 50 --max-in-flight 2
 echo "== connector: a budget of 20 requests a second"
 target/release/bench --records 100000 --runs 3 --rate-limit 20
 echo "== connector: upserts, clean, then under 5% 5xx, 2% dropped, 2% applied then failed"
-target/release/bench --records 20000 --runs 3 --mode append_dedup
-# With 9% of requests failing, 3 retries (the default) leave some record of 20,000 failing four
-# times in a row in most runs (1 - (1 - 0.09^4)^20000 ≈ 73%), which ends the sync: 10 here.
-target/release/bench --records 20000 --runs 3 --mode append_dedup --max-retries 10 --error-rate 0.05 --drop-rate 0.02 --applied-then-failed-rate 0.02
+# 60,000: a clean run of 20,000 takes ~1.1 s, and a faulted one cannot end before its longest
+# retry chain (~15 records fail 3 times running: 0.1 + 0.2 + 0.4 s of backoff), which then
+# measures that chain rather than the rate. With 9% of requests failing, 3 retries (the
+# default) leave some record failing four times in a row in most runs, which ends the sync: 10.
+target/release/bench --records 60000 --runs 3 --mode append_dedup
+target/release/bench --records 60000 --runs 3 --mode append_dedup --max-retries 10 --error-rate 0.05 --drop-rate 0.02 --applied-then-failed-rate 0.02
 echo "== connector: an empty write"
 target/release/bench --records 0 --runs 7
 echo "== connector: 1,000,000 records (peak RSS)"
