@@ -150,6 +150,22 @@ impl Writer for FakeWriter {
     }
 }
 
+/// A destination over a fresh [`FakeWriter`]; the senders of its notices and signals are kept
+/// by the caller for as long as the sync runs.
+fn fake_destination() -> (Arc<FakeWriter>, Destination<FakeWriter>, impl Sized) {
+    let writer = Arc::new(FakeWriter {
+        seen: Mutex::new(Vec::new()),
+    });
+    let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let (signals, shutdown) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    let destination = Destination {
+        writer: writer.clone(),
+        notices,
+        shutdown,
+    };
+    (writer, destination, (notice_tx, signals))
+}
+
 #[tokio::test]
 async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_record() {
     let settings = config::from_value(&config_for(
@@ -176,16 +192,7 @@ async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_rec
         ));
     }
     lines.push(state_line("clients", 1));
-    let writer = Arc::new(FakeWriter {
-        seen: Mutex::new(Vec::new()),
-    });
-    let (_notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-    let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
-    let destination = Destination {
-        writer: writer.clone(),
-        notices,
-        shutdown,
-    };
+    let (writer, destination, _senders) = fake_destination();
     let captured = Captured::default();
     let mut out = Emitter::new(captured.clone());
     let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
@@ -337,16 +344,7 @@ async fn a_paused_source_still_has_what_it_sent_written() {
     .unwrap();
     let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
     let plan = Plan::new(&configured).unwrap();
-    let writer = Arc::new(FakeWriter {
-        seen: Mutex::new(Vec::new()),
-    });
-    let (_notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-    let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
-    let destination = Destination {
-        writer: writer.clone(),
-        notices,
-        shutdown,
-    };
+    let (writer, destination, _senders) = fake_destination();
     let (feed, pieces) = std::sync::mpsc::channel();
     let input = Fed {
         pieces,

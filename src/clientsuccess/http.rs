@@ -310,9 +310,6 @@ pub struct ApiClient {
     http: reqwest::Client,
     /// Every API request (`send`).
     transport: Transport,
-    /// The two bases without a trailing slash, for `request_uri`.
-    v2_prefix: String,
-    v1_prefix: String,
     base_url: String,
     /// `base_url` and the v1 base parsed once: each request only sets a path on a copy.
     v2_base: url::Url,
@@ -354,16 +351,12 @@ impl ApiClient {
                 refresh: tokio::sync::Mutex::new(()),
             }),
         };
-        let v2_base = url::Url::parse(&settings.base_url)?;
-        let v1_base = url::Url::parse(&v1_base(&settings.base_url))?;
         Ok(Self {
             http,
             transport: Transport::new(settings.request_timeout, settings.max_concurrency.max(1))?,
-            v2_prefix: v2_base.as_str().trim_end_matches('/').to_owned(),
-            v1_prefix: v1_base.as_str().trim_end_matches('/').to_owned(),
             base_url: settings.base_url.clone(),
-            v2_base,
-            v1_base,
+            v2_base: url::Url::parse(&settings.base_url)?,
+            v1_base: url::Url::parse(&v1_base(&settings.base_url))?,
             credentials,
             max_retries: settings.max_retries,
             timeout: settings.request_timeout,
@@ -425,10 +418,10 @@ impl ApiClient {
         });
         let text = if plain {
             let base = match request.api {
-                Api::V2 => &self.v2_prefix,
-                Api::V1 => &self.v1_prefix,
+                Api::V2 => &self.v2_base,
+                Api::V1 => &self.v1_base,
             };
-            format!("{base}{}", request.path)
+            format!("{}{}", base.as_str().trim_end_matches('/'), request.path)
         } else {
             self.request_url(request).into()
         };

@@ -38,17 +38,7 @@ impl ByteBudget {
     /// Blocks the calling (reader) thread until `cost(bytes)` is available and returns that
     /// cost, to be released later; `None` once the budget is closed (the sync is stopping).
     pub fn acquire(&self, bytes: usize) -> Option<usize> {
-        let cost = self.cost(bytes);
-        let (lock, ready) = &*self.inner;
-        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while !state.closed && state.available < cost {
-            state = ready.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-        if state.closed {
-            return None;
-        }
-        state.available -= cost;
-        Some(cost)
+        self.acquire_or_else(bytes, || true)
     }
 
     /// As `acquire`, but when the bytes are not there yet, first calls `before_waiting`
@@ -59,20 +49,23 @@ impl ByteBudget {
         before_waiting: impl FnOnce() -> bool,
     ) -> Option<usize> {
         let cost = self.cost(bytes);
-        {
-            let mut state = self.inner.0.lock().unwrap_or_else(|e| e.into_inner());
-            if state.closed {
+        let (lock, ready) = &*self.inner;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.closed && state.available < cost {
+            drop(state);
+            if !before_waiting() {
                 return None;
             }
-            if state.available >= cost {
-                state.available -= cost;
-                return Some(cost);
+            state = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !state.closed && state.available < cost {
+                state = ready.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         }
-        if !before_waiting() {
+        if state.closed {
             return None;
         }
-        self.acquire(bytes)
+        state.available -= cost;
+        Some(cost)
     }
 
     /// Gives back costs that `acquire` returned.
