@@ -311,24 +311,6 @@ pub fn minify(json: &str) -> String {
     out
 }
 
-/// The shape Airbyte's own model gives a STATE: what must hold for the platform to accept an
-/// echo of it. Unknown fields are allowed, as in the model.
-#[derive(Deserialize)]
-struct StateShape {
-    #[serde(rename = "type", default)]
-    kind: Option<StateType>,
-    #[serde(default)]
-    stream: Option<StreamState>,
-    #[serde(default)]
-    global: Option<GlobalState>,
-    #[serde(default)]
-    data: Option<serde_json::Map<String, Value>>,
-    #[serde(rename = "sourceStats", default)]
-    _source_stats: Option<StateStats>,
-    #[serde(rename = "destinationStats", default)]
-    _destination_stats: Option<StateStats>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StateType {
@@ -399,26 +381,12 @@ impl StateMessage {
     }
 
     /// Why the platform would refuse an echo of this state, or `None` when it is sound.
+    /// Every field of Airbyte's model is checked whatever the state's type; the blobs
+    /// (`stream_state`, `shared_state`, `data`) only as objects of valid JSON, read without
+    /// building a tree, so a deep one is echoed as it came. `destinationStats` is not checked:
+    /// the echo replaces it.
     pub fn problem(&self) -> Option<String> {
-        // Decoding every value checks what raw JSON does not: escapes such as lone surrogates.
-        let text = serde_json::to_string(&self.fields).ok()?;
-        let shape: StateShape =
-            match serde_json::from_str::<Value>(&text).and_then(serde_json::from_value) {
-                Ok(shape) => shape,
-                Err(e) => return Some(e.to_string()),
-            };
-        match shape.kind {
-            Some(StateType::Stream) if shape.stream.is_none() => {
-                Some("a STREAM state without `stream`".into())
-            }
-            Some(StateType::Global) if shape.global.is_none() => {
-                Some("a GLOBAL state without `global`".into())
-            }
-            Some(StateType::Legacy) if shape.data.is_none() => {
-                Some("a LEGACY state without `data`".into())
-            }
-            _ => None,
-        }
+        state_problem(&self.fields).err()
     }
 
     /// The platform's state id, when it set one.
@@ -436,6 +404,112 @@ impl StateMessage {
         let mut fields = self.fields.clone();
         fields.insert("destinationStats".to_owned(), raw);
         Self { fields }
+    }
+}
+
+/// Members of a JSON object, each kept raw; `what` names it in the error.
+fn members<'a>(raw: &'a RawValue, what: &str) -> Result<IndexMap<String, &'a RawValue>, String> {
+    serde_json::from_str(raw.get()).map_err(|_| format!("`{what}` is not an object"))
+}
+
+/// `None` for an absent or null member, as the model's `Optional` fields read it.
+fn present<'a>(fields: &IndexMap<String, &'a RawValue>, key: &str) -> Option<&'a RawValue> {
+    fields.get(key).copied().filter(|raw| raw.get() != "null")
+}
+
+fn state_problem(fields: &IndexMap<String, Box<RawValue>>) -> Result<(), String> {
+    if let Some(at) = fields
+        .values()
+        .find_map(|raw| crate::json::lone_surrogate(raw.get()))
+    {
+        return Err(format!("a string holds a lone surrogate escape ({at})"));
+    }
+    let fields: IndexMap<String, &RawValue> =
+        fields.iter().map(|(k, v)| (k.clone(), &**v)).collect();
+    let kind = match present(&fields, "type") {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_str::<StateType>(raw.get())
+                .map_err(|_| format!("`type` {} is not STREAM, GLOBAL or LEGACY", raw.get()))?,
+        ),
+    };
+    if let Some(stream) = present(&fields, "stream") {
+        check_stream_state(stream, "stream")?;
+    }
+    if let Some(global) = present(&fields, "global") {
+        let global = members(global, "global")?;
+        if let Some(shared) = present(&global, "shared_state") {
+            check_blob(shared, "global.shared_state")?;
+        }
+        let states = global
+            .get("stream_states")
+            .ok_or("`global` without `stream_states`")?;
+        let states: Vec<&RawValue> = serde_json::from_str(states.get())
+            .map_err(|_| "`global.stream_states` is not an array".to_owned())?;
+        for (i, state) in states.into_iter().enumerate() {
+            check_stream_state(state, &format!("global.stream_states[{i}]"))?;
+        }
+    }
+    if let Some(data) = present(&fields, "data") {
+        check_blob(data, "data")?;
+    }
+    if let Some(stats) = present(&fields, "sourceStats") {
+        let stats = members(stats, "sourceStats")?;
+        for key in ["recordCount", "rejectedRecordCount"] {
+            if let Some(count) = present(&stats, key) {
+                serde_json::from_str::<f64>(count.get())
+                    .map_err(|_| format!("`sourceStats.{key}` {} is not a number", count.get()))?;
+            }
+        }
+    }
+    let needs = |key: &str| match present(&fields, key) {
+        Some(_) => Ok(()),
+        None => Err(format!("a {} state without `{key}`", kind_name(kind))),
+    };
+    match kind {
+        Some(StateType::Stream) => needs("stream"),
+        Some(StateType::Global) => needs("global"),
+        Some(StateType::Legacy) => needs("data"),
+        None => Ok(()),
+    }
+}
+
+fn kind_name(kind: Option<StateType>) -> &'static str {
+    match kind {
+        Some(StateType::Stream) => "STREAM",
+        Some(StateType::Global) => "GLOBAL",
+        Some(StateType::Legacy) => "LEGACY",
+        None => "untyped",
+    }
+}
+
+fn check_stream_state(raw: &RawValue, what: &str) -> Result<(), String> {
+    let state = members(raw, what)?;
+    let descriptor = present(&state, "stream_descriptor")
+        .ok_or_else(|| format!("`{what}` without `stream_descriptor`"))?;
+    let descriptor = members(descriptor, &format!("{what}.stream_descriptor"))?;
+    let name = descriptor
+        .get("name")
+        .ok_or_else(|| format!("`{what}.stream_descriptor` without `name`"))?;
+    serde_json::from_str::<String>(name.get())
+        .map_err(|_| format!("`{what}.stream_descriptor.name` is not a string"))?;
+    if let Some(namespace) = present(&descriptor, "namespace") {
+        serde_json::from_str::<String>(namespace.get())
+            .map_err(|_| format!("`{what}.stream_descriptor.namespace` is not a string"))?;
+    }
+    if let Some(blob) = present(&state, "stream_state") {
+        check_blob(blob, &format!("{what}.stream_state"))?;
+    }
+    Ok(())
+}
+
+/// A state blob: any object. Its text is already valid JSON (it was read raw), so only its
+/// first byte is looked at: no tree is built, however deep it nests.
+fn check_blob(raw: &RawValue, what: &str) -> Result<(), String> {
+    if raw.get().starts_with('{') {
+        Ok(())
+    } else {
+        Err(format!("`{what}` is not an object"))
     }
 }
 
@@ -895,8 +969,29 @@ mod tests {
             r#"{"type":"STREAM","stream":{"stream_descriptor":{}}}"#,
             r#"{"type":"STREAM"}"#,
             r#"{"type":"LEGACY","data":{"s":"\ud800"}}"#,
+            r#"{"type":"LEGACY","data":{"s":"\udc00\ud800x"}}"#,
+            // Shapes that serde's derive would take as structs, and the model refuses.
+            r#"{"type":"LEGACY","data":{},"sourceStats":[]}"#,
+            r#"{"type":"GLOBAL","global":{"stream_states":[]},"stream":[]}"#,
+            r#"{"type":"GLOBAL","global":{"stream_states":[1]}}"#,
+            r#"{"type":"GLOBAL","global":{"stream_states":{}}}"#,
+            r#"{"type":"GLOBAL","global":{"shared_state":[],"stream_states":[]}}"#,
+            r#"{"type":"GLOBAL","global":{"stream_states":[{"stream_descriptor":{"name":1}}]}}"#,
+            r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a","namespace":2}}}"#,
+            r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"},"stream_state":3}}"#,
+            r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"}},"data":"x"}"#,
+            r#"{"type":null,"global":{}}"#,
+            r#"{"type":"LEGACY","data":{},"sourceStats":{"rejectedRecordCount":true}}"#,
         ] {
             assert!(problem(bad).is_some(), "{bad} passed");
+        }
+        for good in [
+            r#"{"type":"LEGACY","data":{"s":"\ud83d\ude00 \\ud800"}}"#,
+            r#"{"type":"LEGACY","data":{},"destinationStats":{"recordCount":"x"}}"#,
+            r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a","namespace":null},"stream_state":null},"sourceStats":null}"#,
+            r#"{"type":null,"global":{"stream_states":[{"stream_descriptor":{"name":"a","x":[]}}]},"extra":[]}"#,
+        ] {
+            assert_eq!(problem(good), None, "{good}");
         }
         assert_eq!(problem(r#"{"type":"LEGACY","data":{"a":1},"id":3}"#), None);
         let line =
@@ -910,5 +1005,27 @@ mod tests {
             echoed,
             r#"{"type":"STATE","state":{"type":"LEGACY","data":{"a b":[1,2]}}}"#
         );
+    }
+
+    /// The platform reads states up to 1,000 levels deep; a deep `stream_state` is echoed as
+    /// it came, never built as a tree.
+    #[test]
+    fn deep_states_are_echoed() {
+        for depth in [190, 990] {
+            let blob = format!(
+                "{}1{}",
+                r#"{"a":["#.repeat(depth / 2),
+                "]}".repeat(depth / 2)
+            );
+            let line = format!(
+                r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{{"name":"s"}},"stream_state":{blob}}}}}}}"#
+            );
+            let Ok(AirbyteMessage::State(state)) = AirbyteMessage::from_line(&line) else {
+                panic!("depth {depth} not decoded")
+            };
+            assert_eq!(state.problem(), None, "depth {depth}");
+            let echo = AirbyteMessage::State(state.with_destination_stats(0, 0)).to_line();
+            assert!(echo.contains(&blob));
+        }
     }
 }

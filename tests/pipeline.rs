@@ -223,7 +223,7 @@ async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_rec
         .collect();
     assert_eq!(
         states[0]["state"]["destinationStats"],
-        json!({"recordCount": 40.0, "rejectedRecordCount": 1.0})
+        json!({"recordCount": 39.0, "rejectedRecordCount": 1.0})
     );
     assert!(
         summary.into_result().is_err(),
@@ -379,4 +379,80 @@ async fn a_paused_source_still_has_what_it_sent_written() {
         .filter(|m| m["type"] == "STATE")
         .count();
     assert_eq!(states, 1);
+}
+
+/// The platform adds `recordCount` and `rejectedRecordCount` of each echoed state and checks
+/// the sum against the source's count for that state: for every state type, with rejections
+/// in some windows and none in others, the sum is the window's records, and every other field
+/// comes back as it was sent (a stale `destinationStats` of its own is replaced).
+#[tokio::test]
+async fn every_state_type_carries_counts_that_add_up_to_its_window() {
+    let settings = config::from_value(&config_for(
+        "http://127.0.0.1:1/v2",
+        "k",
+        json!({"rejection_breaker_records": 0, "rejected_records": {"storage_type": "None"}}),
+    ))
+    .unwrap();
+    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
+    let plan = Plan::new(&configured).unwrap();
+    let record = |name: &str| record_line("clients", &json!({"name": name}));
+    let stream = |id: u64, n: f64| {
+        json!({"type": "STATE", "state": {"type": "STREAM", "id": id,
+            "stream": {"stream_descriptor": {"name": "clients", "namespace": null}, "stream_state": {"c": id}},
+            "sourceStats": {"recordCount": n}}})
+        .to_string()
+    };
+    let windows: Vec<(Vec<&str>, String, f64, f64)> = vec![
+        (vec!["a", "bad 1", "b"], stream(1, 3.0), 2.0, 1.0),
+        (vec!["c", "d"],
+            json!({"type": "STATE", "state": {"type": "GLOBAL", "id": 2,
+                "global": {"shared_state": {"lsn": 9}, "stream_states": [{"stream_descriptor": {"name": "clients"}, "stream_state": {}}]},
+                "sourceStats": {"recordCount": 2.0}}}).to_string(), 2.0, 0.0),
+        (vec!["bad 2", "bad 3"],
+            json!({"type": "STATE", "state": {"type": "LEGACY", "id": 3, "data": {"x": 1},
+                "sourceStats": {"recordCount": 2.0}}}).to_string(), 0.0, 2.0),
+        // The platform's empty state at the end of a full-refresh stream that sent nothing.
+        (vec![],
+            json!({"type": "STATE", "state": {"type": "STREAM", "id": 4,
+                "stream": {"stream_descriptor": {"name": "clients"}, "stream_state": {}},
+                "sourceStats": {"recordCount": 0.0}}}).to_string(), 0.0, 0.0),
+        (vec!["e", "bad 4"],
+            json!({"type": "STATE", "state": {"type": "STREAM", "id": 5,
+                "stream": {"stream_descriptor": {"name": "clients"}, "stream_state": {"c": 5}},
+                "sourceStats": {"recordCount": 2.0}, "destinationStats": {"recordCount": "x"}}}).to_string(), 1.0, 1.0),
+    ];
+    let mut lines = Vec::new();
+    for (names, state, _, _) in &windows {
+        lines.extend(names.iter().map(|n| record(n)));
+        lines.push(state.clone());
+    }
+    let (_writer, destination, _senders) = fake_destination();
+    let captured = Captured::default();
+    let mut out = Emitter::new(captured.clone());
+    let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
+    let summary = write::run(settings, plan, destination, input, &mut out)
+        .await
+        .unwrap();
+    assert_eq!((summary.written, summary.rejected), (5, 4));
+    let states: Vec<Value> = captured
+        .messages()
+        .into_iter()
+        .filter(|m| m["type"] == "STATE")
+        .collect();
+    assert_eq!(states.len(), windows.len());
+    for (echo, (_, sent, written, rejected)) in states.iter().zip(&windows) {
+        let stats = &echo["state"]["destinationStats"];
+        assert_eq!(
+            stats,
+            &json!({"recordCount": written, "rejectedRecordCount": rejected})
+        );
+        let source = echo["state"]["sourceStats"]["recordCount"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(written + rejected, source, "{echo}");
+        let mut sent: Value = serde_json::from_str(sent).unwrap();
+        sent["state"]["destinationStats"] = stats.clone();
+        assert_eq!(echo, &sent, "only destinationStats changes");
+    }
+    keep_output(&captured.text(), "");
 }

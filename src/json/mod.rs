@@ -115,6 +115,45 @@ impl<'a> Members<'a> {
     }
 }
 
+/// The first `\uXXXX` escape of a UTF-16 surrogate without its pair in `text`, JSON whose
+/// backslashes are all inside strings. serde_json's words for it ("unexpected end of hex
+/// escape") do not say what is wrong.
+pub fn lone_surrogate(text: &str) -> Option<String> {
+    let hex = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|h| u16::from_str_radix(h, 16).ok())
+    };
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let unit = bytes.get(i + 2..i + 6).and_then(hex).unwrap_or(0);
+        let escape = || text.get(i..i + 6).unwrap_or_default().to_owned();
+        match unit {
+            0xD800..=0xDBFF => {
+                let low = (bytes.get(i + 6..i + 8) == Some(b"\\u"))
+                    .then(|| bytes.get(i + 8..i + 12).and_then(hex))
+                    .flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Some(escape());
+                }
+                i += 12;
+            }
+            0xDC00..=0xDFFF => return Some(escape()),
+            _ => i += 6,
+        }
+    }
+    None
+}
+
 /// Why a text is not one JSON value.
 #[derive(Debug)]
 pub enum Error {

@@ -1,6 +1,8 @@
 //! Which STATE messages may be echoed: the input is cut into segments at each STATE, and a
 //! state goes out once every record of its segment and of all earlier ones is committed
-//! (written or rejected), in input order, with that segment's counts.
+//! (written or rejected), in input order, with that segment's counts: `recordCount` the records
+//! written and `rejectedRecordCount` those rejected, so that their sum is the segment's records,
+//! as the platform checks.
 
 use crate::protocol::StateMessage;
 use std::collections::VecDeque;
@@ -71,7 +73,9 @@ impl Ledger {
             let segment = self.segments.pop_front().expect("front exists");
             self.first += 1;
             let state = segment.state.expect("checked above");
-            ready.push(state.with_destination_stats(segment.received, segment.rejected));
+            // The platform adds the two and checks the sum against the source's count.
+            let written = segment.received - segment.rejected;
+            ready.push(state.with_destination_stats(written, segment.rejected));
         }
         ready
     }
@@ -122,7 +126,7 @@ mod tests {
                 (st.record_count.unwrap(), st.rejected_record_count.unwrap())
             })
             .collect();
-        assert_eq!(stats, vec![(2.0, 1.0), (1.0, 1.0), (0.0, 0.0)]);
+        assert_eq!(stats, vec![(1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]);
         assert_eq!(ledger.held_states(), 0);
     }
 

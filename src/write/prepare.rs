@@ -261,7 +261,13 @@ pub fn decode_strict(json: &str) -> Result<Doc<'_>, String> {
         json::Error::DuplicateKey(key) => {
             format!("`data` has the key `{key}` twice; which value is meant is unknown")
         }
-        json::Error::Syntax(e) => format!("`data` is not valid JSON: {e}"),
+        json::Error::Syntax(e) => match json::lone_surrogate(json) {
+            Some(escape) => format!(
+                "`data` is not valid JSON: a string holds the lone surrogate escape `{escape}` \
+                 (half of a UTF-16 pair, which is no character; its other half is missing)"
+            ),
+            None => format!("`data` is not valid JSON: {e}"),
+        },
     })
 }
 
@@ -388,6 +394,22 @@ mod tests {
         match item {
             Item::Rejected(r) => r.reason,
             other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_named_as_such() {
+        let plan = plan("client", "append");
+        for data in [
+            r#"{"name":"A\ud800"}"#,
+            r#"{"name":"A\udc00B"}"#,
+            r#"{"name":"\ud800\u0041"}"#,
+        ] {
+            let reason = rejection(prepare(&plan, 1, record(data)));
+            assert!(
+                reason.contains("lone surrogate escape `\\u"),
+                "{data}: {reason}"
+            );
         }
     }
 
