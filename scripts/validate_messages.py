@@ -9,7 +9,7 @@ from collections import Counter
 from airbyte_protocol.models import AirbyteMessage
 
 
-def main(folder: str) -> int:
+def main(folder: str, require_every_type: bool = True) -> int:
     files = sorted(pathlib.Path(folder).glob("*.jsonl"))
     counts: Counter = Counter()
     failures = []
@@ -33,6 +33,8 @@ def main(folder: str) -> int:
     if total == 0:
         print("no lines were validated: the tests produced no connector output")
         return 1
+    if not require_every_type:
+        return 0
     for required in ("SPEC", "CONNECTION_STATUS", "DESTINATION_CATALOG", "STATE", "LOG", "TRACE"):
         if counts[required] == 0:
             print(f"no {required} message was validated")
@@ -41,4 +43,5 @@ def main(folder: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    # --any: lines of whatever types (a fuzz run prints only STATE and LOG).
+    sys.exit(main(sys.argv[1], "--any" not in sys.argv[2:]))

@@ -2,7 +2,7 @@
 
 use crate::clientsuccess::custom::CustomFields;
 use crate::clientsuccess::ClientSuccessWriter;
-use crate::error::{failure_type, ConfigError, TransientError};
+use crate::error::{failure_type, ConfigError};
 use crate::output::Emitter;
 use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::{catalog, check, config, write};
@@ -135,9 +135,11 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
             let plan = write::plan::Plan::new(&configured)?;
             let stdin = std::io::stdin();
             let summary = runtime()?.block_on(async {
-                let mut shutdown = shutdown_signals()?;
-                let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-                let setup = async {
+                let shutdown = shutdown_signals()?;
+                // Sign-in, surface probes and custom fields wait for the first record: an
+                // empty sync makes no request.
+                let connect = || async {
+                    let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
                     // Custom fields typed and accepted as columns, as discover published them.
                     let (writer, custom) = ClientSuccessWriter::connect_reading_custom_fields(
                         &settings,
@@ -147,47 +149,39 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
                     )
                     .await?;
                     writer.surfaces().require(&plan.needs())?;
-                    anyhow::Ok((writer, custom))
+                    let mut logs = Vec::new();
+                    let plan = match custom {
+                        Ok(custom) => write::plan::Plan::with_custom_fields(&configured, &custom)?,
+                        Err(why) => {
+                            logs.push((
+                                LogLevel::Warn,
+                                format!("custom field definitions could not be read ({why}); custom values are sent unchecked in `custom`"),
+                            ));
+                            write::plan::Plan::new(&configured)?
+                        }
+                    };
+                    logs.push((
+                        LogLevel::Info,
+                        format!(
+                            "ClientSuccess write API ({}): {}",
+                            if writer.surfaces().detected {
+                                "detected"
+                            } else {
+                                "set by api_surface"
+                            },
+                            writer.surfaces()
+                        ),
+                    ));
+                    anyhow::Ok(write::start::Connected {
+                        writer,
+                        plan,
+                        notices,
+                        logs,
+                    })
                 };
-                // A cancel while connecting (each probe may be slow) stops at once: nothing was
-                // read yet, so nothing is lost.
-                let (writer, custom) = tokio::select! {
-                    ready = setup => ready?,
-                    Some(signal) = shutdown.recv() => {
-                        return Err(TransientError(format!(
-                            "{signal} received while connecting to ClientSuccess, before any record was read; nothing was written"
-                        ))
-                        .into())
-                    }
-                };
-                let plan = match custom {
-                    Ok(custom) => write::plan::Plan::with_custom_fields(&configured, &custom)?,
-                    Err(why) => {
-                        out.log(
-                            LogLevel::Warn,
-                            format!("custom field definitions could not be read ({why}); custom values are sent unchecked in `custom`"),
-                        )?;
-                        plan
-                    }
-                };
-                out.log(
-                    LogLevel::Info,
-                    format!(
-                        "ClientSuccess write API ({}): {}",
-                        if writer.surfaces().detected {
-                            "detected"
-                        } else {
-                            "set by api_surface"
-                        },
-                        writer.surfaces()
-                    ),
-                )?;
-                let destination = write::Destination {
-                    writer: std::sync::Arc::new(writer),
-                    notices,
-                    shutdown,
-                };
-                write::run(settings, plan, destination, stdin, out).await
+                let base_plan = write::plan::Plan::new(&configured)?;
+                write::start::run_when_needed(settings.clone(), base_plan, connect, stdin, shutdown, out)
+                    .await
             })?;
             summary.into_result()?;
         }

@@ -242,6 +242,9 @@ fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
         r#"{"type":"STATE","state":{"data":{"k":[1,2,{"z":null}]},"id":123456789012345678901234567890}}"#,
         r#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#,
         r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0}}"#,
+        r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{"a":[{}]},"stream_states":[{"stream_descriptor":{"name":"a","namespace":"n"},"stream_state":{"b":1}}]},"sourceStats":{"recordCount":2.0},"destinationStats":{"recordCount":1.0},"id":7}}"#,
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"clients","namespace":null},"stream_state":{}},"sourceStats":{"recordCount":0.0,"rejectedRecordCount":0.0}}}"#,
+        r#"{"type":"STATE","state":{"type":"LEGACY","data":{"d":[[[[[[{"e":"\ud83d\ude00"}]]]]]]}}}"#,
     ]);
     let mutated =
         (templates, any::<u16>(), any::<u8>(), 0..4usize).prop_map(|(template, at, byte, how)| {
@@ -271,43 +274,121 @@ fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Decodes `lines` as the reader does and prints what the connector would print about each
+/// (an echoed state, a WARN naming a broken state or a rejection): one JSON object a line, with
+/// no raw control character, whatever came in.
+fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan) -> Result<String, TestCaseError> {
+    let mut input = Vec::new();
+    for line in lines {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let captured = Captured::default();
+    let mut out = Emitter::new(captured.clone());
+    let mut lines = Lines::new(&input[..]);
+    while let Some(read) = lines.next_line() {
+        let (number, line) = read.unwrap();
+        match prepare(plan, number, line) {
+            Item::State(state) => out
+                .emit(&AirbyteMessage::State(state.with_destination_stats(1, 0)))
+                .unwrap(),
+            Item::BadState { line, reason } => out
+                .log(LogLevel::Warn, format!("line {line}: {reason}"))
+                .unwrap(),
+            Item::Rejected(rejection) => out.log(LogLevel::Warn, rejection.reason).unwrap(),
+            Item::Record(_) | Item::Ignored => {}
+        }
+    }
+    let text = captured.text();
+    for line in text.lines() {
+        prop_assert!(
+            !line.chars().any(|c| c.is_control()),
+            "control character in {line:?}"
+        );
+        prop_assert!(
+            !line.contains(['\u{2028}', '\u{2029}']),
+            "line separator in {line:?}"
+        );
+        // Raw members: a state may carry numbers no double holds (the model reads 1e400 too).
+        let message: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
+            serde_json::from_str(line).unwrap();
+        prop_assert!(message["type"].get().starts_with('"'));
+    }
+    Ok(text)
+}
+
+fn clients_plan() -> Plan {
+    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
+    Plan::new(&configured).unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     /// Whatever comes in, decoding never panics, and every line the connector would print
-    /// about it (an echoed state, a WARN naming a broken state or a rejection) is one JSON
-    /// object on one line with no raw control character. The lines are kept so the test
-    /// script also checks them against Airbyte's own model.
+    /// about it is one JSON object on one line. The lines are kept so the test script also
+    /// checks them against Airbyte's own model.
     #[test]
     fn no_input_line_breaks_the_decoder_or_the_output(lines in prop::collection::vec(hostile_line(), 1..6)) {
-        let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
-        let plan = Plan::new(&configured).unwrap();
-        let mut input = Vec::new();
-        for line in &lines {
-            input.extend_from_slice(line);
-            input.push(b'\n');
-        }
-        let captured = Captured::default();
-        let mut out = Emitter::new(captured.clone());
-        let mut lines = Lines::new(&input[..]);
-        while let Some(read) = lines.next_line() {
-            let (number, line) = read.unwrap();
-            match prepare(&plan, number, line) {
-                Item::State(state) => out.emit(&AirbyteMessage::State(state.with_destination_stats(1, 0))).unwrap(),
-                Item::BadState { line, reason } => out.log(LogLevel::Warn, format!("line {line}: {reason}")).unwrap(),
-                Item::Rejected(rejection) => out.log(LogLevel::Warn, rejection.reason).unwrap(),
-                Item::Record(_) | Item::Ignored => {}
-            }
-        }
-        let text = captured.text();
-        for line in text.lines() {
-            prop_assert!(!line.chars().any(|c| c.is_control()), "control character in {line:?}");
-            prop_assert!(!line.contains(['\u{2028}', '\u{2029}']), "line separator in {line:?}");
-            let message: Value = serde_json::from_str(line).unwrap();
-            prop_assert!(message["type"].is_string());
-        }
+        let text = decode_and_echo(&lines, &clients_plan())?;
         append_protocol_lines("fuzz", &text);
     }
+}
+
+/// The same fuzz at length: `FUZZ_LINES` mutated lines (500,000 unless set), every printed
+/// line then checked against Airbyte's model by `scripts/validate_messages.py`. Minutes, so
+/// not in CI: `cargo test --release --test pipeline -- --ignored long_fuzz --nocapture`.
+#[test]
+#[ignore]
+fn long_fuzz_prints_nothing_the_official_model_refuses() {
+    use proptest::test_runner::{Config, TestRunner};
+    let target: usize = std::env::var("FUZZ_LINES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500_000);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let folder = root.join("target/long-fuzz");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = std::sync::Mutex::new(io::BufWriter::new(
+        std::fs::File::create(folder.join("fuzz.jsonl")).unwrap(),
+    ));
+    let plan = clients_plan();
+    let fed = std::sync::atomic::AtomicUsize::new(0);
+    let printed = std::sync::atomic::AtomicUsize::new(0);
+    let cases = (target / 3 + 1) as u32; // lines per case average 3
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(hostile_line(), 1..6), |lines| {
+            let text = decode_and_echo(&lines, &plan)?;
+            fed.fetch_add(lines.len(), std::sync::atomic::Ordering::Relaxed);
+            printed.fetch_add(text.lines().count(), std::sync::atomic::Ordering::Relaxed);
+            file.lock().unwrap().write_all(text.as_bytes()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    file.into_inner().unwrap().flush().unwrap();
+    let fed = fed.into_inner();
+    eprintln!(
+        "{fed} mutated lines fed, {} lines printed",
+        printed.into_inner()
+    );
+    assert!(fed >= target, "only {fed} lines were fed");
+    let python = root.join(".venv/bin/python");
+    let status = std::process::Command::new(python)
+        .arg(root.join("scripts/validate_messages.py"))
+        .arg(&folder)
+        .arg("--any")
+        .status()
+        .expect("the model's validator runs (scripts/test.sh makes .venv)");
+    assert!(
+        status.success(),
+        "a printed line was refused by the official model"
+    );
 }
 
 /// Input a test feeds line by line; a read waits for the next piece, as a pipe from a slow

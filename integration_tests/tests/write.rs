@@ -1,8 +1,8 @@
 //! `write` end to end: the real binary, real HTTP, the emulator's records compared.
 
 use integration_tests::harness::{
-    catalog, config_for, record_line, run_connector_with_env, scratch_dir, state_line, write_json,
-    Sync,
+    catalog, config_for, record_line, run_connector, run_connector_with_env, scratch_dir,
+    state_line, write_json, Sync,
 };
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
@@ -466,9 +466,49 @@ async fn a_sync_with_no_records() {
     let s = sync(&emulator, json!({}), &[("c", "client", "append")], &[]).await;
     s.run.assert_ok();
     assert!(s.run.states().is_empty());
-    // Only the custom field definitions were read (once per sync): nothing was written.
-    let endpoints: Vec<String> = emulator.stats().into_keys().collect();
-    assert_eq!(endpoints, ["GET /v2/customfield/all/CLIENT"]);
+    // No record, no request: not even the custom field definitions were read.
+    assert_eq!(emulator.request_count(), 0, "{:?}", emulator.stats());
+}
+
+/// An incremental sync with nothing new is the most common sync there is: with the API
+/// unreachable (and auto-detection of its routes on), it still echoes its states and exits 0,
+/// without a request. The first record then connects, and a failure to is reported as before.
+#[tokio::test]
+async fn an_empty_sync_needs_no_api() {
+    let dir = scratch_dir("empty-sync");
+    let config = write_json(
+        &dir,
+        "config.json",
+        &config_for(
+            "http://127.0.0.1:1/v2",
+            "k",
+            json!({"object_storage_config": {"storage_type": "None"}}),
+        ),
+    );
+    let catalog = write_json(
+        &dir,
+        "catalog.json",
+        &catalog(&[("c", "client", "append"), ("d", "contact", "append_dedup")]),
+    );
+    let log = r#"{"type":"LOG","log":{"level":"INFO","message":"from the source"}}"#;
+    let input = [state_line("c", 1), log.to_owned(), state_line("d", 2)].join("\n") + "\n";
+    let args = ["write", "--config", &config, "--catalog", &catalog];
+    let started = std::time::Instant::now();
+    let run = run_connector(&args, input.as_bytes()).await;
+    let took = started.elapsed();
+    run.assert_ok();
+    let ids: Vec<&Value> = run.states().iter().map(|s| &s["id"]).collect();
+    assert_eq!(ids, [1, 2]);
+    eprintln!("empty sync with the API down: {took:?}");
+    let input = state_line("c", 1) + "\n" + &record_line("c", &json!({"name": "A"})) + "\n";
+    let run = run_connector(&args, input.as_bytes()).await;
+    assert!(!run.status.success());
+    let trace = run.error_trace().expect("a TRACE error");
+    assert_eq!(trace["failure_type"], "transient_error", "{trace}");
+    assert!(
+        run.states().is_empty(),
+        "no state before the connection failed"
+    );
 }
 
 #[tokio::test]

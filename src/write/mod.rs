@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod plan;
 pub mod prepare;
 pub mod rejects;
+pub mod start;
 pub mod worker;
 pub mod writer;
 
