@@ -219,6 +219,12 @@ async fn the_same_records_land_on_every_surface() {
             false,
             false,
         ),
+        (
+            "v2 single, no v1: upsert by a v2 read",
+            Options::account(false, false, true, false),
+            true,
+            false,
+        ),
     ] {
         let emulator = Emulator::start(options).await.unwrap();
         let got = scenario(&emulator, contracts, contract_upsert).await;
@@ -244,6 +250,14 @@ async fn the_same_records_land_on_every_surface() {
                 );
                 assert!(used("PATCH /v1/customfield/value/client/{id}"), "{stats:?}");
                 assert!(!stats.keys().any(|k| k.starts_with("PUT /v2")), "{stats:?}");
+            }
+            "v2 single, no v1: upsert by a v2 read" => {
+                assert!(
+                    used("GET /v2/client/search") && used("GET /v2/contact/search"),
+                    "{stats:?}"
+                );
+                assert_eq!(stats["POST /v2/client"]["201"], 4, "{stats:?}");
+                assert_eq!(stats["POST /v2/contact"]["201"], 3, "{stats:?}");
             }
             "v2 single, upsert by v1 lookup" => {
                 assert!(
@@ -317,6 +331,10 @@ async fn no_route_left_is_a_config_error_before_any_state_and_no_rejection() {
     let message = error["message"].as_str().unwrap();
     assert!(
         message.contains("stream `c`") && message.contains("insert a client"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Routes tried: POST /v2/client/bulk → 404, POST /v2/client/upsert → 404, POST /v2/client → 404, POST /v1/clients → 404."),
         "{message}"
     );
     assert!(s.run.states().is_empty());

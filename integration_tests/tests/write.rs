@@ -897,3 +897,64 @@ async fn a_proxy_named_in_the_environment_carries_every_request() {
     assert_eq!(emulator.count("client"), 5);
     assert_eq!(run.states().len(), 1);
 }
+
+/// PyAirbyte's default path upserts rows that have no `active` column. A client the upsert
+/// creates gets the insert's defaults (`status` ACTIVE, `active` from the status), whichever
+/// route: a lookup knows the record is new, and the native upsert route's refusal naming only
+/// the missing fields says so. A client that exists never gets them.
+#[tokio::test]
+async fn an_upsert_that_creates_gets_the_insert_defaults_and_an_update_never_does() {
+    for (name, options, surface) in [
+        ("native upsert", Options::default(), "v2_bulk"),
+        ("v1 lookup", Options::default(), "v2_single"),
+        (
+            "v2 read",
+            Options::account(false, false, true, false),
+            "auto",
+        ),
+    ] {
+        let emulator = Emulator::start(options).await.unwrap();
+        let extra = json!({"api_surface": surface});
+        let seed = record_line(
+            "c",
+            &json!({"name": "Old", "externalId": "X1", "status": "TRIAL"}),
+        );
+        sync(&emulator, extra.clone(), &[("c", "client", "append")], &[seed])
+            .await
+            .run
+            .assert_ok();
+        let rows = [
+            json!({"name": "Old renamed", "externalId": "X1"}),
+            json!({"name": "New", "externalId": "X2"}),
+            json!({"name": "Gone", "externalId": "X3", "status": "TERMINATED"}),
+        ];
+        let s = sync(
+            &emulator,
+            extra,
+            &[("c", "client", "append_dedup")],
+            &lines("c", &rows),
+        )
+        .await;
+        s.run.assert_ok();
+        assert!(s.rejected.is_empty(), "{name}: {:?}", s.rejected);
+        let mut got: Vec<(String, String, bool)> = emulator
+            .records("client")
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["active"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("Gone", "TERMINATED", false),
+            ("New", "ACTIVE", true),
+            ("Old renamed", "TRIAL", true),
+        ]
+        .map(|(n, s, a)| (n.to_owned(), s.to_owned(), a));
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -20,37 +20,53 @@ connector, emulator_bin, scratch = (Path(a).resolve() for a in sys.argv[1:4])
 scratch.mkdir(parents=True, exist_ok=True)
 here = Path(__file__).resolve().parent
 
-emulator = subprocess.Popen([str(emulator_bin)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-try:
-    base_url = emulator.stdout.readline().strip()
-    assert base_url.startswith("http://127.0.0.1:"), base_url
-    rejected = scratch / "rejected.jsonl"
-    config = {
-        "credentials": {"auth_type": "api_key", "api_key": "cs-emulator-key-5f2b9e"},
-        "base_url": base_url,
-        "rejected_records": {"storage_type": "Local", "path": str(rejected)},
-    }
-    source = ab.get_source(
-        "source-warehouse",
-        config={},
-        local_executable=here / "source_warehouse.py",
-        streams="*",
-    )
-    destination = ab.get_destination("destination-clientsuccess", config=config, local_executable=connector)
-    destination.check()
-    result = destination.write(source)  # PyAirbyte's default path: through its default cache
-    print("PyAirbyte write result:", result)
 
-    origin = base_url.rsplit("/v2", 1)[0]
-    with urllib.request.urlopen(f"{origin}/_emulator/records/client") as answer:
-        clients = json.load(answer)
-    landed = sorted((c["externalId"], c["name"], c.get("npsScore")) for c in clients)
-    print("landed:", landed)
-    expected = [("PYA-1", "Acme Corp", 40), ("PYA-2", "Globex", -5), ("PYA-3", "Initech", None)]
-    assert landed == expected, f"expected {expected}, got {landed}"
-    assert not any(k.startswith("_airbyte") for c in clients for k in c), clients
-    assert not rejected.exists() or rejected.read_text() == "", rejected.read_text()
-    print("PyAirbyte default path: 3 of 3 records landed")
-finally:
-    emulator.terminate()
-    emulator.wait()
+def sync(source_config, expected, label):
+    """One PyAirbyte write from the local source into a fresh emulator; checks what landed."""
+    emulator = subprocess.Popen([str(emulator_bin)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base_url = emulator.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:"), base_url
+        rejected = scratch / f"rejected-{label}.jsonl"
+        config = {
+            "credentials": {"auth_type": "api_key", "api_key": "cs-emulator-key-5f2b9e"},
+            "base_url": base_url,
+            "rejected_records": {"storage_type": "Local", "path": str(rejected)},
+        }
+        source = ab.get_source(
+            "source-warehouse",
+            config=source_config,
+            local_executable=here / "source_warehouse.py",
+            streams="*",
+        )
+        destination = ab.get_destination("destination-clientsuccess", config=config, local_executable=connector)
+        destination.check()
+        result = destination.write(source)  # PyAirbyte's default path: through its default cache
+        print(f"PyAirbyte write result ({label}):", result)
+
+        origin = base_url.rsplit("/v2", 1)[0]
+        with urllib.request.urlopen(f"{origin}/_emulator/records/client") as answer:
+            clients = json.load(answer)
+        landed = sorted((c["externalId"], c["name"], c.get("npsScore"), c["status"], c["active"]) for c in clients)
+        print("landed:", landed)
+        assert landed == expected, f"expected {expected}, got {landed}"
+        assert not any(k.startswith("_airbyte") for c in clients for k in c), clients
+        assert not rejected.exists() or rejected.read_text() == "", rejected.read_text()
+    finally:
+        emulator.terminate()
+        emulator.wait()
+
+
+sync({}, [
+    ("PYA-1", "Acme Corp", 40, "ACTIVE", True),
+    ("PYA-2", "Globex", -5, "ACTIVE", True),
+    ("PYA-3", "Initech", None, "TRIAL", True),
+], "with-active")
+# No `active` column: PyAirbyte upserts (the stream has a primary key), and each new client
+# gets the insert's defaults.
+sync({"without_active": True}, [
+    ("PYA-1", "Acme Corp", None, "ACTIVE", True),
+    ("PYA-2", "Globex", None, "INACTIVE", False),
+    ("PYA-3", "Initech", None, "ACTIVE", True),
+], "without-active")
+print("PyAirbyte default path: 3 of 3 records landed, with and without an active column")

@@ -64,6 +64,9 @@ pub enum Upsert {
     Native,
     /// Look it up through v1, then create or update it.
     Lookup,
+    /// Find it in a v2 read of every record of its object (once per sync), then create or
+    /// update it: an account with v2 single writes and no v1.
+    ReadAll,
 }
 
 /// One object's routes for each mode; `None` where this account offers no way.
@@ -100,6 +103,12 @@ impl ObjectRoutes {
             Some(Upsert::Native)
         } else if has_v1 && create.is_some() && update.is_some() {
             Some(Upsert::Lookup)
+        } else if object != ObjectKind::Contract
+            && create.is_some()
+            && update == Some(Update::V2Put)
+        {
+            // Contracts have no natural key but externalId, which only the upsert route matches.
+            Some(Upsert::ReadAll)
         } else {
             None
         };
@@ -157,6 +166,7 @@ impl ObjectRoutes {
         let upsert = match self.upsert {
             Some(Upsert::Native) => "v2 upsert",
             Some(Upsert::Lookup) => "v1 lookup then create or update",
+            Some(Upsert::ReadAll) => "v2 read of all records then create or update",
             None => "no upsert",
         };
         format!("insert by {create}, update by {update}, upsert by {upsert}")
@@ -171,6 +181,9 @@ pub struct SurfacePlan {
     /// Whether v1's lookups (a client by externalId, contacts by email) can be used. Pinned
     /// surfaces assume so, as recorded traffic shows v1 beside v2.
     pub v1_reads: bool,
+    /// Each probe detection sent and its answer (`POST /v2/client/bulk → 404`), so a missing
+    /// route is reported with what was tried.
+    pub probes: Vec<String>,
 }
 
 impl SurfacePlan {
@@ -189,6 +202,7 @@ impl SurfacePlan {
                 .collect(),
             detected: false,
             v1_reads: true,
+            probes: Vec::new(),
         }
     }
 
@@ -197,7 +211,8 @@ impl SurfacePlan {
     /// a missing one answers 404 or 405.
     pub async fn detect(client: &ApiClient, objects: &[ObjectKind]) -> Result<Self, Fatal> {
         // Every probe at once: at start, each round trip is time no record is written.
-        let probe = |api_request: ApiRequest| exists(client, api_request);
+        let tried = std::sync::Mutex::new(Vec::new());
+        let probe = |api_request: ApiRequest| exists(client, api_request, &tried);
         let v1 = probe(ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")));
         let per_object = objects.iter().map(|&object| async move {
             let bulk = async {
@@ -242,6 +257,17 @@ impl SurfacePlan {
             objects: found,
             detected: true,
             v1_reads: v1,
+            probes: {
+                // In the order the contract ranks them, not the order the answers came.
+                let mut tried = tried.into_inner().unwrap_or_default();
+                let rank = |p: &String| {
+                    ["/bulk ", "/upsert ", "/v2/", "/v1/"]
+                        .iter()
+                        .position(|r| p.contains(r))
+                };
+                tried.sort_by_key(rank);
+                tried
+            },
         })
     }
 
@@ -266,8 +292,23 @@ impl SurfacePlan {
                 ),
                 _ => format!("a route for it, which {how}"),
             };
+            let v2 = format!("/v2/{object}");
+            let tried: Vec<&str> = self
+                .probes
+                .iter()
+                .filter(|p| {
+                    p.contains(&format!("{v2} "))
+                        || p.contains(&format!("{v2}/"))
+                        || p.contains("/v1/")
+                })
+                .map(String::as_str)
+                .collect();
+            let tried = match tried.as_slice() {
+                [] => String::new(),
+                probes => format!(" Routes tried: {}.", probes.join(", ")),
+            };
             return Err(Fatal::config(format!(
-                "{stream}: to {mode} a {object} the connector needs {missing}. Routes found: {}. \
+                "{stream}: to {mode} a {object} the connector needs {missing}. Routes found: {}.{tried} \
                  Check base_url, or set api_surface to the surface your account has",
                 self.describe()
             )));
@@ -295,12 +336,20 @@ fn empty(body: &'static str) -> Option<Bytes> {
     Some(Bytes::from_static(body.as_bytes()))
 }
 
-/// Whether a route exists: anything but 404 or 405 says it does.
-async fn exists(client: &ApiClient, probe: ApiRequest) -> Result<bool, Fatal> {
-    Ok(match client.send(&probe).await? {
-        Reply::Refused { status, .. } => !matches!(status, 404 | 405),
-        Reply::Success { .. } | Reply::Unknown { .. } => true,
-    })
+/// Whether a route exists: anything but 404 or 405 says it does. The probe and its answer
+/// are noted in `tried`.
+async fn exists(
+    client: &ApiClient,
+    probe: ApiRequest,
+    tried: &std::sync::Mutex<Vec<String>>,
+) -> Result<bool, Fatal> {
+    let (found, answer) = match client.send(&probe).await? {
+        Reply::Refused { status, .. } => (!matches!(status, 404 | 405), status.to_string()),
+        Reply::Success { status, .. } => (true, status.to_string()),
+        Reply::Unknown { reason, .. } => (true, format!("no clear answer ({reason})")),
+    };
+    tried.lock().unwrap().push(format!("{probe} → {answer}"));
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub struct ClientSuccessWriter {
     parents: Mutex<HashMap<String, Arc<OnceCell<Parent>>>>,
     /// Without v1, clients are found by reading them all through v2 once.
     client_directory: OnceCell<HashMap<String, Vec<Parent>>>,
+    /// Without v1, contacts to upsert are found by email (lower case) in a v2 read of them
+    /// all, once; contacts created since are added from their create answers.
+    contact_directory: OnceCell<Mutex<HashMap<String, Vec<String>>>>,
     /// The sync writes contacts or contracts: created clients' ids are worth keeping.
     learn_clients: bool,
 }
@@ -55,6 +58,59 @@ fn parent_of(client: &Map<String, Value>) -> Option<Parent> {
         uuid: client.get("uuid")?.as_str()?.to_owned(),
         id: client.get("id").and_then(Value::as_u64),
     })
+}
+
+/// A client's body with the insert's defaults for what it lacks (`status` ACTIVE, `active`
+/// from the status), for an upsert known to create; `None` when nothing is added.
+fn with_create_defaults(object: ObjectKind, body: &[u8]) -> Option<Vec<u8>> {
+    if object != ObjectKind::Client {
+        return None;
+    }
+    let mut fields = object_of(body);
+    if fields.contains_key("status") && fields.contains_key("active") {
+        return None;
+    }
+    let status = fields
+        .entry("status")
+        .or_insert_with(|| Value::String("ACTIVE".into()));
+    let active = matches!(status.as_str(), Some("ACTIVE" | "TRIAL"));
+    fields.entry("active").or_insert(Value::Bool(active));
+    Some(serde_json::to_vec(&fields).expect("JSON values serialize"))
+}
+
+/// Whether an API message says no more than that `status` and/or `active` are missing
+/// (`active is required`, `status and active are required`).
+fn names_only_create_defaults(message: &str) -> bool {
+    let message = message
+        .strip_prefix("ClientSuccess refused it: ")
+        .unwrap_or(message)
+        .to_ascii_lowercase();
+    let mut named = false;
+    let rest = message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .filter(|word| match *word {
+            "status" | "active" => {
+                named = true;
+                false
+            }
+            "is" | "are" | "required" | "and" | "missing" | "field" | "fields" => false,
+            _ => true,
+        })
+        .count();
+    named && rest == 0 && message.contains("required")
+}
+
+/// Files a contact (a v2 answer or read) under its email, lower case.
+fn add_contact(directory: &mut HashMap<String, Vec<String>>, contact: &Map<String, Value>) {
+    let email = contact.get("email").and_then(Value::as_str);
+    let uuid = contact.get("uuid").and_then(Value::as_str);
+    if let (Some(email), Some(uuid)) = (email, uuid) {
+        let uuids = directory.entry(email.to_lowercase()).or_default();
+        if !uuids.iter().any(|u| u == uuid) {
+            uuids.push(uuid.to_owned());
+        }
+    }
 }
 
 /// Clients kept by externalId at most (about 100 bytes each): past it, learning stops and the
@@ -165,7 +221,18 @@ impl ClientSuccessWriter {
             client_ids: Mutex::new(HashMap::new()),
             parents: Mutex::new(HashMap::new()),
             client_directory: OnceCell::new(),
+            contact_directory: OnceCell::new(),
             learn_clients: objects.iter().any(|o| o.parent().is_some()),
+        };
+        // Upserts found through a v2 read also learn the clients this sync creates.
+        let reads = writer
+            .surfaces
+            .routes(ObjectKind::Client)
+            .and_then(|r| r.upsert)
+            == Some(Upsert::ReadAll);
+        let writer = Self {
+            learn_clients: writer.learn_clients || reads,
+            ..writer
         };
         Ok((writer, custom))
     }
@@ -226,6 +293,9 @@ impl ClientSuccessWriter {
     /// Keeps the ids of the clients an answer shows (one record or an array of them), so a
     /// contact naming one by externalId later in the sync needs no lookup.
     fn learn(&self, object: ObjectKind, answer: &[u8]) {
+        if object == ObjectKind::Contact {
+            return self.learn_contact(answer);
+        }
         if object != ObjectKind::Client || !self.learn_clients {
             return;
         }
@@ -333,35 +403,90 @@ impl ClientSuccessWriter {
     /// Every client's externalId, read page by page through v2 (an account without v1).
     async fn read_all_clients(&self) -> Result<HashMap<String, Vec<Parent>>, Fatal> {
         let mut directory: HashMap<String, Vec<Parent>> = HashMap::new();
+        self.read_all(ObjectKind::Client, "externalId", |client| {
+            let external = client.get("externalId").and_then(Value::as_str);
+            if let (Some(external), Some(found)) = (external, parent_of(client)) {
+                directory
+                    .entry(external.to_owned())
+                    .or_default()
+                    .push(found);
+            }
+        })
+        .await?;
+        Ok(directory)
+    }
+
+    /// Every contact's uuid by email (lower case), read page by page through v2.
+    async fn read_all_contacts(&self) -> Result<Mutex<HashMap<String, Vec<String>>>, Fatal> {
+        let mut directory: HashMap<String, Vec<String>> = HashMap::new();
+        self.read_all(ObjectKind::Contact, "email", |contact| {
+            add_contact(&mut directory, contact);
+        })
+        .await?;
+        Ok(Mutex::new(directory))
+    }
+
+    /// Keeps a created contact in the directory, when this sync reads one.
+    fn learn_contact(&self, answer: &[u8]) {
+        let Some(directory) = self.contact_directory.get() else {
+            return;
+        };
+        let mut directory = directory.lock().unwrap();
+        match serde_json::from_slice(answer) {
+            Ok(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_object)
+                .for_each(|c| add_contact(&mut directory, c)),
+            Ok(Value::Object(one)) => add_contact(&mut directory, &one),
+            _ => {}
+        }
+    }
+
+    /// The uuids of the contacts with this email, any case.
+    async fn contacts_by_email(&self, email: &str) -> Result<Vec<String>, Fatal> {
+        let directory = self
+            .contact_directory
+            .get_or_try_init(|| self.read_all_contacts())
+            .await?;
+        let directory = directory.lock().unwrap();
+        Ok(directory
+            .get(&email.to_lowercase())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Reads every record of `object` through `GET /v2/{object}/search`, a page of 1,000 at a
+    /// time, handing each to `each`; `key` names what they are read for, in errors.
+    async fn read_all(
+        &self,
+        object: ObjectKind,
+        key: &str,
+        mut each: impl FnMut(&Map<String, Value>),
+    ) -> Result<(), Fatal> {
         let mut page = 0u64;
         loop {
             let request = ApiRequest::v2(
                 Method::GET,
-                format!("/client/search?page={page}&size=1000"),
+                format!("/{object}/search?page={page}&size=1000"),
                 None,
             );
             let body = match self.call(request, false).await? {
                 Answer::Body(body) => object_of(&body),
                 Answer::Refused(verdict) => {
                     return Err(Fatal::config(format!(
-                        "reading clients to find them by externalId (GET /v2/client/search) failed: {verdict:?}"
+                        "reading {object}s to find them by {key} (GET /v2/{object}/search) failed: {verdict:?}"
                     )))
                 }
             };
             let data = body.get("data").and_then(Value::as_array);
-            for client in data.into_iter().flatten().filter_map(Value::as_object) {
-                let external = client.get("externalId").and_then(Value::as_str);
-                if let (Some(external), Some(found)) = (external, parent_of(client)) {
-                    directory
-                        .entry(external.to_owned())
-                        .or_default()
-                        .push(found);
-                }
-            }
+            data.into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .for_each(&mut each);
             let pages = body.get("totalPages").and_then(Value::as_u64).unwrap_or(0);
             page += 1;
             if page >= pages || data.is_none_or(|d| d.is_empty()) {
-                return Ok(directory);
+                return Ok(());
             }
         }
     }
@@ -549,13 +674,30 @@ impl ClientSuccessWriter {
         }
     }
 
+    /// `POST /v2/{object}/upsert`. A refusal that names only a client's missing `status` or
+    /// `active` says the record is new (an existing one has them): it is sent once more with
+    /// the insert's defaults, which an update never gets.
     async fn upsert_native(&self, object: ObjectKind, body: &[u8]) -> Result<Verdict, Fatal> {
-        let request = ApiRequest::v2(
-            Method::POST,
-            format!("/{object}/upsert"),
-            Some(Bytes::copy_from_slice(body)),
-        );
-        self.learning_verdict(object, request).await
+        let request = |body: &[u8]| {
+            ApiRequest::v2(
+                Method::POST,
+                format!("/{object}/upsert"),
+                Some(Bytes::copy_from_slice(body)),
+            )
+        };
+        let verdict = self.learning_verdict(object, request(body)).await?;
+        if let Verdict::Refused {
+            status: Some(400),
+            message,
+        } = &verdict
+        {
+            if names_only_create_defaults(message) {
+                if let Some(defaulted) = with_create_defaults(object, body) {
+                    return self.learning_verdict(object, request(&defaulted)).await;
+                }
+            }
+        }
+        Ok(verdict)
     }
 
     async fn create_v1(
@@ -822,7 +964,10 @@ impl ClientSuccessWriter {
             }
         };
         let Some(found) = found else {
-            return self.create(object, create, body).await;
+            let defaulted = with_create_defaults(object, body);
+            return self
+                .create(object, create, defaulted.as_deref().unwrap_or(body))
+                .await;
         };
         match update {
             Update::V2Put => {
@@ -855,6 +1000,63 @@ impl ClientSuccessWriter {
         }
     }
 
+    /// Upsert on an account with v2 single writes and neither v1 nor an upsert route: the
+    /// record is found by its natural key in a v2 read of its object (once per sync, records
+    /// created since included), then updated by uuid or created.
+    async fn upsert_by_reading(
+        &self,
+        object: ObjectKind,
+        routes: ObjectRoutes,
+        body: &[u8],
+    ) -> Result<Verdict, Fatal> {
+        let Some(create) = routes.create else {
+            return Err(Fatal::config(format!("no route to create a {object}")));
+        };
+        let fields = object_of(body);
+        let (key, uuids) = match object {
+            ObjectKind::Client => {
+                let Some(external) = fields.get("externalId").and_then(Value::as_str) else {
+                    return Ok(refused(None, "without an externalId a client can only be upserted (on its name) through POST /v2/client/upsert, which this account lacks; give the record an externalId"));
+                };
+                let uuids = match self.parent(external).await? {
+                    Parent::Found { uuid, .. } => vec![uuid],
+                    Parent::Missing => Vec::new(),
+                    Parent::Several(n) => vec![String::new(); n],
+                };
+                (format!("externalId {external:?}"), uuids)
+            }
+            ObjectKind::Contact => {
+                let Some(email) = fields.get("email").and_then(Value::as_str) else {
+                    return Ok(refused(None, "without an email a contact can only be created: use insert, or give the record an email"));
+                };
+                (
+                    format!("email {email:?}"),
+                    self.contacts_by_email(email).await?,
+                )
+            }
+            ObjectKind::Contract => {
+                return Err(Fatal::config(
+                    "contracts are upserted through POST /v2/contract/upsert only",
+                ))
+            }
+        };
+        match uuids.as_slice() {
+            [] => {
+                let defaulted = with_create_defaults(object, body);
+                self.create(object, create, defaulted.as_deref().unwrap_or(body))
+                    .await
+            }
+            [uuid] => self.update(object, Update::V2Put, uuid, body).await,
+            several => Ok(Verdict::Refused {
+                status: None,
+                message: format!(
+                    "{key} matches {} {object}s in ClientSuccess, so which one to update is unknown",
+                    several.len()
+                ),
+            }),
+        }
+    }
+
     async fn write_one(
         &self,
         object: ObjectKind,
@@ -878,6 +1080,7 @@ impl ClientSuccessWriter {
             WriteMode::Upsert => match routes.upsert.ok_or_else(unsupported)? {
                 Upsert::Native => self.upsert_native(object, body).await,
                 Upsert::Lookup => self.upsert_by_lookup(object, routes, body).await,
+                Upsert::ReadAll => self.upsert_by_reading(object, routes, body).await,
             },
         }
     }
