@@ -30,3 +30,13 @@ pub mod output;
 pub mod protocol;
 pub mod secret;
 pub mod write;
+
+/// Makes rustls's ring provider the process default, once: reqwest and object_store build
+/// their TLS from it (the tree carries ring alone, so neither brings a provider of its own).
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means one is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -7,3 +7,10 @@ pub mod emulator;
 pub mod harness;
 
 pub use emulator::{Emulator, Options};
+
+/// An HTTP client for tests and benches. reqwest brings no TLS provider of its own (the
+/// connector's tree carries rustls's ring alone): it is made the default first.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}

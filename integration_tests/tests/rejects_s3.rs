@@ -54,7 +54,9 @@ impl Moto {
     }
 
     async fn create_bucket(&self, bucket: &str) {
-        let answer = reqwest::Client::new()
+        let answer = integration_tests::http_client()
+            .build()
+            .unwrap()
             .put(format!("{}/{bucket}", self.endpoint))
             .send()
             .await
@@ -64,15 +66,19 @@ impl Moto {
 
     /// Keys under `prefix`, from a ListObjectsV2 answer.
     async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let xml = reqwest::get(format!(
-            "{}/{bucket}?list-type=2&prefix={prefix}",
-            self.endpoint
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        let xml = integration_tests::http_client()
+            .build()
+            .unwrap()
+            .get(format!(
+                "{}/{bucket}?list-type=2&prefix={prefix}",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         xml.split("<Key>")
             .skip(1)
             .filter_map(|rest| rest.split("</Key>").next())

@@ -919,10 +919,15 @@ async fn an_upsert_that_creates_gets_the_insert_defaults_and_an_update_never_doe
             "c",
             &json!({"name": "Old", "externalId": "X1", "status": "TRIAL"}),
         );
-        sync(&emulator, extra.clone(), &[("c", "client", "append")], &[seed])
-            .await
-            .run
-            .assert_ok();
+        sync(
+            &emulator,
+            extra.clone(),
+            &[("c", "client", "append")],
+            &[seed],
+        )
+        .await
+        .run
+        .assert_ok();
         let rows = [
             json!({"name": "Old renamed", "externalId": "X1"}),
             json!({"name": "New", "externalId": "X2"}),

@@ -325,6 +325,7 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        crate::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))

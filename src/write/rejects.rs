@@ -242,6 +242,7 @@ fn uid_hint(error: &io::Error) -> &'static str {
 
 /// The S3 client for a target.
 pub fn s3_store(target: &S3Target) -> Result<AmazonS3, ConfigError> {
+    crate::install_tls_provider();
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(&target.bucket)
         .with_region(&target.region);

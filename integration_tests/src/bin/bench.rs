@@ -158,7 +158,10 @@ impl EmulatorProcess {
 
     async fn inspect(&self, what: &str) -> anyhow::Result<Value> {
         let root = self.base_url.trim_end_matches("/v2");
-        Ok(reqwest::get(format!("{root}/_emulator/{what}"))
+        Ok(integration_tests::http_client()
+            .build()?
+            .get(format!("{root}/_emulator/{what}"))
+            .send()
             .await?
             .error_for_status()?
             .json()
