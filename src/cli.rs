@@ -146,6 +146,7 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
                         &plan.objects(),
                         Some(notice_tx),
                         true,
+                        &plan.modes(),
                     )
                     .await?;
                     writer.surfaces().require(&plan.needs())?;

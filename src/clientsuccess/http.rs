@@ -2,7 +2,7 @@
 //! answer means, for the v2 API and the v1 API beside it.
 
 use super::transport::Transport;
-use crate::concurrency::{Adaptive, Signal};
+use crate::concurrency::{Adaptive, Signal, Throttle};
 use crate::config::{Auth, Settings};
 use crate::error::{ConfigError, Fatal, TransientError};
 use crate::secret::Secret;
@@ -559,7 +559,17 @@ impl ApiClient {
                 Ok(_) => Signal::Clean,
                 Err(_) => Signal::Strained,
             };
-            self.limiter.release(permit, signal);
+            let retry_after = match &sent {
+                Ok(answer) => answer
+                    .retry_after
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+                Err(_) => None,
+            };
+            let throttle_wait =
+                (signal == Signal::Throttled).then(|| retry_after.unwrap_or(DEFAULT_THROTTLE_WAIT));
+            let (throttle, wait) = self.limiter.release_after(permit, signal, throttle_wait);
             // A refused connection never reached the API; a timeout, a dropped connection or a
             // 5xx may have come after the write applied.
             let may_have_applied = match &sent {
@@ -569,11 +579,6 @@ impl ApiClient {
             let (reason, retry_after) = match sent {
                 Ok(answer) => {
                     let status = answer.status;
-                    let retry_after = answer
-                        .retry_after
-                        .as_ref()
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
                     match classify(status) {
                         Disposition::Success => {
                             return Ok(Reply::Success {
@@ -628,11 +633,9 @@ impl ApiClient {
                 ),
             };
             if signal == Signal::Throttled {
-                // A 429 pauses every request for its Retry-After and spends a time budget, not
-                // a retry: the API is saying how much it takes, not failing.
-                let wait = self
-                    .limiter
-                    .pause(retry_after.unwrap_or(DEFAULT_THROTTLE_WAIT));
+                // A 429 spends a time budget, not a retry: the API is saying how much it
+                // takes, not failing. A budget's pauses every request; a cap's, this one.
+                let everyone = throttle == Throttle::Everyone;
                 throttled_for += wait;
                 if throttled_for > THROTTLE_BUDGET {
                     return Err(Fatal::Transient(TransientError(format!(
@@ -642,10 +645,17 @@ impl ApiClient {
                     ))));
                 }
                 self.notice(format!(
-                    "{request} was throttled ({reason}); every request waits {:.1} s (concurrency limit now {})",
+                    "{request} was throttled ({reason}); {} {:.1} s (concurrency limit now {})",
+                    if everyone {
+                        "every request waits"
+                    } else {
+                        "it waits"
+                    },
                     wait.as_secs_f64(),
                     self.limiter.limit()
                 ));
+                // The shared pause (a budget's) holds the others in `acquire`.
+                tokio::time::sleep(wait).await;
                 continue;
             }
             if attempt >= self.max_retries {

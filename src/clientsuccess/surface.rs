@@ -178,9 +178,10 @@ impl ObjectRoutes {
 pub struct SurfacePlan {
     objects: Vec<(ObjectKind, ObjectRoutes)>,
     pub detected: bool,
-    /// Whether v1's lookups (a client by externalId, contacts by email) can be used. Pinned
+    /// Whether v1's lookups (a client by externalId, contacts by email) can be used; `None`
+    /// when detection had no need to ask (the writer asks when a lookup needs it). Pinned
     /// surfaces assume so, as recorded traffic shows v1 beside v2.
-    pub v1_reads: bool,
+    pub v1_reads: Option<bool>,
     /// Each probe detection sent and its answer (`POST /v2/client/bulk → 404`), so a missing
     /// route is reported with what was tried.
     pub probes: Vec<String>,
@@ -201,73 +202,120 @@ impl SurfacePlan {
                 .map(|&o| (o, ObjectRoutes::pinned(o, surface)))
                 .collect(),
             detected: false,
-            v1_reads: true,
+            v1_reads: Some(true),
             probes: Vec::new(),
         }
     }
 
     /// Probes the account for each object's routes. Nothing is created: a bulk route is sent
     /// `[]` and a create or upsert route `{}`, which an existing route refuses with a 4xx and
-    /// a missing one answers 404 or 405.
-    pub async fn detect(client: &ApiClient, objects: &[ObjectKind]) -> Result<Self, Fatal> {
-        // Every probe at once: at start, each round trip is time no record is written.
+    /// a missing one answers 404 or 405. With `needs` (a sync's objects and modes), the routes
+    /// that would serve them are probed first and the rest only if those are missing: every
+    /// request at the start is time and budget no record gets. An empty `needs` (`check`)
+    /// probes everything.
+    pub async fn detect(
+        client: &ApiClient,
+        objects: &[ObjectKind],
+        needs: &[(ObjectKind, WriteMode)],
+    ) -> Result<Self, Fatal> {
         let tried = std::sync::Mutex::new(Vec::new());
-        let probe = |api_request: ApiRequest| exists(client, api_request, &tried);
-        let v1 = probe(ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")));
-        let per_object = objects.iter().map(|&object| async move {
-            let bulk = async {
-                if !object.has_bulk_insert() {
-                    return Ok(false);
-                }
-                probe(ApiRequest::v2(
-                    Method::POST,
-                    format!("/{object}/bulk"),
-                    empty("[]"),
-                ))
-                .await
-            };
-            let upsert = probe(ApiRequest::v2(
-                Method::POST,
-                format!("/{object}/upsert"),
-                empty("{}"),
-            ));
-            let single = probe(ApiRequest::v2(
-                Method::POST,
-                format!("/{object}"),
-                empty("{}"),
-            ));
-            let (bulk, upsert, single) = futures_util::try_join!(bulk, upsert, single)?;
-            Ok::<_, Fatal>((object, bulk, upsert, single))
-        });
-        let (v1, per_object) =
-            futures_util::try_join!(v1, futures_util::future::try_join_all(per_object))?;
-        let found = per_object
-            .into_iter()
-            .map(|(object, bulk, upsert, single)| {
-                let routes = Routes {
-                    bulk,
-                    upsert,
-                    single,
-                    v1,
+        let probe = |route: Probe| {
+            let tried = &tried;
+            async move {
+                let request = match route {
+                    Probe::V1 => ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")),
+                    Probe::Bulk(object) => {
+                        ApiRequest::v2(Method::POST, format!("/{object}/bulk"), empty("[]"))
+                    }
+                    Probe::Upsert(object) => {
+                        ApiRequest::v2(Method::POST, format!("/{object}/upsert"), empty("{}"))
+                    }
+                    Probe::Single(object) => {
+                        ApiRequest::v2(Method::POST, format!("/{object}"), empty("{}"))
+                    }
                 };
+                exists(client, request, tried)
+                    .await
+                    .map(|found| (route, found))
+            }
+        };
+        let wanted = |object: ObjectKind, mode: WriteMode| {
+            needs.is_empty() || needs.contains(&(object, mode))
+        };
+        // The best route of each mode a sync needs (what the contract ranks first).
+        let mut first = Vec::new();
+        for &object in objects {
+            if wanted(object, WriteMode::Insert) && object.has_bulk_insert() {
+                first.push(Probe::Bulk(object));
+            }
+            // A contract create of unknown outcome is settled through the upsert route
+            // (contracts have no v1 to look them up by), so inserts want it too.
+            let contract_inserts =
+                object == ObjectKind::Contract && wanted(object, WriteMode::Insert);
+            if wanted(object, WriteMode::Upsert) || contract_inserts {
+                first.push(Probe::Upsert(object));
+            }
+            let inserts_one_by_one = wanted(object, WriteMode::Insert) && !object.has_bulk_insert();
+            let updates_only = wanted(object, WriteMode::Update)
+                && !wanted(object, WriteMode::Insert)
+                && !wanted(object, WriteMode::Upsert);
+            if inserts_one_by_one || updates_only {
+                first.push(Probe::Single(object));
+            }
+        }
+        if needs.is_empty() {
+            first = Vec::new();
+        }
+        let mut found: Vec<(Probe, bool)> =
+            futures_util::future::try_join_all(first.into_iter().map(probe)).await?;
+        let routes_of = |found: &[(Probe, bool)], object: ObjectKind, v1: bool| Routes {
+            bulk: found.contains(&(Probe::Bulk(object), true)),
+            upsert: found.contains(&(Probe::Upsert(object), true)),
+            single: found.contains(&(Probe::Single(object), true)),
+            v1,
+        };
+        let served = !needs.is_empty()
+            && needs.iter().all(|&(object, mode)| {
+                ObjectRoutes::choose(object, routes_of(&found, object, false)).supports(mode)
+            });
+        let mut v1_reads = None;
+        if !served {
+            // Everything not asked yet, at once.
+            let mut rest = vec![Probe::V1];
+            for &object in objects {
+                let all = [
+                    Probe::Bulk(object),
+                    Probe::Upsert(object),
+                    Probe::Single(object),
+                ];
+                rest.extend(all.into_iter().filter(|p| {
+                    !found.iter().any(|(asked, _)| asked == p)
+                        && (object.has_bulk_insert() || *p != Probe::Bulk(object))
+                }));
+            }
+            found.extend(futures_util::future::try_join_all(rest.into_iter().map(probe)).await?);
+            v1_reads = Some(found.contains(&(Probe::V1, true)));
+        }
+        let objects = objects
+            .iter()
+            .map(|&object| {
+                let routes = routes_of(&found, object, v1_reads == Some(true));
                 (object, ObjectRoutes::choose(object, routes))
             })
             .collect();
+        // In the order the contract ranks them, not the order the answers came.
+        let mut tried = tried.into_inner().unwrap_or_default();
+        let rank = |p: &String| {
+            ["/bulk ", "/upsert ", "/v2/", "/v1/"]
+                .iter()
+                .position(|r| p.contains(r))
+        };
+        tried.sort_by_key(rank);
         Ok(Self {
-            objects: found,
+            objects,
             detected: true,
-            v1_reads: v1,
-            probes: {
-                // In the order the contract ranks them, not the order the answers came.
-                let mut tried = tried.into_inner().unwrap_or_default();
-                let rank = |p: &String| {
-                    ["/bulk ", "/upsert ", "/v2/", "/v1/"]
-                        .iter()
-                        .position(|r| p.contains(r))
-                };
-                tried.sort_by_key(rank);
-                tried
-            },
+            v1_reads,
+            probes: tried,
         })
     }
 
@@ -334,6 +382,23 @@ impl fmt::Display for SurfacePlan {
 
 fn empty(body: &'static str) -> Option<Bytes> {
     Some(Bytes::from_static(body.as_bytes()))
+}
+
+/// A route detection may ask about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    V1,
+    Bulk(ObjectKind),
+    Upsert(ObjectKind),
+    Single(ObjectKind),
+}
+
+/// Whether v1 is there (`POST /v1/clients` with `{}`, which creates nothing), for a writer
+/// whose detection did not need to ask.
+pub async fn v1_exists(client: &ApiClient) -> Result<bool, Fatal> {
+    let tried = std::sync::Mutex::new(Vec::new());
+    let request = ApiRequest::v1(Method::POST, "/clients".into(), empty("{}"));
+    exists(client, request, &tried).await
 }
 
 /// Whether a route exists: anything but 404 or 405 says it does. The probe and its answer

@@ -43,6 +43,8 @@ pub struct ClientSuccessWriter {
     /// Client externalId → the client, for records that name their client by it: looked up
     /// once per sync (concurrent askers share one lookup), or learned from a create.
     parents: Mutex<HashMap<String, Arc<OnceCell<Parent>>>>,
+    /// Whether v1 is there, asked when a lookup first needs it (detection may not have).
+    v1_asked: OnceCell<bool>,
     /// Without v1, clients are found by reading them all through v2 once.
     client_directory: OnceCell<HashMap<String, Vec<Parent>>>,
     /// Without v1, contacts to upsert are found by email (lower case) in a v2 read of them
@@ -182,7 +184,7 @@ impl ClientSuccessWriter {
         notices: Option<UnboundedSender<String>>,
     ) -> anyhow::Result<Self> {
         Ok(
-            Self::connect_reading_custom_fields(settings, objects, notices, false)
+            Self::connect_reading_custom_fields(settings, objects, notices, false, &[])
                 .await?
                 .0,
         )
@@ -195,6 +197,7 @@ impl ClientSuccessWriter {
         objects: &[ObjectKind],
         notices: Option<UnboundedSender<String>>,
         custom: bool,
+        needs: &[(ObjectKind, WriteMode)],
     ) -> anyhow::Result<(Self, Result<CustomFields, String>)> {
         let mut client = ApiClient::new(settings)?;
         if let Some(notices) = notices {
@@ -202,7 +205,7 @@ impl ClientSuccessWriter {
         }
         let detect = async {
             match settings.api_surface {
-                ApiSurface::Auto => SurfacePlan::detect(&client, objects).await,
+                ApiSurface::Auto => SurfacePlan::detect(&client, objects, needs).await,
                 pinned => Ok(SurfacePlan::pinned(pinned, objects)),
             }
         };
@@ -222,14 +225,16 @@ impl ClientSuccessWriter {
             parents: Mutex::new(HashMap::new()),
             client_directory: OnceCell::new(),
             contact_directory: OnceCell::new(),
+            v1_asked: OnceCell::new(),
             learn_clients: objects.iter().any(|o| o.parent().is_some()),
         };
         // Upserts found through a v2 read also learn the clients this sync creates.
-        let reads = writer
-            .surfaces
-            .routes(ObjectKind::Client)
-            .and_then(|r| r.upsert)
-            == Some(Upsert::ReadAll);
+        let reads = needs.contains(&(ObjectKind::Client, WriteMode::Upsert))
+            && writer
+                .surfaces
+                .routes(ObjectKind::Client)
+                .and_then(|r| r.upsert)
+                == Some(Upsert::ReadAll);
         let writer = Self {
             learn_clients: writer.learn_clients || reads,
             ..writer
@@ -239,6 +244,18 @@ impl ClientSuccessWriter {
 
     pub fn surfaces(&self) -> &SurfacePlan {
         &self.surfaces
+    }
+
+    /// Whether v1's lookups can be used: as detection found, or asked once now.
+    async fn v1_reads(&self) -> Result<bool, Fatal> {
+        match self.surfaces.v1_reads {
+            Some(known) => Ok(known),
+            None => self
+                .v1_asked
+                .get_or_try_init(|| super::surface::v1_exists(&self.client))
+                .await
+                .copied(),
+        }
     }
 
     fn routes(&self, object: ObjectKind) -> Result<ObjectRoutes, Fatal> {
@@ -374,7 +391,7 @@ impl ClientSuccessWriter {
     }
 
     async fn find_client(&self, external: &str) -> Result<Parent, Fatal> {
-        if !self.surfaces.v1_reads {
+        if !self.v1_reads().await? {
             let directory = self
                 .client_directory
                 .get_or_try_init(|| self.read_all_clients())
@@ -549,7 +566,7 @@ impl ClientSuccessWriter {
     /// After a create of unknown outcome: does the record exist? Looked up by its natural key
     /// (a client's externalId, a contact's email) through v1.
     async fn existing(&self, object: ObjectKind, body: &[u8]) -> Result<Existence, Fatal> {
-        if !self.surfaces.v1_reads {
+        if !self.v1_reads().await? {
             return Ok(Existence::Unknowable);
         }
         let fields = object_of(body);

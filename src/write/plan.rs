@@ -240,6 +240,11 @@ impl Plan {
     }
 
     /// Each stream's object and mode, with the stream named for messages.
+    /// Each object and mode the streams write.
+    pub fn modes(&self) -> Vec<(ObjectKind, WriteMode)> {
+        self.streams.iter().map(|s| (s.object, s.mode)).collect()
+    }
+
     pub fn needs(&self) -> Vec<(ObjectKind, WriteMode, String)> {
         self.streams
             .iter()
