@@ -10,7 +10,9 @@ use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+mod fast;
 mod parser;
+pub use fast::FastSchema;
 pub use parser::{Fail, Parsed, Parser};
 
 /// One JSON value. Strings without escapes borrow from the text they were parsed from.

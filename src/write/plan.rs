@@ -33,6 +33,8 @@ pub struct Operation {
     pub object: ObjectKind,
     pub mode: WriteMode,
     pub validator: Validator<DocJson>,
+    /// The same schema's fast path: records it is sure of skip jsonschema.
+    pub fast: crate::json::FastSchema,
     /// Each field's name lower-cased → the name.
     by_lowercase: FxHashMap<String, String>,
     /// Custom fields accepted as top-level columns, folded into `custom` before sending.
@@ -191,6 +193,7 @@ impl Plan {
                     operations.push(Operation {
                         object,
                         mode,
+                        fast: crate::json::FastSchema::compile(&schema),
                         validator,
                         by_lowercase,
                         custom_key_lengths: custom_keys

@@ -193,7 +193,7 @@ fn prepare_record(
     }
     let mut fields = Doc::Object(fields);
     let operation = plan.operation(index);
-    let mut valid = operation.validator.is_valid(&fields);
+    let mut valid = operation.fast.surely_valid(&fields) || operation.validator.is_valid(&fields);
     let mut adapted = false;
     if !valid {
         if let Doc::Object(members) = &mut fields {
