@@ -66,7 +66,8 @@ impl FastSchema {
         for (keyword, value) in schema.as_object()? {
             match keyword.as_str() {
                 // Annotations: they constrain nothing.
-                "description" | "title" | "examples" | "default" | "$comment" | "$schema" | "$id" => {}
+                "description" | "title" | "examples" | "default" | "$comment" | "$schema"
+                | "$id" => {}
                 "type" => {
                     let names: Vec<&str> = match value {
                         Value::String(one) => vec![one.as_str()],
@@ -175,11 +176,8 @@ impl FastSchema {
                 }
                 for (name, value) in members.iter() {
                     match checks.properties.get(name) {
-                        Some(sub) => {
-                            if !sub.surely_valid(value) {
-                                return false;
-                            }
-                        }
+                        Some(sub) if !sub.surely_valid(value) => return false,
+                        Some(_) => {}
                         None if checks.no_other_properties => return false,
                         None => {}
                     }
