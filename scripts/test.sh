@@ -21,7 +21,7 @@ test "${PIPESTATUS[0]}" -eq 0
 echo "== every printed line against AirbyteMessage"
 .venv/bin/python scripts/validate_messages.py target/debug/protocol-lines
 
-echo "== PyAirbyte (a real orchestrator, its default cache) into the emulator"
+echo "== PyAirbyte (a real orchestrator, through a DuckDB cache as by default) into the emulator"
 if [ ! -x .venv-pyairbyte/bin/python ]; then python3 -m venv .venv-pyairbyte; fi
 .venv-pyairbyte/bin/pip install --quiet --disable-pip-version-check -r scripts/pyairbyte/requirements.txt
 rm -rf target/pyairbyte && mkdir -p target/pyairbyte
