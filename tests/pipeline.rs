@@ -166,6 +166,22 @@ fn fake_destination() -> (Arc<FakeWriter>, Destination<FakeWriter>, impl Sized) 
     (writer, destination, (notice_tx, signals))
 }
 
+/// A whole sync of `lines` over a fresh [`FakeWriter`]: the writer, the summary, the output.
+async fn sync_over_fake_writer(
+    settings: config::Settings,
+    plan: Plan,
+    lines: &[String],
+) -> (Arc<FakeWriter>, write::Summary, Captured) {
+    let (writer, destination, _senders) = fake_destination();
+    let captured = Captured::default();
+    let mut out = Emitter::new(captured.clone());
+    let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
+    let summary = write::run(settings, plan, destination, input, &mut out)
+        .await
+        .unwrap();
+    (writer, summary, captured)
+}
+
 #[tokio::test]
 async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_record() {
     let settings = config::from_value(&config_for(
@@ -192,13 +208,7 @@ async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_rec
         ));
     }
     lines.push(state_line("clients", 1));
-    let (writer, destination, _senders) = fake_destination();
-    let captured = Captured::default();
-    let mut out = Emitter::new(captured.clone());
-    let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
-    let summary = write::run(settings, plan, destination, input, &mut out)
-        .await
-        .unwrap();
+    let (writer, summary, captured) = sync_over_fake_writer(settings, plan, &lines).await;
     assert_eq!((summary.written, summary.rejected), (39, 1));
     let seen = writer.seen.lock().unwrap().clone();
     for key in ["slow", "a", "b", "c"] {
@@ -507,13 +517,7 @@ async fn every_state_type_carries_counts_that_add_up_to_its_window() {
         lines.extend(names.iter().map(|n| record(n)));
         lines.push(state.clone());
     }
-    let (_writer, destination, _senders) = fake_destination();
-    let captured = Captured::default();
-    let mut out = Emitter::new(captured.clone());
-    let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
-    let summary = write::run(settings, plan, destination, input, &mut out)
-        .await
-        .unwrap();
+    let (_writer, summary, captured) = sync_over_fake_writer(settings, plan, &lines).await;
     assert_eq!((summary.written, summary.rejected), (5, 4));
     let states: Vec<Value> = captured
         .messages()
