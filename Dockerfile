@@ -6,15 +6,17 @@ WORKDIR /build
 # Dependencies first, in their own layer: build them against stub sources, so a change to
 # src/ rebuilds only the connector.
 COPY Cargo.toml Cargo.lock ./
+COPY engine/Cargo.toml engine/Cargo.toml
 COPY integration_tests/Cargo.toml integration_tests/Cargo.toml
-RUN mkdir -p src integration_tests/src \
+RUN mkdir -p src engine/src integration_tests/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs integration_tests/src/lib.rs \
+    && touch src/lib.rs engine/src/lib.rs integration_tests/src/lib.rs \
     && cargo build --release --locked -p destination-clientsuccess \
-    && rm -rf src
+    && rm -rf src engine/src
+COPY engine/src engine/src
 COPY src src
 # Cargo may not see the real sources as newer than the stubs' build: make sure it does.
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs engine/src/lib.rs \
     && cargo build --release --locked -p destination-clientsuccess \
     && strip target/release/destination-clientsuccess
 

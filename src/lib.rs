@@ -7,29 +7,28 @@
 //! - [`config`]: the config's Rust types (their schema is the SPEC) → validated [`config::Settings`].
 //! - [`objects`]: `Client`, `Contact`, `Contract`, the source of every object schema.
 //! - [`catalog`]: objects × modes, their per-mode schemas and matching keys (`discover`).
-//! - [`protocol`]: Airbyte messages in and out, one JSON line each.
-//! - [`json`]: a record's `data` parsed once, borrowed, validated in place.
+//! - [`protocol`] (engine): Airbyte messages in and out, one JSON line each.
+//! - [`json`] (engine): a record's `data` parsed once, borrowed, validated in place.
 //! - [`write`]: the pipeline: plan the streams, validate records, batch, send, acknowledge,
 //!   echo states once their records are committed.
 //! - [`clientsuccess`]: everything that knows ClientSuccess: HTTP, auth, retries, the write
 //!   surfaces an account offers (detected), the v1 translation; a `write::Writer`.
-//! - [`concurrency`]: adaptive request concurrency and the shared 429 pause.
-//! - [`output`]: the single writer of stdout.
-//! - [`secret`]: a string type that cannot be printed.
+//! - [`concurrency`] (engine): adaptive request concurrency, 429s as a cap or a budget.
+//! - [`output`] (engine): the single writer of stdout.
+//! - [`secret`] (engine): a string type that cannot be printed.
+//!
+//! The modules marked (engine) live in the `engine` crate, which no platform's name is in.
 
 pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod clientsuccess;
-pub mod concurrency;
 pub mod config;
-pub mod error;
-pub mod json;
 pub mod objects;
-pub mod output;
-pub mod protocol;
-pub mod secret;
 pub mod write;
+
+// The engine's modules, at the paths the connector has always used.
+pub use engine::{concurrency, error, json, output, protocol, secret};
 
 /// Makes rustls's ring provider the process default, once: reqwest and object_store build
 /// their TLS from it (the tree carries ring alone, so neither brings a provider of its own).

@@ -75,6 +75,38 @@ fn dockerfile_caches_dependencies_in_their_own_layer() {
     );
 }
 
+/// Cargo reads every workspace member's manifest, so the image copies each one, and the
+/// sources of each crate the connector is built from.
+#[test]
+fn dockerfile_copies_every_workspace_member() {
+    let copies: Vec<String> = instructions()
+        .into_iter()
+        .filter(|(op, _)| op == "COPY")
+        .map(|(_, a)| a)
+        .collect();
+    let manifest = read("Cargo.toml");
+    let members = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("members = "))
+        .expect("a workspace members line");
+    for member in members.trim_matches(['[', ']']).split(',') {
+        let member = member.trim().trim_matches('"');
+        if member == "." {
+            continue;
+        }
+        assert!(
+            copies
+                .iter()
+                .any(|c| c.starts_with(&format!("{member}/Cargo.toml "))),
+            "{member}/Cargo.toml is not copied: {copies:?}"
+        );
+    }
+    assert!(
+        copies.iter().any(|c| c.starts_with("engine/src ")),
+        "{copies:?}"
+    );
+}
+
 #[test]
 fn dockerfile_runs_as_airbyte_with_an_absolute_entrypoint() {
     let all = instructions();

@@ -21,7 +21,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// ClientSuccess or the network failed past every retry: running again later may work.
+/// The API or the network failed past every retry: running again later may work.
 #[derive(Debug, Clone)]
 pub struct TransientError(pub String);
 
