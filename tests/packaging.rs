@@ -20,6 +20,15 @@ fn instructions() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The arguments of every instruction `op`, in order.
+fn arguments_of(op: &str) -> Vec<String> {
+    instructions()
+        .into_iter()
+        .filter(|(o, _)| o == op)
+        .map(|(_, a)| a)
+        .collect()
+}
+
 fn metadata_field(key: &str) -> String {
     read("metadata.yaml")
         .lines()
@@ -33,11 +42,7 @@ fn metadata_field(key: &str) -> String {
 
 #[test]
 fn dockerfile_is_multi_stage_from_standard_images() {
-    let from: Vec<String> = instructions()
-        .into_iter()
-        .filter(|(op, _)| op == "FROM")
-        .map(|(_, a)| a)
-        .collect();
+    let from: Vec<String> = arguments_of("FROM");
     assert_eq!(
         from.len(),
         2,
@@ -79,11 +84,7 @@ fn dockerfile_caches_dependencies_in_their_own_layer() {
 /// sources of each crate the connector is built from.
 #[test]
 fn dockerfile_copies_every_workspace_member() {
-    let copies: Vec<String> = instructions()
-        .into_iter()
-        .filter(|(op, _)| op == "COPY")
-        .map(|(_, a)| a)
-        .collect();
+    let copies: Vec<String> = arguments_of("COPY");
     let manifest = read("Cargo.toml");
     let members = manifest
         .lines()
@@ -146,11 +147,7 @@ fn dockerfile_runs_as_airbyte_with_an_absolute_entrypoint() {
 #[test]
 fn versions_agree_across_cargo_dockerfile_and_metadata() {
     let version = env!("CARGO_PKG_VERSION");
-    let labels: Vec<String> = instructions()
-        .into_iter()
-        .filter(|(op, _)| op == "LABEL")
-        .map(|(_, a)| a)
-        .collect();
+    let labels: Vec<String> = arguments_of("LABEL");
     assert!(
         labels.contains(&"io.airbyte.name=airbyte/destination-clientsuccess".to_owned()),
         "{labels:?}"

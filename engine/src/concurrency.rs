@@ -10,8 +10,7 @@
 //! (a budget). The first 429 of a burst halves the limit, lets the requests already out
 //! finish, then sends one probe alone. A clean probe means a cap: the halved limit stays, and
 //! only the throttled requests wait their `Retry-After`. A throttled probe means a budget:
-//! every new
-//! request pauses for the `Retry-After`, shared by all workers, so the API sees one client
+//! every new request pauses for the `Retry-After`, shared by all workers, so the API sees one client
 //! backing off, and what the API took since the sync started (or since the last pause), over
 //! at least the `Retry-After`, becomes a pace (slightly under it) that requests then keep,
 //! raised a little after each quiet spell. So a short sync pays for one burst, not for a
@@ -87,7 +86,8 @@ pub enum Throttle {
     None,
     /// A 429 explained by requests in flight: this request waits its `Retry-After` alone.
     Alone,
-    /// A 429 of a budget: every request waits (call [`Adaptive::pause`]).
+    /// A 429 of a budget: every request waits (the pause starts in
+    /// [`Adaptive::release_after`], or by [`Adaptive::pause`]).
     Everyone,
 }
 
@@ -108,7 +108,6 @@ struct State {
     window_started: Instant,
     window_rtt_sum: f64,
     window_samples: u32,
-    window_pressure: Option<Signal>,
     window_strained: u32,
     /// Whether the limit was reached in this window: growing is only worth it when used.
     window_full: bool,
@@ -186,7 +185,6 @@ impl Adaptive {
                 window_started: Instant::now(),
                 window_rtt_sum: 0.0,
                 window_samples: 0,
-                window_pressure: None,
                 window_strained: 0,
                 window_full: false,
                 pressure: None,
@@ -300,12 +298,10 @@ impl Adaptive {
         // The probe came back with anything but a 429: the burst was a cap on requests in
         // flight, and the cut limit is under it.
         if let (Some(burst), false) = (probe, signal == Signal::Throttled) {
-            state.burst = None;
-            state.limit = burst.resume_limit;
-            state.pressure = Some((burst.resume_limit, now));
+            Self::end_burst(&mut state, burst, now);
         }
         let window = state.window();
-        if now.duration_since(state.window_started) >= window || state.window_pressure.is_some() {
+        if now.duration_since(state.window_started) >= window {
             self.adjust(&mut state, now);
         }
         // This request's own wait: its Retry-After. A budget's pause holds the others too.
@@ -325,16 +321,14 @@ impl Adaptive {
     }
 
     /// A 429: the first of a burst cuts the limit and waits for the probe; the probe's own
-    /// 429, or one met alone, is a budget.
+    /// 429 is a budget.
     fn throttled(state: &mut State, permit: &Permit, now: Instant) -> Throttle {
         state.slow_start = false;
         match state.burst {
             // Sent before the cut: one of the same burst.
             Some(burst) if permit.seq < burst.probe_from => Throttle::Alone,
             Some(burst) => {
-                state.burst = None;
-                state.limit = burst.resume_limit;
-                state.pressure = Some((burst.resume_limit, now));
+                Self::end_burst(state, burst, now);
                 // The burst's first Retry-After is the budget's: the shared pause counts from
                 // it, not from the probe (which waits its own).
                 state.pause_from = Some(burst.first_throttled);
@@ -358,14 +352,17 @@ impl Adaptive {
         }
     }
 
+    /// The probe has answered: the halved limit holds, as a ceiling until the API is quiet.
+    fn end_burst(state: &mut State, burst: Burst, now: Instant) {
+        state.burst = None;
+        state.limit = burst.resume_limit;
+        state.pressure = Some((burst.resume_limit, now));
+    }
+
     fn adjust(&self, state: &mut State, now: Instant) {
         let answers = state.window_strained + state.window_samples;
-        if state.window_pressure.is_none()
-            && state.window_strained >= MIN_STRAINED
-            && f64::from(state.window_strained) >= STRAIN_SHARE * f64::from(answers)
-        {
-            state.window_pressure = Some(Signal::Strained);
-        }
+        let strained = state.window_strained >= MIN_STRAINED
+            && f64::from(state.window_strained) >= STRAIN_SHARE * f64::from(answers);
         let window_rtt = (state.window_samples > 0)
             .then(|| state.window_rtt_sum / f64::from(state.window_samples));
         let slow = match (window_rtt, state.rtt_mean) {
@@ -376,21 +373,21 @@ impl Adaptive {
         let cut_lately = state
             .last_cut
             .is_some_and(|at| now.duration_since(at) < window);
-        match state.window_pressure {
+        match strained {
             // The answers of requests sent together arrive together: cut once for them.
-            Some(_) if cut_lately => {}
+            true if cut_lately => {}
             // Strain cuts, but unlike a 429 sets no ceiling: errors come and go.
-            Some(_) => {
+            true => {
                 state.last_cut = Some(now);
                 state.limit = ((state.limit as f64 * STRAIN_DECREASE) as usize).max(1);
                 state.slow_start = false;
             }
-            None if slow => {
+            false if slow => {
                 state.limit = ((state.limit as f64 * STRAIN_DECREASE) as usize).max(1);
                 state.slow_start = false;
             }
             // No growth while a burst's probe is out: the limit is one on purpose.
-            None if state.window_full && state.burst.is_none() => {
+            false if state.window_full && state.burst.is_none() => {
                 let capped = match state.pressure {
                     Some((level, at)) if now.duration_since(at) < QUIET_BEFORE_PROBING => level,
                     _ => self.max,
@@ -404,7 +401,7 @@ impl Adaptive {
                 };
                 state.limit = grown.min(capped).min(self.max).max(state.limit);
             }
-            None => {}
+            false => {}
         }
         if let Some(rtt) = window_rtt.filter(|_| !slow) {
             state.rtt_mean = Some(match state.rtt_mean {
@@ -415,7 +412,6 @@ impl Adaptive {
         state.window_started = now;
         state.window_rtt_sum = 0.0;
         state.window_samples = 0;
-        state.window_pressure = None;
         state.window_strained = 0;
         state.window_full = state.in_flight >= state.limit;
     }

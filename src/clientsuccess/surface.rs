@@ -182,9 +182,9 @@ pub struct SurfacePlan {
     /// when detection had no need to ask (the writer asks when a lookup needs it). Pinned
     /// surfaces assume so, as recorded traffic shows v1 beside v2.
     pub v1_reads: Option<bool>,
-    /// Each probe detection sent and its answer (`POST /v2/client/bulk → 404`), so a missing
-    /// route is reported with what was tried.
-    pub probes: Vec<String>,
+    /// Each probe detection sent and its answer, so a missing route is reported with what was
+    /// tried.
+    probes: Vec<Tried>,
 }
 
 impl SurfacePlan {
@@ -218,30 +218,15 @@ impl SurfacePlan {
         objects: &[ObjectKind],
         needs: &[(ObjectKind, WriteMode)],
     ) -> Result<Self, Fatal> {
-        let tried = std::sync::Mutex::new(Vec::new());
-        let probe = |route: Probe| {
-            let tried = &tried;
-            async move {
-                let request = match route {
-                    Probe::V1 => ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")),
-                    Probe::Bulk(object) => {
-                        ApiRequest::v2(Method::POST, format!("/{object}/bulk"), empty("[]"))
-                    }
-                    Probe::Upsert(object) => {
-                        ApiRequest::v2(Method::POST, format!("/{object}/upsert"), empty("{}"))
-                    }
-                    Probe::Single(object) => {
-                        ApiRequest::v2(Method::POST, format!("/{object}"), empty("{}"))
-                    }
-                };
-                exists(client, request, tried)
-                    .await
-                    .map(|found| (route, found))
-            }
+        let probe = |route: Probe| async move {
+            let (found, answer) = ask(client, route.request()).await?;
+            Ok::<_, Fatal>(Tried {
+                route,
+                found,
+                answer,
+            })
         };
-        let wanted = |object: ObjectKind, mode: WriteMode| {
-            needs.is_empty() || needs.contains(&(object, mode))
-        };
+        let wanted = |object: ObjectKind, mode: WriteMode| needs.contains(&(object, mode));
         // The best route of each mode a sync needs (what the contract ranks first).
         let mut first = Vec::new();
         for &object in objects {
@@ -263,54 +248,48 @@ impl SurfacePlan {
                 first.push(Probe::Single(object));
             }
         }
-        if needs.is_empty() {
-            first = Vec::new();
-        }
-        let mut found: Vec<(Probe, bool)> =
+        let mut tried: Vec<Tried> =
             futures_util::future::try_join_all(first.into_iter().map(probe)).await?;
-        let routes_of = |found: &[(Probe, bool)], object: ObjectKind, v1: bool| Routes {
-            bulk: found.contains(&(Probe::Bulk(object), true)),
-            upsert: found.contains(&(Probe::Upsert(object), true)),
-            single: found.contains(&(Probe::Single(object), true)),
+        let has = |tried: &[Tried], route: Probe| tried.iter().any(|t| t.route == route && t.found);
+        let routes_of = |tried: &[Tried], object: ObjectKind, v1: bool| Routes {
+            bulk: has(tried, Probe::Bulk(object)),
+            upsert: has(tried, Probe::Upsert(object)),
+            single: has(tried, Probe::Single(object)),
             v1,
         };
         let served = !needs.is_empty()
             && needs.iter().all(|&(object, mode)| {
-                ObjectRoutes::choose(object, routes_of(&found, object, false)).supports(mode)
+                ObjectRoutes::choose(object, routes_of(&tried, object, false)).supports(mode)
             });
         let mut v1_reads = None;
         if !served {
             // Everything not asked yet, at once.
             let mut rest = vec![Probe::V1];
             for &object in objects {
+                let bulk = object.has_bulk_insert().then_some(Probe::Bulk(object));
                 let all = [
-                    Probe::Bulk(object),
-                    Probe::Upsert(object),
-                    Probe::Single(object),
+                    bulk,
+                    Some(Probe::Upsert(object)),
+                    Some(Probe::Single(object)),
                 ];
-                rest.extend(all.into_iter().filter(|p| {
-                    !found.iter().any(|(asked, _)| asked == p)
-                        && (object.has_bulk_insert() || *p != Probe::Bulk(object))
-                }));
+                rest.extend(
+                    all.into_iter()
+                        .flatten()
+                        .filter(|p| !tried.iter().any(|t| t.route == *p)),
+                );
             }
-            found.extend(futures_util::future::try_join_all(rest.into_iter().map(probe)).await?);
-            v1_reads = Some(found.contains(&(Probe::V1, true)));
+            tried.extend(futures_util::future::try_join_all(rest.into_iter().map(probe)).await?);
+            v1_reads = Some(has(&tried, Probe::V1));
         }
         let objects = objects
             .iter()
             .map(|&object| {
-                let routes = routes_of(&found, object, v1_reads == Some(true));
+                let routes = routes_of(&tried, object, v1_reads == Some(true));
                 (object, ObjectRoutes::choose(object, routes))
             })
             .collect();
         // In the order the contract ranks them, not the order the answers came.
-        let mut tried = tried.into_inner().unwrap_or_default();
-        let rank = |p: &String| {
-            ["/bulk ", "/upsert ", "/v2/", "/v1/"]
-                .iter()
-                .position(|r| p.contains(r))
-        };
-        tried.sort_by_key(rank);
+        tried.sort_by_key(|t| t.route.rank());
         Ok(Self {
             objects,
             detected: true,
@@ -340,16 +319,11 @@ impl SurfacePlan {
                 ),
                 _ => format!("a route for it, which {how}"),
             };
-            let v2 = format!("/v2/{object}");
-            let tried: Vec<&str> = self
+            let tried: Vec<String> = self
                 .probes
                 .iter()
-                .filter(|p| {
-                    p.contains(&format!("{v2} "))
-                        || p.contains(&format!("{v2}/"))
-                        || p.contains("/v1/")
-                })
-                .map(String::as_str)
+                .filter(|t| t.route.object().is_none_or(|o| o == *object))
+                .map(|t| format!("{} → {}", t.route.request(), t.answer))
                 .collect();
             let tried = match tried.as_slice() {
                 [] => String::new(),
@@ -393,28 +367,64 @@ enum Probe {
     Single(ObjectKind),
 }
 
+impl Probe {
+    /// The request that asks, creating nothing: a bulk route is sent `[]`, any other `{}`.
+    fn request(self) -> ApiRequest {
+        match self {
+            Probe::V1 => ApiRequest::v1(Method::POST, "/clients".into(), empty("{}")),
+            Probe::Bulk(object) => {
+                ApiRequest::v2(Method::POST, format!("/{object}/bulk"), empty("[]"))
+            }
+            Probe::Upsert(object) => {
+                ApiRequest::v2(Method::POST, format!("/{object}/upsert"), empty("{}"))
+            }
+            Probe::Single(object) => {
+                ApiRequest::v2(Method::POST, format!("/{object}"), empty("{}"))
+            }
+        }
+    }
+
+    /// The object it is about; v1 is account-wide.
+    fn object(self) -> Option<ObjectKind> {
+        match self {
+            Probe::V1 => None,
+            Probe::Bulk(object) | Probe::Upsert(object) | Probe::Single(object) => Some(object),
+        }
+    }
+
+    /// The contract's order: bulk, upsert, single create, v1.
+    fn rank(self) -> u8 {
+        match self {
+            Probe::Bulk(_) => 0,
+            Probe::Upsert(_) => 1,
+            Probe::Single(_) => 2,
+            Probe::V1 => 3,
+        }
+    }
+}
+
+/// A probe and what it found.
+#[derive(Debug, Clone)]
+struct Tried {
+    route: Probe,
+    found: bool,
+    /// The status, or why there was none.
+    answer: String,
+}
+
 /// Whether v1 is there (`POST /v1/clients` with `{}`, which creates nothing), for a writer
 /// whose detection did not need to ask.
 pub async fn v1_exists(client: &ApiClient) -> Result<bool, Fatal> {
-    let tried = std::sync::Mutex::new(Vec::new());
-    let request = ApiRequest::v1(Method::POST, "/clients".into(), empty("{}"));
-    exists(client, request, &tried).await
+    Ok(ask(client, Probe::V1.request()).await?.0)
 }
 
-/// Whether a route exists: anything but 404 or 405 says it does. The probe and its answer
-/// are noted in `tried`.
-async fn exists(
-    client: &ApiClient,
-    probe: ApiRequest,
-    tried: &std::sync::Mutex<Vec<String>>,
-) -> Result<bool, Fatal> {
-    let (found, answer) = match client.send(&probe).await? {
+/// Whether a route exists (anything but 404 or 405 says it does), and the answer in words.
+async fn ask(client: &ApiClient, probe: ApiRequest) -> Result<(bool, String), Fatal> {
+    Ok(match client.send(&probe).await? {
         Reply::Refused { status, .. } => (!matches!(status, 404 | 405), status.to_string()),
         Reply::Success { status, .. } => (true, status.to_string()),
         Reply::Unknown { reason, .. } => (true, format!("no clear answer ({reason})")),
-    };
-    tried.lock().unwrap().push(format!("{probe} → {answer}"));
-    Ok(found)
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use super::v1;
 use crate::catalog::{ObjectKind, WriteMode};
 use crate::config::Settings;
 use crate::error::Fatal;
+use crate::json::Doc;
 use crate::write::prepare::Prepared;
 use crate::write::{Verdict, Writer};
 use bytes::Bytes;
@@ -62,22 +63,15 @@ fn parent_of(client: &Map<String, Value>) -> Option<Parent> {
     })
 }
 
-/// A client's body with the insert's defaults for what it lacks (`status` ACTIVE, `active`
-/// from the status), for an upsert known to create; `None` when nothing is added.
+/// A body with the insert's defaults for what it lacks ([`super::fill_create_defaults`]), for
+/// an upsert known to create; `None` when nothing is added.
 fn with_create_defaults(object: ObjectKind, body: &[u8]) -> Option<Vec<u8>> {
-    if object != ObjectKind::Client {
+    let text = std::str::from_utf8(body).ok()?;
+    let Ok(Doc::Object(mut fields)) = Doc::parse(text) else {
         return None;
-    }
-    let mut fields = object_of(body);
-    if fields.contains_key("status") && fields.contains_key("active") {
-        return None;
-    }
-    let status = fields
-        .entry("status")
-        .or_insert_with(|| Value::String("ACTIVE".into()));
-    let active = matches!(status.as_str(), Some("ACTIVE" | "TRIAL"));
-    fields.entry("active").or_insert(Value::Bool(active));
-    Some(serde_json::to_vec(&fields).expect("JSON values serialize"))
+    };
+    super::fill_create_defaults(object, WriteMode::Insert, &mut fields)
+        .then(|| serde_json::to_vec(&Doc::Object(fields)).expect("JSON values serialize"))
 }
 
 /// Whether an API message says no more than that `status` and/or `active` are missing
@@ -217,8 +211,12 @@ impl ClientSuccessWriter {
             }
         };
         let (surfaces, custom) = tokio::join!(detect, read_custom);
+        let surfaces = surfaces?;
+        // Upserts found through a v2 read also learn the clients this sync creates.
+        let reads_clients = needs.contains(&(ObjectKind::Client, WriteMode::Upsert))
+            && surfaces.routes(ObjectKind::Client).and_then(|r| r.upsert) == Some(Upsert::ReadAll);
         let writer = Self {
-            surfaces: surfaces?,
+            surfaces,
             client,
             batch_size: settings.batch_size,
             client_ids: Mutex::new(HashMap::new()),
@@ -226,18 +224,7 @@ impl ClientSuccessWriter {
             client_directory: OnceCell::new(),
             contact_directory: OnceCell::new(),
             v1_asked: OnceCell::new(),
-            learn_clients: objects.iter().any(|o| o.parent().is_some()),
-        };
-        // Upserts found through a v2 read also learn the clients this sync creates.
-        let reads = needs.contains(&(ObjectKind::Client, WriteMode::Upsert))
-            && writer
-                .surfaces
-                .routes(ObjectKind::Client)
-                .and_then(|r| r.upsert)
-                == Some(Upsert::ReadAll);
-        let writer = Self {
-            learn_clients: writer.learn_clients || reads,
-            ..writer
+            learn_clients: reads_clients || objects.iter().any(|o| o.parent().is_some()),
         };
         Ok((writer, custom))
     }
@@ -1030,26 +1017,28 @@ impl ClientSuccessWriter {
             return Err(Fatal::config(format!("no route to create a {object}")));
         };
         let fields = object_of(body);
-        let (key, uuids) = match object {
+        let (key, found) = match object {
             ObjectKind::Client => {
                 let Some(external) = fields.get("externalId").and_then(Value::as_str) else {
                     return Ok(refused(None, "without an externalId a client can only be upserted (on its name) through POST /v2/client/upsert, which this account lacks; give the record an externalId"));
                 };
-                let uuids = match self.parent(external).await? {
-                    Parent::Found { uuid, .. } => vec![uuid],
-                    Parent::Missing => Vec::new(),
-                    Parent::Several(n) => vec![String::new(); n],
+                let found = match self.parent(external).await? {
+                    Parent::Found { uuid, .. } => Ok(Some(uuid)),
+                    Parent::Missing => Ok(None),
+                    Parent::Several(n) => Err(n),
                 };
-                (format!("externalId {external:?}"), uuids)
+                (format!("externalId {external:?}"), found)
             }
             ObjectKind::Contact => {
                 let Some(email) = fields.get("email").and_then(Value::as_str) else {
                     return Ok(refused(None, "without an email a contact can only be created: use insert, or give the record an email"));
                 };
-                (
-                    format!("email {email:?}"),
-                    self.contacts_by_email(email).await?,
-                )
+                let found = match self.contacts_by_email(email).await?.as_slice() {
+                    [] => Ok(None),
+                    [uuid] => Ok(Some(uuid.clone())),
+                    several => Err(several.len()),
+                };
+                (format!("email {email:?}"), found)
             }
             ObjectKind::Contract => {
                 return Err(Fatal::config(
@@ -1057,18 +1046,17 @@ impl ClientSuccessWriter {
                 ))
             }
         };
-        match uuids.as_slice() {
-            [] => {
+        match found {
+            Ok(None) => {
                 let defaulted = with_create_defaults(object, body);
                 self.create(object, create, defaulted.as_deref().unwrap_or(body))
                     .await
             }
-            [uuid] => self.update(object, Update::V2Put, uuid, body).await,
-            several => Ok(Verdict::Refused {
+            Ok(Some(uuid)) => self.update(object, Update::V2Put, &uuid, body).await,
+            Err(several) => Ok(Verdict::Refused {
                 status: None,
                 message: format!(
-                    "{key} matches {} {object}s in ClientSuccess, so which one to update is unknown",
-                    several.len()
+                    "{key} matches {several} {object}s in ClientSuccess, so which one to update is unknown"
                 ),
             }),
         }

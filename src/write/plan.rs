@@ -242,12 +242,12 @@ impl Plan {
         objects
     }
 
-    /// Each stream's object and mode, with the stream named for messages.
     /// Each object and mode the streams write.
     pub fn modes(&self) -> Vec<(ObjectKind, WriteMode)> {
         self.streams.iter().map(|s| (s.object, s.mode)).collect()
     }
 
+    /// Each stream's object and mode, with the stream named for messages.
     pub fn needs(&self) -> Vec<(ObjectKind, WriteMode, String)> {
         self.streams
             .iter()

@@ -245,7 +245,7 @@ fn prepare_record(
 
 /// The `type` of a line that is JSON but not a valid message, to tell a broken STATE from a
 /// broken record.
-fn declared_type(text: &str) -> Option<MessageType> {
+pub(crate) fn declared_type(text: &str) -> Option<MessageType> {
     #[derive(serde::Deserialize)]
     struct Declared {
         #[serde(rename = "type")]

@@ -152,11 +152,6 @@ fn look_ahead<R: Read>(input: R) -> LookAhead<R> {
 /// False only for a blank line and a message that is surely not a record: a STATE (even a
 /// broken one, which is only logged), LOG, TRACE or CONTROL.
 fn may_be_a_record(line: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Declared {
-        #[serde(rename = "type")]
-        kind: MessageType,
-    }
     if line.iter().all(u8::is_ascii_whitespace) {
         return false;
     }
@@ -165,8 +160,8 @@ fn may_be_a_record(line: &[u8]) -> bool {
     };
     let text = text.trim_start_matches('\u{feff}');
     !matches!(
-        serde_json::from_str::<Declared>(text).map(|d| d.kind),
-        Ok(MessageType::State | MessageType::Log | MessageType::Trace | MessageType::Control)
+        super::prepare::declared_type(text),
+        Some(MessageType::State | MessageType::Log | MessageType::Trace | MessageType::Control)
     )
 }
 

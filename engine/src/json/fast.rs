@@ -76,7 +76,11 @@ impl FastSchema {
                         }
                         _ => return None,
                     };
-                    checks.types = Some(names.into_iter().map(kind_bit).sum::<Option<u8>>()?);
+                    // Or-ed, not summed: a type named twice is still one bit.
+                    let bits = names
+                        .into_iter()
+                        .try_fold(0u8, |bits, name| Some(bits | kind_bit(name)?))?;
+                    checks.types = Some(bits);
                 }
                 "maxLength" => checks.max_length = Some(value.as_u64()?),
                 "minimum" => checks.minimum = Some(value.as_f64()?),
