@@ -4,11 +4,14 @@
 //! `operation_schema` values, so what is published is what is enforced.
 
 use crate::clientsuccess::custom::{CustomField, CustomFields};
+use crate::json::Members;
 use crate::objects::{Client, Contact, Contract};
-use crate::protocol::{DestinationCatalog, DestinationOperation, DestinationSyncMode};
-use schemars::generate::SchemaSettings;
-use schemars::JsonSchema;
-use serde_json::{json, Value};
+use crate::protocol::DestinationCatalog;
+pub use engine::catalog::{
+    drop_nonstandard_formats, matching_keys, operation_schema, schema_of, schema_settings,
+    CustomColumn, CustomColumns, Object, WriteMode,
+};
+use serde_json::Value;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,13 +24,9 @@ pub enum ObjectKind {
 impl ObjectKind {
     pub const ALL: [ObjectKind; 3] = [Self::Client, Self::Contact, Self::Contract];
 
-    /// 0, 1, 2: for per-object arrays.
-    pub fn index(self) -> usize {
-        match self {
-            Self::Client => 0,
-            Self::Contact => 1,
-            Self::Contract => 2,
-        }
+    /// Accepts `client`, `Clients`, `CONTACT`...: singular or plural, any case.
+    pub fn parse(name: &str) -> Option<Self> {
+        <Self as Object>::parse(name)
     }
 
     /// The name used in the API's paths and in the catalog's `object_name`.
@@ -39,20 +38,9 @@ impl ObjectKind {
         }
     }
 
-    /// Accepts `client`, `Clients`, `CONTACT`...: singular or plural, any case.
-    pub fn parse(name: &str) -> Option<Self> {
-        let lower = name.trim().to_ascii_lowercase();
-        let singular = lower.strip_suffix('s').unwrap_or(&lower);
-        Self::ALL.into_iter().find(|kind| kind.name() == singular)
-    }
-
     /// The base schema, every field optional, straight from the struct.
-    pub fn base_schema(self) -> Value {
-        match self {
-            Self::Client => schema_of::<Client>(),
-            Self::Contact => schema_of::<Contact>(),
-            Self::Contract => schema_of::<Contract>(),
-        }
+    pub fn base_schema_of(self) -> Value {
+        <Self as Object>::base_schema(self)
     }
 
     /// Whether the API has a bulk insert route for this object (contracts have none).
@@ -63,20 +51,52 @@ impl ObjectKind {
     /// The two ways a record names its parent client: its uuid, or its natural key (which the
     /// connector resolves). Clients have no parent.
     pub fn parent_fields(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Self::Client => None,
-            Self::Contact | Self::Contract => Some(("clientId", "clientExternalId")),
-        }
+        <Self as Object>::parent_fields(self)
     }
 
     /// The object a record of this one belongs to.
     pub fn parent(self) -> Option<ObjectKind> {
-        self.parent_fields().map(|_| Self::Client)
+        <Self as Object>::parent(self)
     }
 
     /// The fields ClientSuccess matches an upsert on, in order: the first one a record carries
     /// is used (a client without externalId is matched on its name).
     pub fn natural_keys(self) -> &'static [&'static str] {
+        <Self as Object>::natural_keys(self)
+    }
+}
+
+impl Object for ObjectKind {
+    const PLATFORM: &'static str = "ClientSuccess";
+    const ALL: &'static [Self] = &Self::ALL;
+    const CUSTOM_CONTAINER: &'static str = "custom";
+
+    fn name(self) -> &'static str {
+        ObjectKind::name(self)
+    }
+
+    fn base_schema(self) -> Value {
+        match self {
+            Self::Client => schema_of::<Client>(),
+            Self::Contact => schema_of::<Contact>(),
+            Self::Contract => schema_of::<Contract>(),
+        }
+    }
+
+    fn required_fields(self, mode: WriteMode) -> &'static [&'static str] {
+        match (self, mode) {
+            (_, WriteMode::Update) => &["uuid"],
+            (Self::Client, _) => &["name"],
+            // Their parent is required too, as one of two fields: see `operation_schema`.
+            (Self::Contact | Self::Contract, _) => &[],
+        }
+    }
+
+    fn id_field(self) -> &'static str {
+        "uuid"
+    }
+
+    fn natural_keys(self) -> &'static [&'static str] {
         match self {
             Self::Client => &["externalId", "name"],
             Self::Contact => &["email"],
@@ -84,13 +104,35 @@ impl ObjectKind {
         }
     }
 
-    /// A natural key's value as the API compares it: emails without regard to case.
-    pub fn normalize_key(self, field: &str, value: &str) -> String {
+    /// Emails are compared without regard to case.
+    fn normalize_key(self, field: &str, value: &str) -> String {
         if field == "email" {
             value.to_ascii_lowercase()
         } else {
             value.to_owned()
         }
+    }
+
+    fn parent(self) -> Option<Self> {
+        self.parent_fields().map(|_| Self::Client)
+    }
+
+    fn parent_fields(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Client => None,
+            Self::Contact | Self::Contract => Some(("clientId", "clientExternalId")),
+        }
+    }
+
+    fn shape(
+        self,
+        mode: WriteMode,
+        fields: &mut Members,
+        _custom: &[CustomColumn],
+    ) -> Result<bool, String> {
+        Ok(crate::clientsuccess::fill_create_defaults(
+            self, mode, fields,
+        ))
     }
 }
 
@@ -100,195 +142,36 @@ impl fmt::Display for ObjectKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WriteMode {
-    Insert,
-    Update,
-    Upsert,
-}
-
-impl WriteMode {
-    pub const ALL: [WriteMode; 3] = [Self::Insert, Self::Update, Self::Upsert];
-
-    pub fn sync_mode(self) -> DestinationSyncMode {
-        match self {
-            Self::Insert => DestinationSyncMode::Append,
-            Self::Update => DestinationSyncMode::Update,
-            Self::Upsert => DestinationSyncMode::AppendDedup,
-        }
-    }
-
-    pub fn from_sync_mode(mode: &str) -> Option<Self> {
-        match mode {
-            "append" => Some(Self::Insert),
-            "update" => Some(Self::Update),
-            "append_dedup" => Some(Self::Upsert),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Insert => "insert",
-            Self::Update => "update",
-            Self::Upsert => "upsert",
-        }
-    }
-}
-
-impl fmt::Display for WriteMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Draft-07 with every subschema inlined: Airbyte's UI and the platform read no `$ref`.
-pub fn schema_settings() -> SchemaSettings {
-    SchemaSettings::draft07().with(|s| s.inline_subschemas = true)
-}
-
-fn schema_of<T: JsonSchema>() -> Value {
-    let mut schema = schema_settings()
-        .into_generator()
-        .into_root_schema_for::<T>()
-        .to_value();
-    drop_nonstandard_formats(&mut schema);
-    schema
-}
-
-/// Removes the `format`s schemars derives from Rust integer and float types (`uint64`,
-/// `int32`, `double`...): JSON Schema does not define them and Airbyte's UI does not read them;
-/// the ranges they imply are already `minimum`/`maximum`.
-pub fn drop_nonstandard_formats(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            let nonstandard = map.get("format").and_then(Value::as_str).is_some_and(|f| {
-                matches!(
-                    f,
-                    "uint"
-                        | "uint8"
-                        | "uint16"
-                        | "uint32"
-                        | "uint64"
-                        | "uint128"
-                        | "int"
-                        | "int8"
-                        | "int16"
-                        | "int32"
-                        | "int64"
-                        | "int128"
-                        | "float"
-                        | "double"
-                )
-            });
-            if nonstandard {
-                map.remove("format");
-            }
-            map.values_mut().for_each(drop_nonstandard_formats);
-        }
-        Value::Array(items) => items.iter_mut().for_each(drop_nonstandard_formats),
-        _ => {}
-    }
-}
-
 /// Fields a record must carry in this mode, per the API contract.
 pub fn required_fields(object: ObjectKind, mode: WriteMode) -> &'static [&'static str] {
-    match (object, mode) {
-        (_, WriteMode::Update) => &["uuid"],
-        (ObjectKind::Client, _) => &["name"],
-        // Their parent is required too, as one of two fields: see `operation_schema`.
-        (ObjectKind::Contact | ObjectKind::Contract, _) => &[],
-    }
+    object.required_fields(mode)
 }
 
-/// Natural keys the API matches on, as the catalog's `matching_keys`.
-pub fn matching_keys(object: ObjectKind, mode: WriteMode) -> Option<Vec<Vec<String>>> {
-    let keys: &[&str] = match mode {
-        WriteMode::Insert => return None,
-        WriteMode::Update => &["uuid"],
-        WriteMode::Upsert => object.natural_keys(),
-    };
-    Some(keys.iter().map(|k| vec![(*k).to_owned()]).collect())
+/// The account's custom fields of one object as the engine's typed columns.
+pub fn custom_columns(custom: &[CustomField]) -> Vec<CustomColumn> {
+    custom
+        .iter()
+        .map(|field| CustomColumn {
+            key: field.field_key.clone(),
+            schema: field.value_schema(),
+            required_to_insert: field.required,
+            kind: field.field_type_name.clone(),
+        })
+        .collect()
 }
 
-/// The schema a record of `object` must satisfy in `mode`: the struct's schema with the mode's
-/// required fields made required and non-null.
-pub fn operation_schema(object: ObjectKind, mode: WriteMode) -> Value {
-    let mut schema = object.base_schema();
-    let required = required_fields(object, mode);
-    for field in required {
-        let property = &mut schema["properties"][*field];
-        if let Some(Value::Array(types)) = property.get_mut("type") {
-            types.retain(|t| t != "null");
-            if types.len() == 1 {
-                property["type"] = types[0].clone();
-            }
-        }
-    }
-    schema["required"] = json!(required);
-    if let Some((by_id, by_key)) = object.parent_fields() {
-        schema["allOf"] = if mode == WriteMode::Update {
-            // Moving a record to another client is optional, but by one field only.
-            json!([{"not": {"required": [by_id, by_key]}}])
-        } else {
-            json!([{"oneOf": [{"required": [by_id]}, {"required": [by_key]}]}])
-        };
-    }
-    schema["title"] = json!(format!("ClientSuccess {object} ({mode})"));
-    schema
-}
-
-/// [`operation_schema`] with the account's custom fields: each a typed top-level property
-/// (mappable column by column, folded into `custom` by `write`), and `custom` itself typed.
-/// Returns the schema and the custom keys published at the top level.
+/// [`operation_schema`] with the account's custom fields of that object.
 pub fn operation_schema_with(
     object: ObjectKind,
     mode: WriteMode,
     custom: &[CustomField],
 ) -> (Value, Vec<String>) {
-    let mut schema = operation_schema(object, mode);
-    if custom.is_empty() {
-        return (schema, Vec::new());
-    }
-    let mut top_level = Vec::new();
-    let mut nested = serde_json::Map::new();
-    for field in custom {
-        let value = field.value_schema();
-        nested.insert(field.field_key.clone(), value.clone());
-        // A key that is also a standard field stays reachable through `custom` only.
-        if schema["properties"].get(&field.field_key).is_none() {
-            schema["properties"][&field.field_key] = value;
-            top_level.push(field.field_key.clone());
-            // A field the account requires must be mapped to create a record.
-            if field.required && mode == WriteMode::Insert {
-                if let Some(required) = schema["required"].as_array_mut() {
-                    required.push(json!(field.field_key));
-                }
-            }
-        }
-    }
-    let property = &mut schema["properties"]["custom"];
-    property["properties"] = Value::Object(nested);
-    property["additionalProperties"] = json!(false);
-    (schema, top_level)
+    engine::catalog::operation_schema_with(object, mode, &custom_columns(custom))
 }
 
 /// The DESTINATION_CATALOG `discover` prints, typed with the account's custom fields.
 pub fn destination_catalog_with(custom: &CustomFields) -> DestinationCatalog {
-    let operations = ObjectKind::ALL
-        .into_iter()
-        .flat_map(|object| {
-            WriteMode::ALL
-                .into_iter()
-                .map(move |mode| DestinationOperation {
-                    object_name: object.name().to_owned(),
-                    sync_mode: mode.sync_mode(),
-                    json_schema: operation_schema_with(object, mode, custom.of(object)).0,
-                    matching_keys: matching_keys(object, mode),
-                })
-        })
-        .collect();
-    DestinationCatalog { operations }
+    engine::catalog::destination_catalog::<ObjectKind>(&custom.columns())
 }
 
 /// The DESTINATION_CATALOG without the account's custom fields: every object in every mode.
@@ -299,6 +182,8 @@ pub fn destination_catalog() -> DestinationCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::DestinationSyncMode;
+    use serde_json::json;
 
     fn validator(object: ObjectKind, mode: WriteMode) -> jsonschema::Validator {
         jsonschema::options()

@@ -36,7 +36,8 @@ async fn probe(config_path: &Path) -> Result<String, String> {
         ApiSurface::Auto => "detected",
         _ => "set by api_surface, not probed",
     };
-    let rejects = crate::write::rejects::prove(&settings.rejects).await?;
+    let rejects =
+        crate::write::rejects::prove(&settings.rejects, "destination-clientsuccess").await?;
     Ok(format!(
         "ClientSuccess write API ({how}): {}. {rejects}",
         writer.surfaces()

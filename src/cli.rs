@@ -152,7 +152,7 @@ pub fn run(command: Command, out: &mut Emitter) -> anyhow::Result<()> {
                     writer.surfaces().require(&plan.needs())?;
                     let mut logs = Vec::new();
                     let plan = match custom {
-                        Ok(custom) => write::plan::Plan::with_custom_fields(&configured, &custom)?,
+                        Ok(custom) => write::plan::Plan::with_custom_fields(&configured, &custom.columns())?,
                         Err(why) => {
                             logs.push((
                                 LogLevel::Warn,

@@ -1,15 +1,18 @@
 //! The connector's configuration: Rust types whose schemars schema *is* the SPEC, and the one
 //! step that turns a config file into validated, typed `Settings`.
 
-use crate::catalog::schema_settings;
 use crate::clientsuccess::ApiSurface;
 use crate::error::ConfigError;
 use crate::protocol::{ConnectorSpecification, DestinationSyncMode};
 use crate::secret::Secret;
+pub use engine::config::{
+    checked_url, dotted_path, no_control_characters, read_json_file, rejects_target,
+    ObjectStorageConfig, PipelineSettings, RejectsFormat, RejectsTarget, S3Target,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use url::Url;
 
@@ -118,87 +121,6 @@ pub enum Credentials {
     },
 }
 
-/// Where rejected records go, with the field names of Airbyte's data-activation destinations.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(tag = "storage_type")]
-pub enum ObjectStorageConfig {
-    /// Keep rejected records nowhere: a sync that rejects any record fails at its end.
-    #[default]
-    #[schemars(title = "None")]
-    None,
-    /// JSON lines (one rejected record, its stream, line, reason and HTTP status each) in an S3
-    /// bucket, under `{bucket_path}/{sync id}/`, one object per checkpoint that had rejections.
-    #[schemars(title = "S3")]
-    S3 {
-        /// The access key id of an AWS user that may put, get and delete objects in the bucket.
-        #[schemars(title = "Access Key ID", extend("order" = 1, "examples" = ["A012345678910EXAMPLE"], "always_show" = true))]
-        access_key_id: Option<Secret>,
-        /// That user's secret access key.
-        #[schemars(title = "Secret Access Key", extend("order" = 2, "always_show" = true))]
-        secret_access_key: Option<Secret>,
-        /// An IAM role to assume instead of keys. Not supported yet: give access keys.
-        #[schemars(title = "Role ARN", extend("order" = 3))]
-        role_arn: Option<String>,
-        /// The bucket's name.
-        #[schemars(title = "S3 Bucket Name", length(min = 1), extend("order" = 4, "examples" = ["airbyte_sync"]))]
-        s3_bucket_name: String,
-        /// The bucket's region; empty means us-east-1.
-        #[serde(default)]
-        #[schemars(title = "S3 Bucket Region", extend("order" = 5, "examples" = ["us-east-1"]))]
-        s3_bucket_region: String,
-        /// An S3-compatible endpoint instead of AWS (MinIO, R2...): https, or http on this machine.
-        #[schemars(title = "S3 Endpoint", extend("order" = 6, "examples" = ["http://localhost:9000"]))]
-        s3_endpoint: Option<String>,
-        /// The format of the objects: JSON lines.
-        #[serde(default)]
-        #[schemars(title = "Output Format", extend("order" = 7))]
-        format: RejectsFormat,
-        /// A folder in the bucket for the rejected records; each sync writes under
-        /// `{bucket_path}/{sync id}/`, the layout Airbyte links to.
-        #[serde(default)]
-        #[schemars(title = "Bucket Path", extend("order" = 8, "examples" = ["prefix/"]))]
-        bucket_path: String,
-    },
-    /// Append each rejected record, with the reason, to a JSON-lines file on this machine.
-    #[schemars(title = "Local JSON-lines file")]
-    Local {
-        /// Path of the JSON-lines file. In Airbyte, use a path under /local, which is mounted
-        /// from /tmp/airbyte_local on the host and must be writable by uid 1000.
-        #[schemars(title = "File path", length(min = 1), extend("order" = 1))]
-        path: String,
-    },
-}
-
-/// The objects' format: JSON lines only.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(tag = "format_type")]
-pub enum RejectsFormat {
-    #[default]
-    #[schemars(title = "JSON Lines: Newline-delimited JSON")]
-    #[serde(rename = "JSONL")]
-    Jsonl,
-}
-
-/// Where rejected records go, checked.
-#[derive(Debug, Clone, Default)]
-pub enum RejectsTarget {
-    #[default]
-    Nowhere,
-    Local(PathBuf),
-    S3(S3Target),
-}
-
-#[derive(Debug, Clone)]
-pub struct S3Target {
-    pub bucket: String,
-    pub region: String,
-    pub endpoint: Option<Url>,
-    pub access_key_id: Option<Secret>,
-    pub secret_access_key: Option<Secret>,
-    /// `bucket_path` without slashes at its ends; may be empty.
-    pub prefix: String,
-}
-
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.to_owned()
 }
@@ -250,14 +172,7 @@ pub struct Settings {
 
 /// The JSON schema of the config, as the SPEC's `connectionSpecification`.
 pub fn config_schema() -> Value {
-    let mut schema = schema_settings()
-        .into_generator()
-        .into_root_schema_for::<RawConfig>()
-        .to_value();
-    // Airbyte's platform tolerates fields it does not know in a config; so does the connector.
-    schema["additionalProperties"] = Value::Bool(true);
-    crate::catalog::drop_nonstandard_formats(&mut schema);
-    schema
+    engine::config::config_schema::<RawConfig>()
 }
 
 pub fn spec() -> ConnectorSpecification {
@@ -273,45 +188,29 @@ pub fn spec() -> ConnectorSpecification {
     }
 }
 
-/// Reads a JSON file, naming the file in every error.
-pub fn read_json_file(path: &Path, what: &str) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(format!(
-            "cannot read the {what} file {}: {e}",
-            path.display()
-        ))
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        ConfigError::new(format!(
-            "the {what} file {} is not valid JSON: {e}",
-            path.display()
-        ))
-    })
-}
-
 /// Loads, validates and types the config in one step.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    let value = read_json_file(path, "config")?;
-    from_value(&value)
-        .map_err(|e| ConfigError::new(format!("config file {}: {}", path.display(), e.0)))
+    engine::config::load(path, from_value)
 }
 
 pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
-    let schema = config_schema();
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("the config schema compiles");
-    let problems: Vec<String> = validator
-        .iter_errors(value)
-        .map(|error| describe_schema_error(&schema, value, &error))
-        .collect();
-    if !problems.is_empty() {
-        return Err(ConfigError::new(problems.join("; ")));
+    settings_from(engine::config::decode::<RawConfig>(value)?)
+}
+
+impl From<&Settings> for PipelineSettings {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            max_concurrency: settings.max_concurrency,
+            rejects: settings.rejects.clone(),
+            rejection_breaker_records: settings.rejection_breaker_records,
+        }
     }
-    let raw: RawConfig = serde_json::from_value(value.clone())
-        .map_err(|e| ConfigError::new(format!("does not match the spec: {e}")))?;
-    settings_from(raw)
+}
+
+impl From<Settings> for PipelineSettings {
+    fn from(settings: Settings) -> Self {
+        Self::from(&settings)
+    }
 }
 
 fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
@@ -349,176 +248,6 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
         rejection_breaker_records: raw.rejection_breaker_records,
         api_surface: raw.api_surface,
     })
-}
-
-fn rejects_target(config: ObjectStorageConfig) -> Result<RejectsTarget, ConfigError> {
-    Ok(match config {
-        ObjectStorageConfig::None => RejectsTarget::Nowhere,
-        ObjectStorageConfig::Local { path } => RejectsTarget::Local(PathBuf::from(path)),
-        ObjectStorageConfig::S3 {
-            access_key_id,
-            secret_access_key,
-            role_arn,
-            s3_bucket_name,
-            s3_bucket_region,
-            s3_endpoint,
-            format: RejectsFormat::Jsonl,
-            bucket_path,
-        } => {
-            if role_arn.is_some_and(|r| !r.is_empty()) && access_key_id.is_none() {
-                return Err(ConfigError::new(
-                    "object_storage_config.role_arn: assuming a role is not supported yet; give access_key_id and secret_access_key",
-                ));
-            }
-            if access_key_id.is_some() != secret_access_key.is_some() {
-                return Err(ConfigError::new(
-                    "object_storage_config: give both access_key_id and secret_access_key, or neither (then the AWS environment's credentials are used)",
-                ));
-            }
-            for (key, field) in [
-                (&access_key_id, "access_key_id"),
-                (&secret_access_key, "secret_access_key"),
-            ] {
-                if let Some(key) = key {
-                    no_control_characters(key.expose(), &format!("object_storage_config.{field}"))?;
-                }
-            }
-            let endpoint = s3_endpoint
-                .filter(|e| !e.is_empty())
-                .map(|e| checked_url(&e, "object_storage_config.s3_endpoint"))
-                .transpose()?;
-            RejectsTarget::S3(S3Target {
-                bucket: s3_bucket_name,
-                region: match s3_bucket_region.as_str() {
-                    "" => "us-east-1".to_owned(),
-                    region => region.to_owned(),
-                },
-                endpoint,
-                access_key_id,
-                secret_access_key,
-                prefix: bucket_path.trim_matches('/').to_owned(),
-            })
-        }
-    })
-}
-
-/// A credential with a line break or another control character cannot go into an HTTP header
-/// (it usually comes from a copy and paste); say so instead of failing every request.
-fn no_control_characters(value: &str, field: &str) -> Result<(), ConfigError> {
-    match value.chars().position(char::is_control) {
-        None => Ok(()),
-        Some(at) => Err(ConfigError::new(format!(
-            "field `{field}` contains a control character (a line break, tab or similar) at character {}; \
-             paste the value again without it",
-            at + 1
-        ))),
-    }
-}
-
-/// A URL the connector may send credentials to: https, or plain http to this machine only.
-fn checked_url(text: &str, field: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text)
-        .map_err(|e| ConfigError::new(format!("field `{field}`: {text:?} is not a URL ({e})")))?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(ConfigError::new(format!(
-            "field `{field}`: {text:?} uses plain http, which would send your credentials unencrypted; \
-             use https (http is allowed only for localhost / 127.0.0.1)"
-        ))),
-        other => Err(ConfigError::new(format!(
-            "field `{field}`: {text:?} has scheme {other:?}; use an https:// address"
-        ))),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// `/credentials/api_key` → `credentials.api_key`; the root is `(root)`.
-pub fn dotted_path(pointer: &str) -> String {
-    let path = pointer.trim_start_matches('/').replace('/', ".");
-    if path.is_empty() {
-        "(root)".to_owned()
-    } else {
-        path
-    }
-}
-
-/// One schema error as a sentence naming the field. The offending value is masked, since it
-/// may be a secret. A failed `oneOf` is explained by the option its discriminator picks.
-fn describe_schema_error(
-    schema: &Value,
-    instance: &Value,
-    error: &jsonschema::ValidationError,
-) -> String {
-    let pointer = error.instance_path().as_str().to_owned();
-    let field = dotted_path(&pointer);
-    if let jsonschema::error::ValidationErrorKind::OneOfNotValid { .. } = error.kind() {
-        if let Some(explained) = explain_one_of(schema, instance, &pointer) {
-            return explained;
-        }
-    }
-    format!("field `{field}`: {}", error.masked())
-}
-
-fn explain_one_of(schema: &Value, instance: &Value, pointer: &str) -> Option<String> {
-    // Walk the schema along the instance path (object properties only, which is all the spec has).
-    let mut sub = schema;
-    for segment in pointer
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-    {
-        sub = sub.get("properties")?.get(segment)?;
-    }
-    let options = sub.get("oneOf")?.as_array()?;
-    let value = instance.pointer(pointer)?;
-    let field = dotted_path(pointer);
-    let (discriminator, consts) = discriminator_of(options)?;
-    let chosen = value.get(&discriminator);
-    let Some(option) = options
-        .iter()
-        .find(|o| chosen.is_some() && o["properties"][&discriminator]["const"] == *chosen.unwrap())
-    else {
-        return Some(format!(
-            "field `{field}.{discriminator}` must be one of {}",
-            consts.join(", ")
-        ));
-    };
-    let validator = jsonschema::validator_for(option).ok()?;
-    let problems: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| {
-            let inner = dotted_path(&format!("{pointer}{}", e.instance_path().as_str()));
-            format!("field `{inner}`: {}", e.masked())
-        })
-        .collect();
-    (!problems.is_empty()).then(|| problems.join("; "))
-}
-
-fn discriminator_of(options: &[Value]) -> Option<(String, Vec<String>)> {
-    let first = options.first()?.get("properties")?.as_object()?;
-    let key = first
-        .iter()
-        .find(|(_, p)| p.get("const").is_some())?
-        .0
-        .clone();
-    let consts = options
-        .iter()
-        .filter_map(|o| {
-            o["properties"][&key]["const"]
-                .as_str()
-                .map(|c| format!("{c:?}"))
-        })
-        .collect();
-    Some((key, consts))
 }
 
 #[cfg(test)]

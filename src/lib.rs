@@ -9,7 +9,7 @@
 //! - [`catalog`]: objects × modes, their per-mode schemas and matching keys (`discover`).
 //! - [`protocol`] (engine): Airbyte messages in and out, one JSON line each.
 //! - [`json`] (engine): a record's `data` parsed once, borrowed, validated in place.
-//! - [`write`]: the pipeline: plan the streams, validate records, batch, send, acknowledge,
+//! - [`write`] (engine): the pipeline: plan the streams, validate records, batch, send, acknowledge,
 //!   echo states once their records are committed.
 //! - [`clientsuccess`]: everything that knows ClientSuccess: HTTP, auth, retries, the write
 //!   surfaces an account offers (detected), the v1 translation; a `write::Writer`.
@@ -25,17 +25,6 @@ pub mod cli;
 pub mod clientsuccess;
 pub mod config;
 pub mod objects;
-pub mod write;
 
 // The engine's modules, at the paths the connector has always used.
-pub use engine::{concurrency, error, json, output, protocol, secret};
-
-/// Makes rustls's ring provider the process default, once: reqwest and object_store build
-/// their TLS from it (the tree carries ring alone, so neither brings a provider of its own).
-pub fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // An error means one is installed already, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use engine::{concurrency, error, install_tls_provider, json, output, protocol, secret, write};

@@ -114,6 +114,8 @@ struct FakeWriter {
 }
 
 impl Writer for FakeWriter {
+    type Object = ObjectKind;
+
     fn batch_limit(&self, _: ObjectKind, mode: WriteMode) -> usize {
         if mode == WriteMode::Insert {
             10
@@ -169,7 +171,7 @@ fn fake_destination() -> (Arc<FakeWriter>, Destination<FakeWriter>, impl Sized) 
 /// A whole sync of `lines` over a fresh [`FakeWriter`]: the writer, the summary, the output.
 async fn sync_over_fake_writer(
     settings: config::Settings,
-    plan: Plan,
+    plan: Plan<ObjectKind>,
     lines: &[String],
 ) -> (Arc<FakeWriter>, write::Summary, Captured) {
     let (writer, destination, _senders) = fake_destination();
@@ -287,7 +289,7 @@ fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
 /// Decodes `lines` as the reader does and prints what the connector would print about each
 /// (an echoed state, a WARN naming a broken state or a rejection): one JSON object a line, with
 /// no raw control character, whatever came in.
-fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan) -> Result<String, TestCaseError> {
+fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan<ObjectKind>) -> Result<String, TestCaseError> {
     let mut input = Vec::new();
     for line in lines {
         input.extend_from_slice(line);
@@ -327,7 +329,7 @@ fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan) -> Result<String, TestCaseErr
     Ok(text)
 }
 
-fn clients_plan() -> Plan {
+fn clients_plan() -> Plan<ObjectKind> {
     let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
     Plan::new(&configured).unwrap()
 }

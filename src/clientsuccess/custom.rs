@@ -3,7 +3,7 @@
 //! those columns back into the record's `custom` object.
 
 use super::http::{ApiClient, ApiRequest, Reply};
-use crate::catalog::ObjectKind;
+use crate::catalog::{Object, ObjectKind};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -57,6 +57,15 @@ pub struct CustomFields {
 }
 
 impl CustomFields {
+    /// Every object's fields as the engine's typed columns.
+    pub fn columns(&self) -> crate::catalog::CustomColumns {
+        let mut columns = crate::catalog::CustomColumns::default();
+        for object in ObjectKind::ALL {
+            columns.set(object, crate::catalog::custom_columns(self.of(object)));
+        }
+        columns
+    }
+
     pub fn of(&self, object: ObjectKind) -> &[CustomField] {
         &self.by_object[object.index()]
     }

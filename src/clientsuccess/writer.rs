@@ -1078,7 +1078,7 @@ impl ClientSuccessWriter {
                     .await
             }
             WriteMode::Update => {
-                let uuid = record.uuid.as_deref().unwrap_or_default();
+                let uuid = record.id.as_deref().unwrap_or_default();
                 self.update(object, routes.update.ok_or_else(unsupported)?, uuid, body)
                     .await
             }
@@ -1119,6 +1119,8 @@ fn json_array<'a>(bodies: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
 }
 
 impl Writer for ClientSuccessWriter {
+    type Object = ObjectKind;
+
     fn concurrency_limit(&self) -> Option<usize> {
         Some(self.client.concurrency_limit())
     }

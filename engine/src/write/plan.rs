@@ -1,8 +1,9 @@
 //! The configured catalog turned into a plan before the first byte of stdin: each stream's
 //! object, mode and compiled validator. Anything unsupported fails here, naming the stream.
 
-use crate::catalog::{matching_keys, operation_schema_with, ObjectKind, WriteMode};
-use crate::clientsuccess::custom::CustomFields;
+use crate::catalog::{
+    matching_keys, operation_schema_with, CustomColumn, CustomColumns, Object, WriteMode,
+};
 use crate::config::dotted_path;
 use crate::error::ConfigError;
 use crate::json::{Doc, DocJson, Members};
@@ -12,33 +13,36 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::borrow::Cow;
 
-pub struct StreamPlan {
+pub struct StreamPlan<O> {
     pub name: String,
     pub namespace: Option<String>,
-    pub object: ObjectKind,
+    pub object: O,
     pub mode: WriteMode,
     /// Index into `Plan::operations`.
     operation: usize,
 }
 
-impl StreamPlan {
-    /// "stream `clients` (client upsert)", for messages.
+impl<O: Object> StreamPlan<O> {
+    /// "stream `people` (person upsert)", for messages.
     pub fn label(&self) -> String {
         format!("stream `{}` ({} {})", self.name, self.object, self.mode)
     }
 }
 
 /// One object × mode, with its schema compiled once for every stream that uses it.
-pub struct Operation {
-    pub object: ObjectKind,
+pub struct Operation<O> {
+    pub object: O,
     pub mode: WriteMode,
     pub validator: Validator<DocJson>,
     /// The same schema's fast path: records it is sure of skip jsonschema.
     pub fast: crate::json::FastSchema,
     /// Each field's name lower-cased → the name.
     by_lowercase: FxHashMap<String, String>,
-    /// Custom fields accepted as top-level columns, folded into `custom` before sending.
+    /// Custom fields accepted as top-level columns, folded into the object's custom container
+    /// before sending.
     pub custom_keys: Vec<String>,
+    /// The account's custom fields of this object, for [`Object::shape`].
+    pub custom: Vec<CustomColumn>,
     /// A bit for each custom key's length (mod 64): most columns are known not to be custom
     /// keys without comparing a string, so records without such columns pay almost nothing.
     custom_key_lengths: u64,
@@ -48,7 +52,7 @@ fn length_bit(name: &str) -> u64 {
     1 << (name.len() % 64)
 }
 
-impl Operation {
+impl<O: Object> Operation<O> {
     /// Fits columns an orchestrator renamed or added: PyAirbyte's cache lower-cases names and
     /// adds `_airbyte_raw_id`, `_airbyte_extracted_at`, `_airbyte_meta`. Those are dropped, and
     /// a column that matches a field only by case is taken as that field when nothing else
@@ -76,8 +80,8 @@ impl Operation {
         changed
     }
 
-    /// Moves custom-field columns into the record's `custom` object, where ClientSuccess takes
-    /// them (a column wins over the same key already in `custom`). Returns whether any moved.
+    /// Moves custom-field columns into the record's custom container, where the API takes
+    /// them (a column wins over the same key already there). Returns whether any moved.
     pub fn fold_custom(&self, members: &mut Members) -> bool {
         let is_custom = |name: &str| {
             self.custom_key_lengths & length_bit(name) != 0
@@ -95,37 +99,37 @@ impl Operation {
         if moved.is_empty() {
             return false;
         }
-        let mut custom = match members.remove("custom") {
+        let mut custom = match members.remove(O::CUSTOM_CONTAINER) {
             Some(Doc::Object(custom)) => custom,
             _ => Members::default(),
         };
         for (key, value) in moved {
             custom.insert(key, value);
         }
-        members.insert("custom", Doc::Object(custom));
+        members.insert(O::CUSTOM_CONTAINER, Doc::Object(custom));
         true
     }
 }
 
-pub struct Plan {
-    pub streams: Vec<StreamPlan>,
-    operations: Vec<Operation>,
+pub struct Plan<O> {
+    pub streams: Vec<StreamPlan<O>>,
+    operations: Vec<Operation<O>>,
     by_name: FxHashMap<String, Vec<usize>>,
 }
 
-impl Plan {
+impl<O: Object> Plan<O> {
     /// The plan with the static schemas (no custom field definitions read).
     pub fn new(catalog: &ConfiguredCatalog) -> Result<Self, ConfigError> {
-        Self::with_custom_fields(catalog, &CustomFields::default())
+        Self::with_custom_fields(catalog, &CustomColumns::default())
     }
 
     /// The plan with the account's custom fields: typed, and accepted as top-level columns.
     pub fn with_custom_fields(
         catalog: &ConfiguredCatalog,
-        custom: &CustomFields,
+        custom: &CustomColumns,
     ) -> Result<Self, ConfigError> {
-        let mut operations: Vec<Operation> = Vec::new();
-        let mut streams: Vec<StreamPlan> = Vec::new();
+        let mut operations: Vec<Operation<O>> = Vec::new();
+        let mut streams: Vec<StreamPlan<O>> = Vec::new();
         let mut by_name: FxHashMap<String, Vec<usize>> = FxHashMap::default();
         for configured in &catalog.streams {
             let name = &configured.stream.name;
@@ -146,10 +150,12 @@ impl Plan {
                 .destination_object_name
                 .as_deref()
                 .unwrap_or(name);
-            let object = ObjectKind::parse(object_name).ok_or_else(|| {
+            let object = O::parse(object_name).ok_or_else(|| {
+                let names: Vec<&str> = O::ALL.iter().map(|o| o.name()).collect();
                 ConfigError::new(format!(
                     "stream `{name}`: {object_name:?} is not an object this destination writes; \
-                     set destination_object_name to one of client, contact, contract"
+                     set destination_object_name to one of {}",
+                    names.join(", ")
                 ))
             })?;
             let mode =
@@ -160,13 +166,20 @@ impl Plan {
                         configured.destination_sync_mode
                     ))
                 })?;
+            if !object.modes().contains(&mode) {
+                return Err(ConfigError::new(format!(
+                    "stream `{name}`: {} does not {mode} a {object}; choose another destination_sync_mode",
+                    O::PLATFORM
+                )));
+            }
             if let (WriteMode::Upsert, Some(chosen)) = (mode, &primary_key) {
                 let supported = matching_keys(object, mode).unwrap_or_default();
                 if let Some(bad) = chosen.iter().find(|key| !supported.contains(key)) {
                     let names: Vec<String> = supported.iter().map(|k| k.join(".")).collect();
                     return Err(ConfigError::new(format!(
-                        "stream `{name}`: ClientSuccess upserts a {object} on {} only, not on `{}`; \
+                        "stream `{name}`: {} upserts a {object} on {} only, not on `{}`; \
                          choose one of those as the matching key",
+                        O::PLATFORM,
                         names.join(" or "),
                         dotted_path(&bad.join("/"))
                     )));
@@ -200,6 +213,7 @@ impl Plan {
                             .iter()
                             .fold(0, |bits, key| bits | length_bit(key)),
                         custom_keys,
+                        custom: custom.of(object).to_vec(),
                     });
                     operations.len() - 1
                 }
@@ -232,8 +246,8 @@ impl Plan {
     }
 
     /// The objects the catalog writes, each once.
-    pub fn objects(&self) -> Vec<ObjectKind> {
-        let mut objects: Vec<ObjectKind> = Vec::new();
+    pub fn objects(&self) -> Vec<O> {
+        let mut objects: Vec<O> = Vec::new();
         for stream in &self.streams {
             if !objects.contains(&stream.object) {
                 objects.push(stream.object);
@@ -243,19 +257,19 @@ impl Plan {
     }
 
     /// Each object and mode the streams write.
-    pub fn modes(&self) -> Vec<(ObjectKind, WriteMode)> {
+    pub fn modes(&self) -> Vec<(O, WriteMode)> {
         self.streams.iter().map(|s| (s.object, s.mode)).collect()
     }
 
     /// Each stream's object and mode, with the stream named for messages.
-    pub fn needs(&self) -> Vec<(ObjectKind, WriteMode, String)> {
+    pub fn needs(&self) -> Vec<(O, WriteMode, String)> {
         self.streams
             .iter()
             .map(|s| (s.object, s.mode, format!("stream `{}`", s.name)))
             .collect()
     }
 
-    pub fn operation(&self, stream: usize) -> &Operation {
+    pub fn operation(&self, stream: usize) -> &Operation<O> {
         &self.operations[self.streams[stream].operation]
     }
 }
@@ -281,92 +295,4 @@ fn primary_key(
             "stream `{stream}`: field `primary_key` must be a list of field paths such as [[\"email\"]], got {got}"
         ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn catalog(streams: &str) -> ConfiguredCatalog {
-        serde_json::from_str(&format!(r#"{{"streams":[{streams}]}}"#)).unwrap()
-    }
-
-    fn stream(name: &str, object: Option<&str>, mode: &str) -> String {
-        let object = object
-            .map(|o| format!(r#","destination_object_name":"{o}""#))
-            .unwrap_or_default();
-        format!(
-            r#"{{"stream":{{"name":"{name}","json_schema":{{}}}},"destination_sync_mode":"{mode}"{object}}}"#
-        )
-    }
-
-    #[test]
-    fn objects_from_name_or_stream_and_modes() {
-        let plan = Plan::new(&catalog(
-            &[
-                stream("accounts", Some("Client"), "append"),
-                stream("Contacts", None, "update"),
-                stream("contract", None, "append_dedup"),
-            ]
-            .join(","),
-        ))
-        .unwrap();
-        let got: Vec<_> = plan.streams.iter().map(|s| (s.object, s.mode)).collect();
-        assert_eq!(
-            got,
-            vec![
-                (ObjectKind::Client, WriteMode::Insert),
-                (ObjectKind::Contact, WriteMode::Update),
-                (ObjectKind::Contract, WriteMode::Upsert)
-            ]
-        );
-        assert_eq!(plan.find("Contacts", None), Some(1));
-        assert_eq!(plan.find("Contacts", Some("any")), Some(1));
-        assert_eq!(plan.find("nope", None), None);
-    }
-
-    #[test]
-    fn unsupported_objects_and_modes_name_the_stream() {
-        let err = Plan::new(&catalog(&stream("deals", None, "append")))
-            .err()
-            .unwrap()
-            .0;
-        assert!(
-            err.contains("`deals`") && err.contains("client, contact, contract"),
-            "{err}"
-        );
-        for mode in ["overwrite", "soft_delete"] {
-            let err = Plan::new(&catalog(&stream("clients", None, mode)))
-                .err()
-                .unwrap()
-                .0;
-            assert!(err.contains("`clients`") && err.contains(mode), "{err}");
-        }
-    }
-
-    #[test]
-    fn upsert_matching_key_must_be_the_natural_key() {
-        let ok = r#"{"stream":{"name":"c","json_schema":{}},"destination_sync_mode":"append_dedup","destination_object_name":"contact","primary_key":[["email"]]}"#;
-        assert!(Plan::new(&catalog(ok)).is_ok());
-        let bad = ok.replace(r#"[["email"]]"#, r#"[["externalId"]]"#);
-        let err = Plan::new(&catalog(&bad)).err().unwrap().0;
-        assert!(err.contains("email") && err.contains("externalId"), "{err}");
-        let shapeless = ok.replace(r#"[["email"]]"#, r#""email""#);
-        let err = Plan::new(&catalog(&shapeless)).err().unwrap().0;
-        assert!(
-            err.contains("stream `c`") && err.contains("`primary_key`") && err.contains("a string"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_stream_configured_twice_is_named() {
-        let twice = [
-            stream("clients", Some("client"), "append"),
-            stream("clients", Some("client"), "update"),
-        ]
-        .join(",");
-        let err = Plan::new(&catalog(&twice)).err().unwrap().0;
-        assert!(err.contains("`clients`") && err.contains("twice"), "{err}");
-    }
 }

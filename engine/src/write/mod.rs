@@ -1,9 +1,9 @@
 //! `write`: stdin's records into batched writes, states echoed once committed.
 //!
 //! ```text
-//! reader thread ──items──▶ coordinator ──work──▶ workers ──▶ Writer (ClientSuccess: its
-//!  (decode, validate,       (ledger, batches,      │          adaptive limit decides how
-//!   encode)                  keys in flight,       │          many requests are out)
+//! reader thread ──items──▶ coordinator ──work──▶ workers ──▶ Writer (the destination's:
+//!  (decode, validate,       (ledger, batches,      │          its adaptive limit decides
+//!   encode)                  keys in flight,       │          how many requests are out)
 //!                            rejections, logs) ◀──outcomes
 //! ```
 //! Every channel but the outcome one is bounded, and record bytes between stdin and the API
@@ -19,8 +19,8 @@ pub mod start;
 pub mod worker;
 pub mod writer;
 
-use crate::catalog::{ObjectKind, WriteMode};
-use crate::config::Settings;
+use crate::catalog::{Object, WriteMode};
+use crate::config::PipelineSettings;
 use crate::error::{ConfigError, Fatal, TransientError};
 use crate::output::Emitter;
 use crate::protocol::{Lines, LogLevel};
@@ -102,9 +102,9 @@ enum Input {
 
 /// The reader thread: each line decoded, validated and handed on in chunks, as far as the
 /// byte budget lets it read ahead.
-fn read_input(
+fn read_input<O: Object>(
     input: impl Read,
-    plan: &Plan,
+    plan: &Plan<O>,
     budget: &ByteBudget,
     items: &mpsc::Sender<Vec<Input>>,
 ) {
@@ -166,8 +166,8 @@ pub struct Destination<W> {
 /// Runs a sync: reads `input` to its end (or to a fatal error), hands records to the writer,
 /// emits LOG and STATE messages.
 pub async fn run<W: Writer>(
-    settings: Settings,
-    plan: Plan,
+    settings: impl Into<PipelineSettings>,
+    plan: Plan<W::Object>,
     destination: Destination<W>,
     input: impl Read + Send + 'static,
     out: &mut Emitter,
@@ -177,6 +177,7 @@ pub async fn run<W: Writer>(
         notices,
         shutdown,
     } = destination;
+    let settings: PipelineSettings = settings.into();
     let rejects = RejectStore::open(&settings.rejects)?;
     let batch_limits = plan
         .streams
@@ -227,8 +228,8 @@ pub async fn run<W: Writer>(
         shared: shared_tx,
         writer: writer.clone(),
         in_flight: 0,
-        object_in_flight: [0; 3],
-        last_mode: [None; 3],
+        object_in_flight: vec![0; W::Object::ALL.len()],
+        last_mode: vec![None; W::Object::ALL.len()],
         summary: Summary::default(),
         notices_logged: 0,
         notices_suppressed: 0,
@@ -259,7 +260,7 @@ pub async fn run<W: Writer>(
     Ok(summary)
 }
 
-type Outcomes = mpsc::UnboundedReceiver<Settled>;
+type Outcomes<O> = mpsc::UnboundedReceiver<Settled<O>>;
 
 /// How the coordinator's loop ended: with nothing left in flight, or at once (a second signal,
 /// or the grace period over) with requests still out.
@@ -323,8 +324,8 @@ impl Breaker {
     }
 }
 
-struct Coordinator<'a, W> {
-    plan: Arc<Plan>,
+struct Coordinator<'a, W: Writer> {
+    plan: Arc<Plan<W::Object>>,
     /// Per stream: records one write may take (1: no batching).
     batch_limits: Vec<usize>,
     out: &'a mut Emitter,
@@ -336,22 +337,22 @@ struct Coordinator<'a, W> {
     batch_bytes: Vec<usize>,
     /// Work ready for a worker but not yet taken (the queue to the workers is full). Handing
     /// work over never blocks the coordinator; input pauses while too much work waits.
-    waiting: VecDeque<Work>,
+    waiting: VecDeque<Work<W::Object>>,
     /// Keys with work in flight, each with the later work of the same key held back until
     /// it settles: records of one key are written in input order, and a key in backoff holds
     /// back only itself.
-    busy_keys: FxHashMap<u64, VecDeque<Work>>,
+    busy_keys: FxHashMap<u64, VecDeque<Work<W::Object>>>,
     /// Work units held in `busy_keys`, counted so the reader's check costs nothing per record.
     held_by_key: usize,
-    shared: async_channel::Sender<Work>,
+    shared: async_channel::Sender<Work<W::Object>>,
     writer: Arc<W>,
     /// Work units handed over or waiting, not yet settled.
     in_flight: usize,
     /// The same per object, and the mode last dispatched for it: when an object's mode
-    /// changes (an upsert after inserts of clients, say), its earlier work drains first, so
-    /// records of the same object and key keep their input order across streams.
-    object_in_flight: [usize; 3],
-    last_mode: [Option<WriteMode>; 3],
+    /// changes (an upsert after inserts, say), its earlier work drains first, so records of
+    /// the same object and key keep their input order across streams.
+    object_in_flight: Vec<usize>,
+    last_mode: Vec<Option<WriteMode>>,
     summary: Summary,
     notices_logged: u64,
     notices_suppressed: u64,
@@ -370,7 +371,7 @@ impl<W: Writer> Coordinator<'_, W> {
     async fn run(
         &mut self,
         mut items: mpsc::Receiver<Vec<Input>>,
-        mut outcomes: Outcomes,
+        mut outcomes: Outcomes<W::Object>,
         mut notices: mpsc::UnboundedReceiver<String>,
         mut shutdown: mpsc::UnboundedReceiver<&'static str>,
     ) -> anyhow::Result<Ended> {
@@ -533,7 +534,7 @@ impl<W: Writer> Coordinator<'_, W> {
         &mut self,
         item: Item,
         cost: usize,
-        outcomes: &mut Outcomes,
+        outcomes: &mut Outcomes<W::Object>,
     ) -> anyhow::Result<()> {
         match item {
             Item::Record(mut record) => {
@@ -558,10 +559,14 @@ impl<W: Writer> Coordinator<'_, W> {
         Ok(())
     }
 
-    async fn route(&mut self, record: Prepared, outcomes: &mut Outcomes) -> anyhow::Result<()> {
+    async fn route(
+        &mut self,
+        record: Prepared,
+        outcomes: &mut Outcomes<W::Object>,
+    ) -> anyhow::Result<()> {
         let stream = &self.plan.streams[record.stream];
         let (object, mode) = (stream.object, stream.mode);
-        let index = object_index(object);
+        let index = object.index();
         if self.last_mode[index].is_some_and(|last| last != mode) {
             self.drain_object(object, outcomes).await?;
             if self.stopping() {
@@ -570,12 +575,12 @@ impl<W: Writer> Coordinator<'_, W> {
         }
         self.last_mode[index] = Some(mode);
         if record.after_parent {
-            // It names its client by externalId: a client of this sync still on its way must
-            // land first, or the lookup would not find it.
+            // It names a parent of this sync still on its way, which must land first, or a
+            // lookup would not find it.
             if let Some(parent) = object.parent() {
                 let batched = (0..self.batches.len())
                     .any(|s| self.plan.streams[s].object == parent && !self.batches[s].is_empty());
-                if batched || self.object_in_flight[object_index(parent)] > 0 {
+                if batched || self.object_in_flight[parent.index()] > 0 {
                     self.drain_object(parent, outcomes).await?;
                     if self.stopping() {
                         return Ok(());
@@ -612,15 +617,15 @@ impl<W: Writer> Coordinator<'_, W> {
     /// Sends `object`'s partial batches and waits until none of its work is in flight.
     async fn drain_object(
         &mut self,
-        object: ObjectKind,
-        outcomes: &mut Outcomes,
+        object: W::Object,
+        outcomes: &mut Outcomes<W::Object>,
     ) -> anyhow::Result<()> {
         for stream in 0..self.batches.len() {
             if self.plan.streams[stream].object == object {
                 self.flush_batch(stream);
             }
         }
-        while self.object_in_flight[object_index(object)] > 0 && !self.stopping() {
+        while self.object_in_flight[object.index()] > 0 && !self.stopping() {
             let Some(settled) = outcomes.recv().await else {
                 break;
             };
@@ -651,9 +656,9 @@ impl<W: Writer> Coordinator<'_, W> {
 
     /// Queues work for the workers, unless work of the same key is in flight: then it waits
     /// for that work to settle.
-    fn dispatch(&mut self, work: Work) {
+    fn dispatch(&mut self, work: Work<W::Object>) {
         self.in_flight += 1;
-        self.object_in_flight[object_index(work.object)] += 1;
+        self.object_in_flight[work.object.index()] += 1;
         if let Some(key) = work.key {
             match self.busy_keys.get_mut(&key) {
                 Some(held) => {
@@ -709,16 +714,16 @@ impl<W: Writer> Coordinator<'_, W> {
     fn abandon_waiting(&mut self) {
         self.held_by_key = 0;
         let held = self.busy_keys.values_mut().flat_map(|held| held.drain(..));
-        let abandoned: Vec<Work> = self.waiting.drain(..).chain(held).collect();
+        let abandoned: Vec<Work<W::Object>> = self.waiting.drain(..).chain(held).collect();
         for work in abandoned {
             self.in_flight -= 1;
-            self.object_in_flight[object_index(work.object)] -= 1;
+            self.object_in_flight[work.object.index()] -= 1;
             self.budget.release(work.cost());
         }
     }
 
     /// One work unit came back.
-    fn settle(&mut self, settled: Settled) -> anyhow::Result<()> {
+    fn settle(&mut self, settled: Settled<W::Object>) -> anyhow::Result<()> {
         let Settled {
             object,
             key,
@@ -727,7 +732,7 @@ impl<W: Writer> Coordinator<'_, W> {
         } = settled;
         self.budget.release(cost);
         self.in_flight -= 1;
-        self.object_in_flight[object_index(object)] -= 1;
+        self.object_in_flight[object.index()] -= 1;
         match outcome {
             Outcome::Done(done) => self.commit(done)?,
             Outcome::Failed(fatal) => {
@@ -854,14 +859,6 @@ impl<W: Writer> Coordinator<'_, W> {
             self.started.elapsed().as_secs_f64()
         );
         self.out.log(LogLevel::Info, message)
-    }
-}
-
-fn object_index(object: ObjectKind) -> usize {
-    match object {
-        ObjectKind::Client => 0,
-        ObjectKind::Contact => 1,
-        ObjectKind::Contract => 2,
     }
 }
 

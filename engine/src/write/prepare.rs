@@ -3,7 +3,7 @@
 //! async side only batches bytes.
 
 use super::plan::Plan;
-use crate::catalog::{ObjectKind, WriteMode};
+use crate::catalog::{Object, WriteMode};
 use crate::config::dotted_path;
 use crate::json::{self, Doc, DocJson, Members};
 use crate::protocol::{AirbyteMessage, Line, MessageType, RecordRef, StateMessage};
@@ -19,12 +19,12 @@ pub struct Prepared {
     /// Records with the same key are written one at a time, in input order; `None` may go
     /// anywhere.
     pub key: Option<u64>,
-    /// For update: the path's uuid, taken out of the body.
-    pub uuid: Option<String>,
-    /// It names its parent by natural key (`clientExternalId`): the parent object's writes
-    /// in flight must land before it goes.
+    /// For update: the record's id (taken out of the body when it travels in the path).
+    pub id: Option<String>,
+    /// It names a parent this sync may still be writing: the parent object's writes in
+    /// flight must land before it goes.
     pub after_parent: bool,
-    /// The request body when it differs from `original` (nulls dropped, uuid taken out);
+    /// The request body when it differs from `original` (nulls dropped, id taken out);
     /// otherwise the record is sent as it arrived and held only once.
     body: Option<Vec<u8>>,
     /// The record's `data` as it arrived (valid JSON), kept for the rejected-records file.
@@ -36,7 +36,7 @@ pub struct Prepared {
 }
 
 /// What the allocator keeps beside a record's two or three heap blocks, roughly.
-const ALLOCATION_OVERHEAD: usize = 48;
+pub const ALLOCATION_OVERHEAD: usize = 48;
 
 /// A line that will never be sent, and why.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ pub enum Item {
     Ignored,
 }
 
-pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
+pub fn prepare<O: Object>(plan: &Plan<O>, line: u64, text: Line) -> Item {
     let reject = |stream: Option<String>, original: Original, reason: String| {
         Item::Rejected(Rejection {
             line,
@@ -151,10 +151,10 @@ pub fn prepare(plan: &Plan, line: u64, text: Line) -> Item {
 }
 
 /// A RECORD's `data`, parsed once (`parsed`, when the envelope's reader did it): validated in
-/// place, and sent as it arrived unless it had to change (nulls dropped, the uuid taken out,
-/// create defaults filled in).
-fn prepare_record(
-    plan: &Plan,
+/// place, and sent as it arrived unless it had to change (nulls dropped, the id taken out,
+/// custom columns folded, the object's shaping).
+fn prepare_record<O: Object>(
+    plan: &Plan<O>,
     line: u64,
     stream: &str,
     namespace: Option<&str>,
@@ -213,28 +213,38 @@ fn prepare_record(
     let Doc::Object(mut fields) = fields else {
         unreachable!("checked above")
     };
-    let uuid = match operation.mode {
-        WriteMode::Update => match fields.remove("uuid") {
-            Some(Doc::String(uuid)) => Some(uuid.into_owned()),
-            _ => unreachable!("the update schema requires a string uuid"),
+    let object = operation.object;
+    let id_field = object.id_field();
+    let (id, id_taken) = match operation.mode {
+        WriteMode::Update if object.id_in_path() => match fields.remove(id_field) {
+            Some(Doc::String(id)) => (Some(id.into_owned()), true),
+            _ => unreachable!("the update schema requires a string id"),
         },
-        _ => None,
+        WriteMode::Update => (
+            fields
+                .get(id_field)
+                .and_then(Doc::as_str)
+                .map(str::to_owned),
+            false,
+        ),
+        _ => (None, false),
     };
     let folded = operation.fold_custom(&mut fields);
-    let key = conflict_key(operation.object, operation.mode, uuid.as_deref(), &fields);
-    let after_parent = operation
-        .object
-        .parent_fields()
-        .is_some_and(|(_, by_key)| fields.contains_key(by_key));
-    let defaulted =
-        crate::clientsuccess::fill_create_defaults(operation.object, operation.mode, &mut fields);
-    let body = (had_nulls || adapted || folded || uuid.is_some() || defaulted)
+    let key = conflict_key(object, operation.mode, id.as_deref(), &fields);
+    let after_parent = object
+        .waits_for_parent()
+        .is_some_and(|field| fields.contains_key(field));
+    let shaped = match object.shape(operation.mode, &mut fields, &operation.custom) {
+        Ok(shaped) => shaped,
+        Err(reason) => return reject(stream_name(), reason),
+    };
+    let body = (had_nulls || adapted || folded || id_taken || shaped)
         .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
         line,
         stream: index,
         key,
-        uuid,
+        id,
         after_parent,
         body,
         original: data.into(),
@@ -272,33 +282,42 @@ pub fn decode_strict(json: &str) -> Result<Doc<'_>, String> {
 }
 
 /// Every schema violation as "field `x`: rule", values masked (they may be personal data).
-fn schema_errors(
+fn schema_errors<O: Object>(
     validator: &jsonschema::Validator<DocJson>,
     fields: &Doc,
-    object: ObjectKind,
+    object: O,
     mode: WriteMode,
 ) -> String {
+    let id_field = object.id_field();
+    let parent = object.parent();
+    let parent_name = parent.map_or("parent", |p| p.name());
+    let (parent_id, parent_key) = parent.map_or(("id", "key"), |p| {
+        (
+            p.id_field(),
+            p.natural_keys().first().copied().unwrap_or("key"),
+        )
+    });
     let reasons: Vec<String> = validator
         .iter_errors(fields)
         .map(|error| match error.kind() {
             ValidationErrorKind::Required { property } => {
                 let property = property.as_str().unwrap_or_default();
-                if property == "uuid" && mode == WriteMode::Update {
-                    "uuid is required for update".to_owned()
+                if property == id_field && mode == WriteMode::Update {
+                    format!("{id_field} is required for update")
                 } else {
                     format!("field `{property}` is required to {mode} a {object}")
                 }
             }
             ValidationErrorKind::OneOfNotValid { .. } if mode != WriteMode::Update => {
                 let (by_id, by_key) = object.parent_fields().unwrap_or_default();
-                format!("a {object} needs its client: give `{by_id}` (the client's uuid) or `{by_key}` (the client's externalId)")
+                format!("a {object} needs its {parent_name}: give `{by_id}` (the {parent_name}'s {parent_id}) or `{by_key}` (the {parent_name}'s {parent_key})")
             }
             ValidationErrorKind::OneOfMultipleValid { .. } | ValidationErrorKind::Not { .. } => {
                 let (by_id, by_key) = object.parent_fields().unwrap_or_default();
-                format!("give `{by_id}` or `{by_key}` to name the {object}'s client, not both")
+                format!("give `{by_id}` or `{by_key}` to name the {object}'s {parent_name}, not both")
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => format!(
-                "{} {} of a ClientSuccess {object}",
+                "{} {} of a {} {object}",
                 unexpected
                     .iter()
                     .map(|f| format!("`{f}`"))
@@ -309,6 +328,7 @@ fn schema_errors(
                 } else {
                     "are not fields"
                 },
+                O::PLATFORM,
             ),
             ValidationErrorKind::Enum { options } => format!(
                 "field `{}` must be one of {}",
@@ -343,17 +363,17 @@ fn schema_errors(
     reasons.join("; ")
 }
 
-/// The key under which the API matches this record, hashed: update by uuid, upsert by the
+/// The key under which the API matches this record, hashed: update by id, upsert by the
 /// object's natural key. Inserts have none.
-fn conflict_key(
-    object: ObjectKind,
+fn conflict_key<O: Object>(
+    object: O,
     mode: WriteMode,
-    uuid: Option<&str>,
+    id: Option<&str>,
     fields: &Members,
 ) -> Option<u64> {
     let key: (&str, String) = match mode {
         WriteMode::Insert => return None,
-        WriteMode::Update => ("uuid", uuid?.to_owned()),
+        WriteMode::Update => (object.id_field(), id?.to_owned()),
         // The first natural key the record carries, as the API matches it.
         WriteMode::Upsert => object.natural_keys().iter().find_map(|&field| {
             let value = fields.get(field).and_then(Doc::as_str)?;
@@ -364,231 +384,4 @@ fn conflict_key(
     let mut hasher = rustc_hash::FxHasher::default();
     (object.name(), key).hash(&mut hasher);
     Some(hasher.finish())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::{ConfiguredCatalog, NotUtf8};
-
-    fn plan(object: &str, mode: &str) -> Plan {
-        let catalog: ConfiguredCatalog = serde_json::from_str(&format!(
-            r#"{{"streams":[{{"stream":{{"name":"s","json_schema":{{}}}},"destination_sync_mode":"{mode}","destination_object_name":"{object}"}}]}}"#
-        ))
-        .unwrap();
-        Plan::new(&catalog).unwrap()
-    }
-
-    /// `prepare` on an owned line, as the tests build them.
-    fn prepare(plan: &Plan, line: u64, text: Result<String, NotUtf8>) -> Item {
-        super::prepare(plan, line, text.as_deref().map_err(Clone::clone))
-    }
-
-    fn record(data: &str) -> Result<String, NotUtf8> {
-        Ok(format!(
-            r#"{{"type":"RECORD","record":{{"stream":"s","data":{data},"emitted_at":1}}}}"#
-        ))
-    }
-
-    fn rejection(item: Item) -> String {
-        match item {
-            Item::Rejected(r) => r.reason,
-            other => panic!("expected a rejection, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_lone_surrogate_is_named_as_such() {
-        let plan = plan("client", "append");
-        for data in [
-            r#"{"name":"A\ud800"}"#,
-            r#"{"name":"A\udc00B"}"#,
-            r#"{"name":"\ud800\u0041"}"#,
-        ] {
-            let reason = rejection(prepare(&plan, 1, record(data)));
-            assert!(
-                reason.contains("lone surrogate escape `\\u"),
-                "{data}: {reason}"
-            );
-        }
-    }
-
-    #[test]
-    fn valid_record_becomes_a_body_without_nulls() {
-        let plan = plan("client", "append");
-        let Item::Record(p) = prepare(&plan, 7, record(r#"{"name":"Acme","city":null}"#)) else {
-            panic!()
-        };
-        assert_eq!(p.line, 7);
-        // Nulls dropped; the create defaults filled in.
-        assert_eq!(
-            p.body(),
-            br#"{"name":"Acme","status":"ACTIVE","active":true}"#
-        );
-        assert_eq!(&*p.original, r#"{"name":"Acme","city":null}"#);
-        assert_eq!(p.key, None);
-    }
-
-    #[test]
-    fn update_takes_the_uuid_out_and_keys_on_it() {
-        let plan = plan("contact", "update");
-        let Item::Record(a) = prepare(&plan, 1, record(r#"{"uuid":"u-1","title":"CTO"}"#)) else {
-            panic!()
-        };
-        let Item::Record(b) = prepare(&plan, 2, record(r#"{"uuid":"u-1","title":"CEO"}"#)) else {
-            panic!()
-        };
-        assert_eq!(a.uuid.as_deref(), Some("u-1"));
-        assert_eq!(a.body(), br#"{"title":"CTO"}"#);
-        assert_eq!(a.key, b.key);
-        assert!(a.key.is_some());
-        let reason = rejection(prepare(&plan, 3, record(r#"{"title":"CTO"}"#)));
-        assert_eq!(reason, "uuid is required for update");
-    }
-
-    #[test]
-    fn schema_breaks_name_the_field_and_rule_without_the_value() {
-        let plan = plan("client", "append");
-        let reason = rejection(prepare(
-            &plan,
-            1,
-            record(r#"{"name":"A","zip":"123456789012345678901"}"#),
-        ));
-        assert!(
-            reason.contains("`zip`") && reason.contains("20"),
-            "{reason}"
-        );
-        assert!(!reason.contains("12345678901"), "value leaked: {reason}");
-        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","status":"GONE"}"#)));
-        assert_eq!(
-            reason,
-            r#"field `status` must be one of "ACTIVE", "INACTIVE", "TRIAL", "TERMINATED""#
-        );
-        let reason = rejection(prepare(
-            &plan,
-            1,
-            record(r#"{"name":"A","inceptionDate":"2023-02-30"}"#),
-        ));
-        assert_eq!(
-            reason,
-            "field `inceptionDate` is not a valid date (a real calendar date as YYYY-MM-DD)"
-        );
-        let reason = rejection(prepare(&plan, 1, record(r#"{"city":"X"}"#)));
-        assert_eq!(reason, "field `name` is required to insert a client");
-        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","colour":"red"}"#)));
-        assert_eq!(reason, "`colour` is not a field of a ClientSuccess client");
-    }
-
-    #[test]
-    fn bad_lines_and_unknown_streams_are_rejections() {
-        let plan = plan("client", "append");
-        let reason = rejection(prepare(&plan, 1, Ok("{not json".into())));
-        assert!(reason.contains("not a valid Airbyte message"), "{reason}");
-        let other = r#"{"type":"RECORD","record":{"stream":"other","data":{},"emitted_at":1}}"#;
-        let reason = rejection(prepare(&plan, 1, Ok(other.into())));
-        assert!(
-            reason.contains("`other`") && reason.contains("catalog"),
-            "{reason}"
-        );
-        assert!(matches!(
-            prepare(
-                &plan,
-                1,
-                Ok(r#"{"type":"LOG","log":{"level":"INFO","message":"x"}}"#.into())
-            ),
-            Item::Ignored
-        ));
-    }
-
-    #[test]
-    fn duplicate_keys_bad_utf8_and_broken_states() {
-        let plan = plan("client", "append");
-        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"a","name":"b"}"#)));
-        assert!(reason.contains("`name` twice"), "{reason}");
-        let reason = rejection(prepare(
-            &plan,
-            1,
-            record(r#"{"name":"a","custom":{"x":1,"x":2}}"#),
-        ));
-        assert!(reason.contains("`x` twice"), "{reason}");
-        let Item::Rejected(r) = prepare(
-            &plan,
-            4,
-            Err(NotUtf8 {
-                escaped: "ab\\xFF".into(),
-                valid_up_to: 2,
-            }),
-        ) else {
-            panic!()
-        };
-        assert!(r.reason.contains("UTF-8") && r.reason.contains("offset 2"));
-        assert!(matches!(r.original, Original::Line(ref t) if t == "ab\\xFF"));
-        let bogus = r#"{"type":"STATE","state":{"type":"BOGUS"}}"#;
-        assert!(matches!(
-            prepare(&plan, 9, Ok(bogus.into())),
-            Item::BadState { line: 9, .. }
-        ));
-        let not_an_object = r#"{"type":"STATE","state":7}"#;
-        assert!(matches!(
-            prepare(&plan, 9, Ok(not_an_object.into())),
-            Item::BadState { .. }
-        ));
-    }
-
-    #[test]
-    fn a_record_without_nulls_is_sent_as_it_arrived() {
-        let plan = plan("client", "append");
-        let data = r#"{"name": "Acme", "status": "TRIAL", "active": true}"#;
-        let Item::Record(p) = prepare(&plan, 1, record(data)) else {
-            panic!()
-        };
-        assert_eq!(p.body(), data.as_bytes());
-        // Held once: the body is the original.
-        assert_eq!(
-            p.size(),
-            data.len() + std::mem::size_of::<Prepared>() + ALLOCATION_OVERHEAD
-        );
-    }
-
-    #[test]
-    fn airbyte_columns_are_dropped_and_case_only_matches_taken() {
-        let plan = plan("client", "append_dedup");
-        let data = r#"{"name":"Acme","externalid":"E1","NPSSCORE":5,"_airbyte_raw_id":"r","_airbyte_extracted_at":"t","_airbyte_meta":{}}"#;
-        let Item::Record(p) = prepare(&plan, 1, record(data)) else {
-            panic!()
-        };
-        assert_eq!(
-            p.body(),
-            br#"{"name":"Acme","externalId":"E1","npsScore":5}"#
-        );
-        assert_eq!(&*p.original, data);
-        // A column that two fields claim, or one whose field is also present, is left to fail.
-        let reason = rejection(prepare(
-            &plan,
-            1,
-            record(r#"{"name":"A","externalId":"E","EXTERNALID":"F"}"#),
-        ));
-        assert_eq!(
-            reason,
-            "`EXTERNALID` is not a field of a ClientSuccess client"
-        );
-    }
-
-    #[test]
-    fn client_upsert_keys_on_external_id_then_name() {
-        let plan = plan("client", "append_dedup");
-        let key = |data: &str| match prepare(&plan, 1, record(data)) {
-            Item::Record(p) => p.key,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            key(r#"{"name":"A","externalId":"X"}"#),
-            key(r#"{"name":"B","externalId":"X"}"#)
-        );
-        assert_eq!(key(r#"{"name":"A"}"#), key(r#"{"name":"A","city":"Z"}"#));
-        assert_ne!(
-            key(r#"{"name":"X"}"#),
-            key(r#"{"name":"A","externalId":"X"}"#)
-        );
-    }
 }

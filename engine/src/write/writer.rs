@@ -1,9 +1,9 @@
 //! What the pipeline needs from the API it writes to: take records of one object in one mode
-//! and say, per record, what happened. ClientSuccess is one such writer
-//! (`clientsuccess::ClientSuccessWriter`); a test can bring its own without HTTP.
+//! and say, per record, what happened. Each destination brings one; a test can bring its own
+//! without HTTP.
 
 use super::prepare::Prepared;
-use crate::catalog::{ObjectKind, WriteMode};
+use crate::catalog::{Object, WriteMode};
 use crate::error::Fatal;
 use std::future::Future;
 
@@ -19,9 +19,12 @@ pub enum Verdict {
 }
 
 pub trait Writer: Send + Sync + 'static {
+    /// The destination's objects.
+    type Object: Object;
+
     /// How many records one `write` call may take for this object and mode: more than one
     /// when the API writes them in one request; 1 otherwise.
-    fn batch_limit(&self, object: ObjectKind, mode: WriteMode) -> usize;
+    fn batch_limit(&self, object: Self::Object, mode: WriteMode) -> usize;
 
     /// How many requests the writer lets out at once now, when it adapts that; for progress logs.
     fn concurrency_limit(&self) -> Option<usize> {
@@ -32,7 +35,7 @@ pub trait Writer: Send + Sync + 'static {
     /// sync (the API or the configuration failed, not these records).
     fn write(
         &self,
-        object: ObjectKind,
+        object: Self::Object,
         mode: WriteMode,
         records: &[Prepared],
     ) -> impl Future<Output = Result<Vec<Verdict>, Fatal>> + Send;

@@ -5,8 +5,8 @@
 use super::plan::Plan;
 use super::prepare::Prepared;
 use super::{Destination, Summary, Verdict, Writer};
-use crate::catalog::{ObjectKind, WriteMode};
-use crate::config::Settings;
+use crate::catalog::{Object, WriteMode};
+use crate::config::PipelineSettings;
 use crate::error::{Fatal, TransientError};
 use crate::output::Emitter;
 use crate::protocol::{LogLevel, MessageType};
@@ -21,9 +21,9 @@ const MAX_LOOKAHEAD: usize = 4 << 20;
 
 /// What connecting to a destination gives a sync: its writer, the plan with what the account
 /// adds (custom fields), its notices, and what to log before the first write.
-pub struct Connected<W> {
+pub struct Connected<W: Writer> {
     pub writer: W,
-    pub plan: Plan,
+    pub plan: Plan<W::Object>,
     pub notices: mpsc::UnboundedReceiver<String>,
     pub logs: Vec<(LogLevel, String)>,
 }
@@ -33,8 +33,8 @@ pub struct Connected<W> {
 /// rejects store). Lines before it (states, logs) are held and handed to the pipeline after.
 /// Without one, the sync runs over a writer that is never called.
 pub async fn run_when_needed<W, C, F>(
-    settings: Settings,
-    plan: Plan,
+    settings: impl Into<PipelineSettings>,
+    plan: Plan<W::Object>,
     connect: C,
     input: impl Read + Send + 'static,
     mut shutdown: mpsc::UnboundedReceiver<&'static str>,
@@ -68,7 +68,7 @@ where
     if !records_follow {
         let (_, notices) = mpsc::unbounded_channel();
         let destination = Destination {
-            writer: Arc::new(NothingToWrite),
+            writer: Arc::new(NothingToWrite::<W::Object>(std::marker::PhantomData)),
             notices,
             shutdown,
         };
@@ -166,19 +166,16 @@ fn may_be_a_record(line: &[u8]) -> bool {
 }
 
 /// The writer of a sync with no record: the pipeline only echoes states, so it is never called.
-struct NothingToWrite;
+struct NothingToWrite<O>(std::marker::PhantomData<O>);
 
-impl Writer for NothingToWrite {
-    fn batch_limit(&self, _: ObjectKind, _: WriteMode) -> usize {
+impl<O: Object> Writer for NothingToWrite<O> {
+    type Object = O;
+
+    fn batch_limit(&self, _: O, _: WriteMode) -> usize {
         1
     }
 
-    async fn write(
-        &self,
-        _: ObjectKind,
-        _: WriteMode,
-        _: &[Prepared],
-    ) -> Result<Vec<Verdict>, Fatal> {
+    async fn write(&self, _: O, _: WriteMode, _: &[Prepared]) -> Result<Vec<Verdict>, Fatal> {
         Err(Fatal::config("a sync without records wrote a record"))
     }
 }

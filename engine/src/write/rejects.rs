@@ -5,6 +5,7 @@
 use super::prepare::{Original, Rejection};
 use crate::config::{RejectsTarget, S3Target};
 use crate::error::ConfigError;
+use crate::install_tls_provider;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -242,7 +243,7 @@ fn uid_hint(error: &io::Error) -> &'static str {
 
 /// The S3 client for a target.
 pub fn s3_store(target: &S3Target) -> Result<AmazonS3, ConfigError> {
-    crate::install_tls_provider();
+    install_tls_provider();
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(&target.bucket)
         .with_region(&target.region);
@@ -308,18 +309,20 @@ impl Uploader {
 
 /// `check`: proves records can be kept where the config says, by writing, reading back and
 /// deleting a small object (or file). Says what to fix when it cannot.
-pub async fn prove(target: &RejectsTarget) -> Result<String, String> {
-    const PROBE: &[u8] = b"{\"check\":\"destination-clientsuccess\"}\n";
+pub async fn prove(target: &RejectsTarget, connector: &str) -> Result<String, String> {
+    let probe_text = format!("{{\"check\":\"{connector}\"}}\n");
+    let probe_bytes = probe_text.into_bytes();
+    let probe_body = probe_bytes.clone();
     match target {
         RejectsTarget::Nowhere => Ok("rejected records are kept nowhere (object_storage_config None): a sync that rejects any record fails".into()),
         RejectsTarget::Local(path) => {
             drop(open_local(path).map_err(|e| e.0)?);
             let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let probe = folder.join(format!(".destination-clientsuccess-check-{}", std::process::id()));
-            let proved = std::fs::write(&probe, PROBE)
+            let probe = folder.join(format!(".{connector}-check-{}", std::process::id()));
+            let proved = std::fs::write(&probe, &probe_bytes)
                 .and_then(|()| std::fs::read(&probe))
                 .and_then(|read| {
-                    (read == PROBE)
+                    (read == probe_bytes)
                         .then_some(())
                         .ok_or_else(|| io::Error::other("what was read back differs"))
                 });
@@ -346,9 +349,9 @@ pub async fn prove(target: &RejectsTarget) -> Result<String, String> {
                     target.bucket
                 )
             };
-            store.put(&path, PutPayload::from_static(PROBE)).await.map_err(|e| fix("put", &e))?;
+            store.put(&path, PutPayload::from(probe_body)).await.map_err(|e| fix("put", &e))?;
             let read = store.get(&path).await.map_err(|e| fix("get", &e))?.bytes().await.map_err(|e| fix("read", &e))?;
-            if read.as_ref() != PROBE {
+            if read.as_ref() != probe_bytes.as_slice() {
                 return Err(fix("read back", &"the object differs from what was put"));
             }
             store.delete(&path).await.map_err(|e| fix("delete", &e))?;

@@ -4,7 +4,7 @@
 
 use super::prepare::Prepared;
 use super::writer::{Verdict, Writer};
-use crate::catalog::{ObjectKind, WriteMode};
+use crate::catalog::WriteMode;
 use crate::error::Fatal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,15 +12,15 @@ use tokio::sync::mpsc;
 
 /// Records of one object and mode for one `Writer::write` call.
 #[derive(Debug)]
-pub struct Work {
-    pub object: ObjectKind,
+pub struct Work<O> {
+    pub object: O,
     pub mode: WriteMode,
     /// The key its records are matched on (update, upsert); one unit of a key at a time.
     pub key: Option<u64>,
     pub records: Vec<Prepared>,
 }
 
-impl Work {
+impl<O> Work<O> {
     /// What its records took from the byte budget.
     pub fn cost(&self) -> usize {
         self.records.iter().map(|r| r.cost).sum()
@@ -36,8 +36,8 @@ pub struct Committed {
 
 /// A work unit back from a worker: its object, key and byte cost, and what became of it.
 #[derive(Debug)]
-pub struct Settled {
-    pub object: ObjectKind,
+pub struct Settled<O> {
+    pub object: O,
     pub key: Option<u64>,
     pub cost: usize,
     pub outcome: Outcome,
@@ -51,10 +51,10 @@ pub enum Outcome {
     Skipped,
 }
 
-pub struct Worker<W> {
+pub struct Worker<W: Writer> {
     pub writer: Arc<W>,
-    pub work: async_channel::Receiver<Work>,
-    pub outcomes: mpsc::UnboundedSender<Settled>,
+    pub work: async_channel::Receiver<Work<W::Object>>,
+    pub outcomes: mpsc::UnboundedSender<Settled<W::Object>>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -86,7 +86,7 @@ impl<W: Writer> Worker<W> {
     }
 }
 
-async fn execute<W: Writer>(writer: &W, work: Work) -> Result<Vec<Committed>, Fatal> {
+async fn execute<W: Writer>(writer: &W, work: Work<W::Object>) -> Result<Vec<Committed>, Fatal> {
     let verdicts = writer.write(work.object, work.mode, &work.records).await?;
     if verdicts.len() != work.records.len() {
         return Err(Fatal::Transient(crate::error::TransientError(format!(
