@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod concurrency;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod json;
 pub mod output;
 pub mod protocol;

@@ -6,7 +6,6 @@
 pub mod custom;
 pub mod http;
 pub mod surface;
-pub mod transport;
 pub mod v1;
 pub mod writer;
 

@@ -2,19 +2,17 @@
 //! pooled client does it directly; reqwest does it when the environment names a proxy, since
 //! reqwest honours `HTTPS_PROXY` and its kin.
 
-use super::http::TransportFailure;
+use super::{transport_failure, TransportFailure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
-
-const AGENT: &str = concat!("destination-clientsuccess/", env!("CARGO_PKG_VERSION"));
 
 /// The variables through which an environment names a proxy.
 const PROXY_VARIABLES: [&str; 6] = [
@@ -29,6 +27,10 @@ const PROXY_VARIABLES: [&str; 6] = [
 pub struct Transport {
     via: Via,
     timeout: Duration,
+    /// The header the credentials travel in (`Authorization`, or the API's own).
+    auth_header: HeaderName,
+    /// `destination-x/1.2.3`.
+    agent: HeaderValue,
 }
 
 enum Via {
@@ -53,8 +55,14 @@ pub struct NoAnswer {
 
 impl Transport {
     /// `timeout` bounds each exchange, answer body included; connecting gets at most 10 s
-    /// of it. Up to `idle_per_host` connections are kept open between requests.
-    pub fn new(timeout: Duration, idle_per_host: usize) -> anyhow::Result<Self> {
+    /// of it. Up to `idle_per_host` connections are kept open between requests. Credentials
+    /// go in `auth_header`; `agent` names the connector and its version.
+    pub fn new(
+        timeout: Duration,
+        idle_per_host: usize,
+        auth_header: HeaderName,
+        agent: &str,
+    ) -> anyhow::Result<Self> {
         let connect_timeout = timeout.min(Duration::from_secs(10));
         let proxied = PROXY_VARIABLES
             .iter()
@@ -87,7 +95,12 @@ impl Transport {
                     .build(https),
             ))
         };
-        Ok(Self { via, timeout })
+        Ok(Self {
+            via,
+            timeout,
+            auth_header,
+            agent: HeaderValue::from_str(agent)?,
+        })
     }
 
     pub async fn exchange(
@@ -125,8 +138,8 @@ impl Transport {
                 let mut request = http::Request::builder()
                     .method(method)
                     .uri(uri)
-                    .header(AUTHORIZATION, authorization)
-                    .header(USER_AGENT, HeaderValue::from_static(AGENT));
+                    .header(&self.auth_header, authorization)
+                    .header(USER_AGENT, self.agent.clone());
                 if body.is_some() {
                     request =
                         request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -135,12 +148,12 @@ impl Transport {
                     .body(Full::new(body.unwrap_or_default()))
                     .expect("method, URI and headers are valid");
                 let response = client.request(request).await.map_err(|e| NoAnswer {
-                    failure: super::http::transport_failure(&e, false),
+                    failure: transport_failure(&e, false),
                     before_connecting: e.is_connect(),
                 })?;
                 let (parts, body) = response.into_parts();
                 let body = body.collect().await.map_err(|e| NoAnswer {
-                    failure: super::http::transport_failure(&e, false),
+                    failure: transport_failure(&e, false),
                     before_connecting: false,
                 })?;
                 Ok(Answer {
@@ -153,13 +166,13 @@ impl Transport {
                 let url = reqwest::Url::parse(&uri.to_string()).expect("a URI is a URL");
                 let mut request = client
                     .request(method, url)
-                    .header(AUTHORIZATION, authorization)
-                    .header(USER_AGENT, AGENT);
+                    .header(&self.auth_header, authorization)
+                    .header(USER_AGENT, self.agent.clone());
                 if let Some(body) = body {
                     request = request.header(CONTENT_TYPE, "application/json").body(body);
                 }
                 let no_answer = |e: reqwest::Error| NoAnswer {
-                    failure: super::http::transport_failure(&e, e.is_timeout()),
+                    failure: transport_failure(&e, e.is_timeout()),
                     before_connecting: e.is_connect(),
                 };
                 let response = request.send().await.map_err(no_answer)?;

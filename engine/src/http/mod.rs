@@ -1,0 +1,543 @@
+//! HTTP for every destination: one exchange ([`transport`]), what each answer means
+//! (success, refusal of this request's content, a passing failure to retry, credentials or
+//! permissions refused, or a URL that is wrong), backoff and `Retry-After`, and [`Sender`],
+//! which sends one request with retries under the adaptive concurrency limit.
+
+pub mod transport;
+
+use crate::concurrency::{Adaptive, Signal, Throttle};
+use crate::error::{ConfigError, Fatal, TransientError};
+use crate::secret::Secret;
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+pub use transport::{Answer, NoAnswer, Transport};
+
+/// Who is on the other end, for messages: its name and its default URL.
+#[derive(Debug, Clone, Copy)]
+pub struct Platform {
+    pub name: &'static str,
+    pub default_url: &'static str,
+}
+
+/// What one HTTP status means for the request that got it. A pure function of the answer;
+/// only the backoff arithmetic lives elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Success,
+    /// The API refused this request's content: reject its records, do not retry.
+    Reject,
+    /// A passing failure: retry with backoff.
+    Retry,
+    /// Credentials refused: re-authenticate once (tokens), else fail the sync.
+    Unauthorized,
+    /// The credentials lack a permission: retrying or rejecting record by record won't help.
+    Forbidden,
+    /// Anything else (a redirect, 501): the URL or the connector is wrong.
+    Unexpected,
+}
+
+pub fn classify(status: StatusCode) -> Disposition {
+    match status.as_u16() {
+        200..=299 => Disposition::Success,
+        401 => Disposition::Unauthorized,
+        403 => Disposition::Forbidden,
+        408 | 429 => Disposition::Retry,
+        501 => Disposition::Unexpected,
+        500..=599 => Disposition::Retry,
+        400..=499 => Disposition::Reject,
+        _ => Disposition::Unexpected,
+    }
+}
+
+/// The longest wait a server may ask for; a longer `Retry-After` is taken as this.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+/// A 429 without `Retry-After` pauses requests this long.
+pub const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
+/// How long one request may be held back by 429s, in all, before the sync gives up.
+pub const THROTTLE_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// Delay before retry number `attempt` (0-based): exponential with jitter, unless the server
+/// said how long to wait.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> Duration {
+    const CAP: Duration = Duration::from_secs(30);
+    if let Some(wait) = retry_after {
+        return wait.min(RETRY_AFTER_CAP);
+    }
+    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(CAP);
+    // "Equal jitter": at least half the delay, so retries still back off under bad luck.
+    let half = exp / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at [`RETRY_AFTER_CAP`] before any
+/// arithmetic, so no value a server sends can overflow a `Duration`.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(RETRY_AFTER_CAP));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CAP.as_secs_f64())));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .min(RETRY_AFTER_CAP),
+    )
+}
+
+/// What a transport failure (no HTTP answer) was, for messages a user can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    UnknownHost,
+    Refused,
+    Tls,
+    Timeout,
+    Dropped,
+}
+
+/// What kind of failure `error` (from reqwest or hyper) was, from its chain of causes.
+pub fn transport_failure(
+    error: &(dyn std::error::Error + 'static),
+    timed_out: bool,
+) -> TransportFailure {
+    if timed_out {
+        return TransportFailure::Timeout;
+    }
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return TransportFailure::Refused,
+                std::io::ErrorKind::TimedOut => return TransportFailure::Timeout,
+                _ => {}
+            }
+        }
+        chain.push_str(&e.to_string().to_ascii_lowercase());
+        chain.push(' ');
+        source = e.source();
+    }
+    if chain.contains("dns error")
+        || chain.contains("failed to lookup address")
+        || chain.contains("invalid dns name")
+    {
+        TransportFailure::UnknownHost
+    } else if chain.contains("tls")
+        || chain.contains("certificate")
+        || chain.contains("handshake")
+        || chain.contains("invalidcontenttype")
+        || chain.contains("corrupt message")
+    {
+        TransportFailure::Tls
+    } else if chain.contains("connection refused") {
+        TransportFailure::Refused
+    } else {
+        TransportFailure::Dropped
+    }
+}
+
+/// A sentence telling the user what happened and what to do about it.
+pub fn describe_transport_failure(
+    kind: TransportFailure,
+    url: &str,
+    timeout: Duration,
+    platform: &Platform,
+) -> String {
+    let name = platform.name;
+    let default_url = platform.default_url;
+    let default_host = url::Url::parse(default_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| url.to_owned());
+    match kind {
+        TransportFailure::UnknownHost => format!(
+            "the host {host:?} could not be resolved: check the URL for typos ({url}); the default is {default_host}"
+        ),
+        TransportFailure::Refused => format!(
+            "the connection to {host} was refused: nothing listens at {url}; check the host and port in the URL"
+        ),
+        TransportFailure::Tls => format!(
+            "the TLS handshake with {host} failed: the server at {url} does not speak valid https or its certificate is not trusted; check the URL ({default_url}) and any proxy that intercepts TLS"
+        ),
+        TransportFailure::Timeout => format!(
+            "{host} did not answer within {} s: {name} may be slow or a firewall may drop the traffic; raise request_timeout_secs or check network access to {host}",
+            timeout.as_secs()
+        ),
+        TransportFailure::Dropped => format!(
+            "the connection to {host} was closed before an answer came: a network problem or an outage at {name}; try again later"
+        ),
+    }
+}
+
+/// The final answer to a request, after retries.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Success {
+        status: u16,
+        body: Bytes,
+    },
+    /// The API refused the request's content (a 4xx): its records are rejected with this message.
+    Refused {
+        status: u16,
+        message: String,
+    },
+    /// A create failed in a way that may have applied (no answer, or a 5xx): whether its
+    /// records exist is for the caller to find out before sending them again. The backoff
+    /// has been waited; `attempts` so far count toward `max_retries`.
+    Unknown {
+        reason: String,
+        attempts: u32,
+    },
+}
+
+/// How a destination proves who it is on each request.
+pub trait Credentials: Send + Sync + 'static {
+    /// The credentials header's value, and a generation that changes when they are renewed.
+    fn authorization(&self) -> impl Future<Output = Result<(Secret, u64), Fatal>> + Send;
+
+    /// A 401 came back on credentials of `generation`: renew them and say whether to try
+    /// again (a token may have lapsed), or `false` when nothing can be renewed (a key).
+    fn renew(&self, _generation: u64) -> impl Future<Output = Result<bool, Fatal>> + Send {
+        async { Ok(false) }
+    }
+
+    /// What to tell the user when the API refuses the credentials for good.
+    fn unauthorized(&self) -> String;
+}
+
+/// A fixed key, sent as it is.
+pub struct Key(pub Secret);
+
+impl Credentials for Key {
+    async fn authorization(&self) -> Result<(Secret, u64), Fatal> {
+        Ok((self.0.clone(), 0))
+    }
+
+    fn unauthorized(&self) -> String {
+        "the API rejected the key (401 Unauthorized)".to_owned()
+    }
+}
+
+/// One request to send: what messages call it (`POST /v1/accounts`), and its parts.
+pub struct Outgoing<'a> {
+    pub label: &'a (dyn Display + Sync),
+    pub method: Method,
+    pub uri: http::Uri,
+    pub body: Option<Bytes>,
+    /// It creates records, so sending it twice could create them twice: a failure that may
+    /// have applied is answered [`Reply::Unknown`] instead of being retried blindly.
+    pub creates: bool,
+    /// Attempts already spent on these records by earlier requests (after an unknown outcome).
+    pub prior_attempts: u32,
+}
+
+/// What a destination says about its API's answers.
+pub struct Answers {
+    pub platform: Platform,
+    /// The configured base URL, named when an answer says it is wrong.
+    pub base_url: String,
+    /// What to do about a 403 (which permission the credentials need).
+    pub forbidden_hint: &'static str,
+    /// The message in an error body.
+    pub error_message: fn(&[u8]) -> String,
+}
+
+/// Sends requests with retries, backoff, `Retry-After` and the adaptive concurrency limit,
+/// and classifies their answers.
+pub struct Sender<C> {
+    transport: Transport,
+    pub credentials: C,
+    answers: Answers,
+    max_retries: u32,
+    timeout: Duration,
+    backoff_base: Duration,
+    notices: Option<UnboundedSender<String>>,
+    /// How many requests may be in flight, learned from the answers; shared by all workers.
+    limiter: Arc<Adaptive>,
+}
+
+impl<C: Credentials> Sender<C> {
+    pub fn new(
+        transport: Transport,
+        credentials: C,
+        answers: Answers,
+        limiter: Adaptive,
+        max_retries: u32,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            transport,
+            credentials,
+            answers,
+            max_retries,
+            timeout,
+            // Short first retries: most failures are blips; repeated ones still back off fast.
+            backoff_base: Duration::from_millis(100),
+            notices: None,
+            limiter: Arc::new(limiter),
+        }
+    }
+
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Retries, re-authentications and other events worth a LOG line are sent here.
+    pub fn with_notices(mut self, notices: UnboundedSender<String>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// The concurrency limit in use now.
+    pub fn concurrency_limit(&self) -> usize {
+        self.limiter.limit()
+    }
+
+    pub fn notice(&self, message: String) {
+        if let Some(tx) = &self.notices {
+            let _ = tx.send(message);
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends one request, retrying passing failures. `Ok` is a success or a refusal of the
+    /// request's content; `Err` ends the sync.
+    pub async fn send(&self, out: Outgoing<'_>) -> Result<Reply, Fatal> {
+        let request = out.label;
+        let name = self.answers.platform.name;
+        let mut attempt = out.prior_attempts;
+        let mut throttled_for = Duration::ZERO;
+        let mut reauthenticated = false;
+        loop {
+            let (authorization, generation) = self.credentials.authorization().await?;
+            let permit = self.limiter.acquire().await;
+            let sent = self
+                .transport
+                .exchange(
+                    out.method.clone(),
+                    out.uri.clone(),
+                    authorization.expose(),
+                    out.body.clone(),
+                )
+                .await;
+            let signal = match &sent {
+                Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => Signal::Throttled,
+                Ok(answer) if classify(answer.status) == Disposition::Retry => Signal::Strained,
+                Ok(_) => Signal::Clean,
+                Err(_) => Signal::Strained,
+            };
+            let retry_after = match &sent {
+                Ok(answer) => answer
+                    .retry_after
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+                Err(_) => None,
+            };
+            let throttle_wait =
+                (signal == Signal::Throttled).then(|| retry_after.unwrap_or(DEFAULT_THROTTLE_WAIT));
+            let (throttle, wait) = self.limiter.release_after(permit, signal, throttle_wait);
+            // A refused connection never reached the API; a timeout, a dropped connection or a
+            // 5xx may have come after the write applied.
+            let may_have_applied = match &sent {
+                Ok(answer) => answer.status.is_server_error(),
+                Err(no_answer) => !no_answer.before_connecting,
+            };
+            let (reason, retry_after) = match sent {
+                Ok(answer) => {
+                    let status = answer.status;
+                    match classify(status) {
+                        Disposition::Success => {
+                            return Ok(Reply::Success {
+                                status: status.as_u16(),
+                                body: answer.body,
+                            })
+                        }
+                        Disposition::Reject => {
+                            return Ok(Reply::Refused {
+                                status: status.as_u16(),
+                                message: (self.answers.error_message)(&answer.body),
+                            });
+                        }
+                        Disposition::Unauthorized
+                            if !reauthenticated && self.credentials.renew(generation).await? =>
+                        {
+                            reauthenticated = true;
+                            self.notice(format!(
+                                "{name} answered 401 to {request}; signing in again"
+                            ));
+                            continue;
+                        }
+                        Disposition::Unauthorized => {
+                            return Err(Fatal::Config(ConfigError::new(
+                                self.credentials.unauthorized(),
+                            )));
+                        }
+                        Disposition::Forbidden => {
+                            return Err(Fatal::Config(ConfigError::new(format!(
+                                "{name} answered 403 Forbidden to {request} ({}): {}",
+                                (self.answers.error_message)(&answer.body),
+                                self.answers.forbidden_hint
+                            ))));
+                        }
+                        Disposition::Unexpected => {
+                            return Err(Fatal::Config(ConfigError::new(format!(
+                                "{name} answered {status} to {request}, which this connector does not expect: check base_url ({})",
+                                self.answers.base_url
+                            ))));
+                        }
+                        Disposition::Retry => (
+                            format!(
+                                "HTTP {status}: {}",
+                                (self.answers.error_message)(&answer.body)
+                            ),
+                            retry_after,
+                        ),
+                    }
+                }
+                Err(no_answer) => (
+                    describe_transport_failure(
+                        no_answer.failure,
+                        &out.uri.to_string(),
+                        self.timeout,
+                        &self.answers.platform,
+                    ),
+                    None,
+                ),
+            };
+            if signal == Signal::Throttled {
+                // A 429 spends a time budget, not a retry: the API is saying how much it
+                // takes, not failing. A budget's pauses every request; a cap's, this one.
+                let everyone = throttle == Throttle::Everyone;
+                throttled_for += wait;
+                if throttled_for > THROTTLE_BUDGET {
+                    return Err(Fatal::Transient(TransientError(format!(
+                        "{request} was answered 429 Too Many Requests for {:.0} s in all, more than the {} s this connector waits; last answer: {reason}",
+                        throttled_for.as_secs_f64(),
+                        THROTTLE_BUDGET.as_secs()
+                    ))));
+                }
+                self.notice(format!(
+                    "{request} was throttled ({reason}); {} {:.1} s (concurrency limit now {})",
+                    if everyone {
+                        "every request waits"
+                    } else {
+                        "it waits"
+                    },
+                    wait.as_secs_f64(),
+                    self.limiter.limit()
+                ));
+                // The shared pause (a budget's) holds the others in `acquire`.
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if attempt >= self.max_retries {
+                return Err(Fatal::Transient(TransientError(format!(
+                    "{request} failed after {} attempts; last error: {reason}",
+                    attempt + 1
+                ))));
+            }
+            let wait = backoff(attempt, retry_after, self.backoff_base);
+            if out.creates && may_have_applied {
+                self.notice(format!(
+                    "{request} failed ({reason}) and may have created its records; checking which exist before sending the others again in {:.1} s",
+                    wait.as_secs_f64()
+                ));
+                tokio::time::sleep(wait).await;
+                return Ok(Reply::Unknown {
+                    reason,
+                    attempts: attempt + 1,
+                });
+            }
+            self.notice(format!(
+                "{request} failed ({reason}); retry {} of {} in {:.1} s",
+                attempt + 1,
+                self.max_retries,
+                wait.as_secs_f64()
+            ));
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_contract() {
+        let d = |s: u16| classify(StatusCode::from_u16(s).unwrap());
+        assert_eq!(d(200), Disposition::Success);
+        assert_eq!(d(201), Disposition::Success);
+        for s in [400, 404, 409, 422] {
+            assert_eq!(d(s), Disposition::Reject, "{s}");
+        }
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(d(s), Disposition::Retry, "{s}");
+        }
+        assert_eq!(d(401), Disposition::Unauthorized);
+        assert_eq!(d(403), Disposition::Forbidden);
+        assert_eq!(d(501), Disposition::Unexpected);
+        assert_eq!(d(302), Disposition::Unexpected);
+    }
+
+    #[test]
+    fn retry_after_wins_and_backoff_grows() {
+        let base = Duration::from_millis(100);
+        assert_eq!(
+            backoff(5, Some(Duration::from_secs(2)), base),
+            Duration::from_secs(2)
+        );
+        for attempt in 0..5 {
+            let d = backoff(attempt, None, base);
+            let full = base * (1 << attempt);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(30, None, base) <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        for huge in [
+            "1e300",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "inf",
+        ] {
+            let parsed = parse_retry_after(huge);
+            assert!(
+                parsed.is_none_or(|d| d <= RETRY_AFTER_CAP),
+                "{huge}: {parsed:?}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(RETRY_AFTER_CAP)
+        );
+    }
+}
