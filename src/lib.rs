@@ -20,7 +20,6 @@
 //! The modules marked (engine) live in the `engine` crate, which no platform's name is in.
 
 pub mod catalog;
-pub mod check;
 pub mod cli;
 pub mod clientsuccess;
 pub mod config;

@@ -6,6 +6,7 @@
 //! concurrency. A destination brings its config, its objects and its writer.
 
 pub mod catalog;
+pub mod cli;
 pub mod concurrency;
 pub mod config;
 pub mod error;
