@@ -345,6 +345,8 @@ impl ApiClient {
             base_url: settings.base_url.clone(),
             forbidden_hint: "give the API user permission to create, update and search this object",
             error_message,
+            // Routes an account lacks are told apart per surface (see `surface`).
+            missing_route: |_, _| false,
         };
         Ok(Self {
             sender: Sender::new(

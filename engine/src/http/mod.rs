@@ -253,6 +253,10 @@ pub struct Answers {
     pub forbidden_hint: &'static str,
     /// The message in an error body.
     pub error_message: fn(&[u8]) -> String,
+    /// Whether a 4xx (status, body) says the route itself is missing (a 404 that is not
+    /// the API's "record not found", a 405): that is the URL's fault, not the record's, and
+    /// ends the sync instead of rejecting records one by one.
+    pub missing_route: fn(u16, &[u8]) -> bool,
 }
 
 /// Sends requests with retries, backoff, `Retry-After` and the adaptive concurrency limit,
@@ -369,6 +373,15 @@ impl<C: Credentials> Sender<C> {
                                 status: status.as_u16(),
                                 body: answer.body,
                             })
+                        }
+                        Disposition::Reject
+                            if (self.answers.missing_route)(status.as_u16(), &answer.body) =>
+                        {
+                            return Err(Fatal::Config(ConfigError::new(format!(
+                                "{name} answered {status} to {request} ({}): that route does not exist there; check base_url ({})",
+                                (self.answers.error_message)(&answer.body),
+                                self.answers.base_url
+                            ))));
                         }
                         Disposition::Reject => {
                             return Ok(Reply::Refused {

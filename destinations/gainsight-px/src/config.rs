@@ -1,0 +1,216 @@
+//! The Gainsight PX config: Rust types whose schemars schema is the SPEC, and the one step
+//! that turns a config file into validated `Settings`.
+
+use engine::config::{
+    checked_url, no_control_characters, rejects_target, ObjectStorageConfig, PipelineSettings,
+    RejectsTarget,
+};
+use engine::error::ConfigError;
+use engine::protocol::{ConnectorSpecification, DestinationSyncMode};
+use engine::secret::Secret;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+pub const DOCUMENTATION_URL: &str =
+    "https://docs.airbyte.com/integrations/destinations/gainsight-px";
+
+/// The config file as the user writes it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(title = "Gainsight PX Destination Spec")]
+pub struct RawConfig {
+    /// A Gainsight PX REST API key (Administration > REST API > New API Key) with the Read and
+    /// Write permissions. It is sent as the X-APTRINSIC-API-KEY header.
+    #[schemars(title = "API key", length(min = 1), extend("order" = 0))]
+    pub api_key: Secret,
+
+    /// The data center your PX subscription lives in: US (api.aptrinsic.com), EU
+    /// (api-eu.aptrinsic.com) or US2 (api-us2.aptrinsic.com).
+    #[serde(default)]
+    #[schemars(title = "Data center", extend("order" = 1))]
+    pub data_center: DataCenter,
+
+    /// The product tag keys (AP-XXXXXXXXXX-2, under Administration > Products) added to every
+    /// account and user that carries no propertyKeys of its own. At least one.
+    #[schemars(title = "Product tag keys", length(min = 1), extend("order" = 2))]
+    pub property_keys: Vec<String>,
+
+    /// Overrides the data center's address (a proxy, a test server). It must use https
+    /// (plain http is allowed only for a loopback address).
+    #[serde(default)]
+    #[schemars(title = "API base URL", extend("order" = 3))]
+    pub base_url: Option<String>,
+
+    /// The most requests kept in flight at once (1 to 64). The number in use adapts to how
+    /// PX answers (it shrinks on 429, 5xx and timeouts), so it seldom needs changing.
+    #[serde(default = "default_max_concurrency")]
+    #[schemars(title = "Maximum concurrent requests", range(min = 1, max = 64), extend("order" = 4))]
+    pub max_concurrency: u32,
+
+    /// How many times a request that failed for a passing reason (429, 5xx, timeout, dropped
+    /// connection) is retried, with exponential backoff, before the sync fails (0 to 10).
+    #[serde(default = "default_max_retries")]
+    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = 5))]
+    pub max_retries: u32,
+
+    /// Seconds to wait for one answer before treating the request as failed (1 to 600).
+    #[serde(default = "default_request_timeout_secs")]
+    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 6))]
+    pub request_timeout_secs: u64,
+
+    /// Where records that PX refuses (or that break the object's schema) are kept: nowhere, an
+    /// S3 bucket (or any S3-compatible store), or a local JSON-lines file. With None, a sync
+    /// that rejects any record ends as failed after writing all it can.
+    #[serde(default)]
+    #[schemars(title = "Object storage for rejected records", extend("order" = 7))]
+    pub object_storage_config: ObjectStorageConfig,
+
+    /// When every one of the first N records of a sync is rejected for the same reason, the
+    /// cause is a mapping or configuration mistake: the sync fails with that reason and emits
+    /// no state for those records. 0 turns the check off.
+    #[serde(default = "default_rejection_breaker_records")]
+    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 8))]
+    pub rejection_breaker_records: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum DataCenter {
+    #[default]
+    US,
+    EU,
+    US2,
+}
+
+impl DataCenter {
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Self::US => "https://api.aptrinsic.com",
+            Self::EU => "https://api-eu.aptrinsic.com",
+            Self::US2 => "https://api-us2.aptrinsic.com",
+        }
+    }
+}
+
+fn default_max_concurrency() -> u32 {
+    16
+}
+fn default_max_retries() -> u32 {
+    5
+}
+fn default_request_timeout_secs() -> u64 {
+    30
+}
+fn default_rejection_breaker_records() -> u64 {
+    1000
+}
+
+/// The configuration, checked and typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_key: Secret,
+    /// Without a trailing slash; `/v1/...` is appended to it.
+    pub base_url: String,
+    pub property_keys: Vec<String>,
+    pub max_concurrency: usize,
+    pub max_retries: u32,
+    pub request_timeout: Duration,
+    pub rejects: RejectsTarget,
+    pub rejection_breaker_records: u64,
+}
+
+impl From<Settings> for PipelineSettings {
+    fn from(settings: Settings) -> Self {
+        Self {
+            max_concurrency: settings.max_concurrency,
+            rejects: settings.rejects,
+            rejection_breaker_records: settings.rejection_breaker_records,
+        }
+    }
+}
+
+pub fn spec() -> ConnectorSpecification {
+    ConnectorSpecification {
+        documentation_url: Some(DOCUMENTATION_URL.to_owned()),
+        changelog_url: None,
+        connection_specification: engine::config::config_schema::<RawConfig>(),
+        supports_incremental: Some(true),
+        // As Airbyte's data-activation destinations list them: the operations and their
+        // modes are in the DESTINATION_CATALOG.
+        supported_destination_sync_modes: Some(vec![DestinationSyncMode::Append]),
+        protocol_version: None,
+    }
+}
+
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    engine::config::load(path, from_value)
+}
+
+pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
+    let raw: RawConfig = engine::config::decode(value)?;
+    no_control_characters(raw.api_key.expose(), "api_key")?;
+    let base_url = match &raw.base_url {
+        Some(url) if !url.trim().is_empty() => checked_url(url.trim(), "base_url")?
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned(),
+        _ => raw.data_center.base_url().to_owned(),
+    };
+    for (i, key) in raw.property_keys.iter().enumerate() {
+        if key.trim().is_empty() {
+            return Err(ConfigError::new(format!(
+                "field `property_keys.{i}` is empty; give a product tag key such as AP-XXXXXXXXXX-2"
+            )));
+        }
+    }
+    Ok(Settings {
+        api_key: raw.api_key,
+        base_url,
+        property_keys: raw.property_keys,
+        max_concurrency: raw.max_concurrency as usize,
+        max_retries: raw.max_retries,
+        request_timeout: Duration::from_secs(raw.request_timeout_secs),
+        rejects: rejects_target(raw.object_storage_config)?,
+        rejection_breaker_records: raw.rejection_breaker_records,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_center_picks_the_host_and_base_url_overrides_it() {
+        let config = json!({"api_key": "k", "property_keys": ["AP-1"], "data_center": "EU"});
+        assert_eq!(
+            from_value(&config).unwrap().base_url,
+            "https://api-eu.aptrinsic.com"
+        );
+        let config =
+            json!({"api_key": "k", "property_keys": ["AP-1"], "base_url": "http://127.0.0.1:9/"});
+        let settings = from_value(&config).unwrap();
+        assert_eq!(settings.base_url, "http://127.0.0.1:9");
+        assert_eq!(settings.max_concurrency, 16);
+        let plain =
+            json!({"api_key": "k", "property_keys": ["AP-1"], "base_url": "http://px.example"});
+        assert!(from_value(&plain).unwrap_err().0.contains("plain http"));
+    }
+
+    #[test]
+    fn property_keys_are_required_and_errors_never_show_the_key() {
+        let err = from_value(&json!({"api_key": "sekrit-1", "property_keys": []}))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("property_keys"), "{err}");
+        let err = from_value(&json!({"api_key": "sekrit\n1", "property_keys": ["AP-1"]}))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("api_key") && !err.contains("sekrit"), "{err}");
+        let err = from_value(&json!({"api_key": 5, "property_keys": ["AP-1"]}))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("api_key"), "{err}");
+    }
+}

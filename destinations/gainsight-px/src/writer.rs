@@ -1,0 +1,165 @@
+//! Records into PX writes, one request a record (the API has no bulk): insert is a POST,
+//! update a PUT, upsert a PUT then a POST on 404, as the vendor's loader does. A POST refused
+//! as a possible duplicate, or one whose outcome is unknown, is checked with a GET before
+//! anything is sent again, so a retried create never makes a duplicate.
+
+use crate::api::{path_safe, ApiClient};
+use crate::objects::PxObject;
+use bytes::Bytes;
+use engine::catalog::{Object, WriteMode};
+use engine::error::Fatal;
+use engine::http::Reply;
+use engine::write::prepare::Prepared;
+use engine::write::{Verdict, Writer};
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+pub struct PxWriter {
+    client: ApiClient,
+    property_keys: Vec<Value>,
+}
+
+/// What a PUT found.
+enum Put {
+    Updated,
+    NotFound {
+        message: String,
+    },
+    /// Refused for its content: the record's verdict.
+    Refused(Verdict),
+}
+
+impl PxWriter {
+    pub fn new(client: ApiClient, property_keys: &[String]) -> Self {
+        Self {
+            client,
+            property_keys: property_keys.iter().cloned().map(Value::String).collect(),
+        }
+    }
+
+    /// The record's body with the configured product keys when it has none, and its key.
+    fn body_of(&self, object: PxObject, record: &Prepared) -> (Bytes, String) {
+        let mut body: Map<String, Value> =
+            serde_json::from_slice(record.body()).expect("a prepared body is a JSON object");
+        let id = body
+            .get(object.id_field())
+            .and_then(Value::as_str)
+            .expect("every mode's schema requires the key")
+            .to_owned();
+        if !body.contains_key("propertyKeys") {
+            body.insert(
+                "propertyKeys".into(),
+                Value::Array(self.property_keys.clone()),
+            );
+        }
+        let bytes = serde_json::to_vec(&body).expect("JSON serializes");
+        (Bytes::from(bytes), id)
+    }
+
+    async fn put(&self, object: PxObject, id: &str, body: Bytes) -> Result<Put, Fatal> {
+        let path = if path_safe(id) {
+            ApiClient::record_path(object, id)
+        } else {
+            format!("/v1/{}/update", object.collection())
+        };
+        match self
+            .client
+            .send(Method::PUT, path, Some(body), None)
+            .await?
+        {
+            Reply::Success { .. } => Ok(Put::Updated),
+            Reply::Refused {
+                status: 404,
+                message,
+            } => Ok(Put::NotFound { message }),
+            Reply::Refused { status, message } => Ok(Put::Refused(refused(status, message))),
+            // A PUT is idempotent: the engine retries it; Unknown comes only for creates.
+            Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
+        }
+    }
+
+    async fn create(&self, object: PxObject, id: &str, body: Bytes) -> Result<Verdict, Fatal> {
+        let path = format!("/v1/{}", object.collection());
+        let mut prior = 0;
+        loop {
+            match self
+                .client
+                .send(Method::POST, path.clone(), Some(body.clone()), Some(prior))
+                .await?
+            {
+                Reply::Success { .. } => return Ok(Verdict::Written),
+                Reply::Refused {
+                    status: 400,
+                    message,
+                } => {
+                    // "Possible duplicate": another writer, or an earlier attempt, made it.
+                    if self.client.exists(object, id).await? == Some(true) {
+                        self.client.notice(format!(
+                            "POST {path} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead"
+                        ));
+                        return Ok(match self.put(object, id, body).await? {
+                            Put::Updated => Verdict::Written,
+                            Put::NotFound { message } => refused(404, message),
+                            Put::Refused(verdict) => verdict,
+                        });
+                    }
+                    return Ok(refused(400, message));
+                }
+                Reply::Refused { status, message } => return Ok(refused(status, message)),
+                Reply::Unknown { attempts, .. } => {
+                    // It may have landed: look before sending it again.
+                    if self.client.exists(object, id).await? == Some(true) {
+                        return Ok(Verdict::Written);
+                    }
+                    prior = attempts;
+                }
+            }
+        }
+    }
+}
+
+fn refused(status: u16, message: String) -> Verdict {
+    Verdict::Refused {
+        status: Some(status),
+        message,
+    }
+}
+
+impl Writer for PxWriter {
+    type Object = PxObject;
+
+    fn batch_limit(&self, _: PxObject, _: WriteMode) -> usize {
+        1
+    }
+
+    fn concurrency_limit(&self) -> Option<usize> {
+        Some(self.client.concurrency_limit())
+    }
+
+    async fn write(
+        &self,
+        object: PxObject,
+        mode: WriteMode,
+        records: &[Prepared],
+    ) -> Result<Vec<Verdict>, Fatal> {
+        let mut verdicts = Vec::with_capacity(records.len());
+        for record in records {
+            let (body, id) = self.body_of(object, record);
+            let verdict = match mode {
+                WriteMode::Insert => self.create(object, &id, body).await?,
+                WriteMode::Update => match self.put(object, &id, body).await? {
+                    Put::Updated => Verdict::Written,
+                    Put::NotFound { message } => refused(404, message),
+                    Put::Refused(verdict) => verdict,
+                },
+                WriteMode::Upsert => match self.put(object, &id, body.clone()).await? {
+                    Put::Updated => Verdict::Written,
+                    Put::NotFound { .. } => self.create(object, &id, body).await?,
+                    Put::Refused(verdict) => verdict,
+                },
+            };
+            verdicts.push(verdict);
+        }
+        Ok(verdicts)
+    }
+}
