@@ -15,12 +15,17 @@ pub fn connector_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("CONNECTOR_BIN") {
         return PathBuf::from(path);
     }
+    bin_named("destination-clientsuccess")
+}
+
+/// `target/<profile>/<name>`: a binary of the workspace, built beside the running test.
+pub fn bin_named(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let bin = dir.join("destination-clientsuccess");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
         "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test.sh does)",
@@ -113,7 +118,12 @@ pub async fn run_connector(args: &[&str], stdin: &[u8]) -> Run {
 
 /// `run_connector` with these environment variables set.
 pub async fn run_connector_with_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
-    let mut child = tokio::process::Command::new(connector_bin())
+    run_bin(&connector_bin(), args, stdin, env).await
+}
+
+/// Runs the binary `bin` with `args` and `env`, feeding `stdin`; decodes stdout line by line.
+pub async fn run_bin(bin: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
+    let mut child = tokio::process::Command::new(bin)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::piped())

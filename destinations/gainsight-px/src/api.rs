@@ -269,10 +269,12 @@ impl ApiClient {
                 .map_err(|fatal| fatal.message().to_owned())?;
             let body = match reply {
                 Reply::Success { body, .. } => body,
-                Reply::Refused { status, message } => return Err(format!(
+                Reply::Refused { status, message } => {
+                    return Err(format!(
                     "GET {path} answered {status} ({message}): check base_url ({}) or data_center",
                     self.base_url
-                )),
+                ))
+                }
                 Reply::Unknown { reason, .. } => return Err(reason),
             };
             let list: Vec<Attribute> = serde_json::from_slice(&body).map_err(|_| {
