@@ -8,8 +8,12 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY engine/Cargo.toml engine/Cargo.toml
 COPY integration_tests/Cargo.toml integration_tests/Cargo.toml
-RUN mkdir -p src engine/src integration_tests/src \
+# The other destinations are workspace members: their manifests, over stub sources.
+COPY destinations/gainsight-px/Cargo.toml destinations/gainsight-px/Cargo.toml
+COPY destinations/gainsight-px/emulator/Cargo.toml destinations/gainsight-px/emulator/Cargo.toml
+RUN mkdir -p src engine/src integration_tests/src destinations/gainsight-px/src destinations/gainsight-px/emulator/src \
     && echo 'fn main() {}' > src/main.rs \
+    && for d in destinations/gainsight-px destinations/gainsight-px/emulator; do echo 'fn main() {}' > $d/src/main.rs; touch $d/src/lib.rs; done \
     && touch src/lib.rs engine/src/lib.rs integration_tests/src/lib.rs \
     && cargo build --release --locked -p destination-clientsuccess \
     && rm -rf src engine/src

@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Zero-setup demo: build, start the bundled ClientSuccess emulator, sync examples/ through the
-# real connector binary, and show what landed and what was rejected.
+# Zero-setup demo: build, start each bundled emulator, sync the examples through the real
+# connector binaries, and show what landed and what was rejected.
+# Usage: scripts/demo.sh [all|clientsuccess|gainsight-px]   (default: all, in turn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+which="${1:-all}"
+case "$which" in
+  all|clientsuccess|gainsight-px) ;;
+  *) echo "unknown destination '$which': use all, clientsuccess or gainsight-px" >&2; exit 2 ;;
+esac
 cargo build --release --workspace --bins --quiet
-exec target/release/demo
+if [ "$which" = all ] || [ "$which" = clientsuccess ]; then
+  echo "##### destination-clientsuccess"
+  target/release/demo
+fi
+if [ "$which" = all ] || [ "$which" = gainsight-px ]; then
+  echo "##### destination-gainsight-px"
+  target/release/gainsight-px-demo
+fi

@@ -1,5 +1,6 @@
 """Validates metadata.yaml against Airbyte's official ConnectorMetadataDefinitionV0 model
-(airbyte-connector-models), plus the points this connector promises."""
+(airbyte-connector-models), plus the points each destination promises: its repository and
+its hosts, given as arguments."""
 
 import sys
 import uuid
@@ -10,7 +11,7 @@ from airbyte_connector_models.metadata.v0.connector_metadata_definition_v0 impor
 )
 
 
-def main(path: str) -> int:
+def main(path: str, repository: str, hosts: list) -> int:
     raw = yaml.safe_load(open(path))
     metadata = ConnectorMetadataDefinitionV0.model_validate(raw)
     data = metadata.data
@@ -19,9 +20,9 @@ def main(path: str) -> int:
         "connectorType is destination": data.connector_type.value == "destination",
         "connectorSubtype is api": data.connector_subtype.value == "api",
         "supportsDataActivation": data.supports_data_activation is True,
-        "allowedHosts is api.clientsuccess.com": data.allowed_hosts is not None
-        and data.allowed_hosts.hosts == ["api.clientsuccess.com"],
-        "dockerRepository": data.docker_repository == "airbyte/destination-clientsuccess",
+        f"allowedHosts is {hosts}": data.allowed_hosts is not None
+        and data.allowed_hosts.hosts == hosts,
+        "dockerRepository": data.docker_repository == repository,
         "icon, with icon.svg beside metadata.yaml": bool(data.icon)
         and __import__("pathlib").Path(path).with_name("icon.svg").is_file(),
         "externalDocumentationUrls": bool(data.external_documentation_urls),
@@ -37,4 +38,5 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    # validate_metadata.py METADATA REPOSITORY HOST...
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
