@@ -30,6 +30,10 @@ rm -rf target/pyairbyte && mkdir -p target/pyairbyte
   ../../scripts/pyairbyte/e2e.py ../debug/destination-clientsuccess ../debug/clientsuccess-emulator . \
   > output.log 2>&1) || { tail -40 target/pyairbyte/output.log; exit 1; }
 grep "PyAirbyte default path" target/pyairbyte/output.log
+(cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
+  ../../scripts/pyairbyte/e2e_gainsight_px.py ../debug/destination-gainsight-px ../debug/gainsight-px-emulator . \
+  > output-gainsight-px.log 2>&1) || { tail -40 target/pyairbyte/output-gainsight-px.log; exit 1; }
+grep "PyAirbyte default path" target/pyairbyte/output-gainsight-px.log
 
 echo "== each destination's metadata.yaml against ConnectorMetadataDefinitionV0"
 .venv/bin/python scripts/validate_metadata.py metadata.yaml airbyte/destination-clientsuccess api.clientsuccess.com

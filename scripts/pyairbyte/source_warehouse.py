@@ -2,7 +2,8 @@
 """A tiny Airbyte source for the PyAirbyte test: one stream of clients with camelCase columns
 and a primary key (so PyAirbyte upserts), as a warehouse table would hold them. With
 `{"without_active": true}` as its config, the table has `status` but no `active` column, as
-most warehouses' tables do."""
+most warehouses' tables do. With `{"accounts": true}`, one stream of product accounts keyed by
+`id`, for Gainsight PX."""
 import json
 import sys
 
@@ -32,12 +33,33 @@ ROWS_WITHOUT_ACTIVE = [
 ]
 
 
-def without_active():
-    """Whether the config passed with --config asks for the table without `active`."""
+ACCOUNTS = [
+    {"id": "PYA-1", "name": "Acme Corp", "plan": "enterprise", "numberOfEmployees": 1200, "renewalDate": "2027-03-31"},
+    {"id": "PYA-2", "name": "Globex", "plan": "starter", "numberOfEmployees": None, "renewalDate": None},
+    {"id": "PYA-3", "name": "Initech", "plan": None, "numberOfEmployees": 40, "renewalDate": "2026-12-31T00:00:00Z"},
+]
+ACCOUNTS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "plan": {"type": ["null", "string"]},
+        "numberOfEmployees": {"type": ["null", "integer"]},
+        "renewalDate": {"type": ["null", "string"]},
+    },
+}
+
+
+def option(name):
+    """Whether the config passed with --config sets `name`."""
     if "--config" not in sys.argv:
         return False
     with open(sys.argv[sys.argv.index("--config") + 1]) as f:
-        return bool(json.load(f).get("without_active"))
+        return bool(json.load(f).get(name))
+
+
+def without_active():
+    return option("without_active")
 
 
 def emit(message):
@@ -50,6 +72,14 @@ def main():
         emit({"type": "SPEC", "spec": {"connectionSpecification": {"type": "object", "properties": {}}}})
     elif command == "check":
         emit({"type": "CONNECTION_STATUS", "connectionStatus": {"status": "SUCCEEDED"}})
+    elif command == "discover" and option("accounts"):
+        emit({"type": "CATALOG", "catalog": {"streams": [{
+            "name": "accounts", "json_schema": ACCOUNTS_SCHEMA,
+            "supported_sync_modes": ["full_refresh"], "source_defined_primary_key": [["id"]],
+        }]}})
+    elif command == "read" and option("accounts"):
+        for row in ACCOUNTS:
+            emit({"type": "RECORD", "record": {"stream": "accounts", "data": row, "emitted_at": 1763800000000}})
     elif command == "discover":
         schema = json.loads(json.dumps(SCHEMA))
         if without_active():
