@@ -143,6 +143,9 @@ pub struct Adaptive {
     /// since long before; one unlucky request could wait minutes, and with it every STATE
     /// after its records.
     turn: tokio::sync::Mutex<()>,
+    /// Set when the sync stops: no request waiting for a slot gets one.
+    stopped: std::sync::atomic::AtomicBool,
+    stopping: Notify,
 }
 
 /// A request slot; give it back with [`Adaptive::release`]. One dropped without that (its
@@ -196,6 +199,30 @@ impl Adaptive {
             }),
             changed: Notify::new(),
             turn: tokio::sync::Mutex::new(()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+            stopping: Notify::new(),
+        }
+    }
+
+    /// The sync is stopping: requests waiting for a slot are not sent (they get `None` from
+    /// [`Adaptive::acquire_unless_stopped`]); those already out finish.
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stopping.notify_waiters();
+    }
+
+    /// A slot, or `None` once the sync is stopping.
+    pub async fn acquire_unless_stopped(&self) -> Option<Permit<'_>> {
+        let stopping = self.stopping.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        tokio::select! {
+            permit = self.acquire() => Some(permit),
+            () = stopping => None,
         }
     }
 
@@ -460,6 +487,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_releases_every_waiter_without_a_slot_and_keeps_the_slots_out() {
+        let limiter = Arc::new(Adaptive::new(1));
+        let held = limiter.acquire_unless_stopped().await.expect("a slot");
+        let waiting = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire_unless_stopped().await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiting.is_finished(), "it waits for the one slot");
+        limiter.stop();
+        assert!(!waiting.await.unwrap(), "stopped: no slot");
+        assert!(limiter.acquire_unless_stopped().await.is_none());
+        limiter.release(held, Signal::Clean);
+    }
 
     /// `workers` tasks send `requests` in all to a simulated API: `answer(in flight at the
     /// API)` says what each gets; `latency` per request. Returns the limits seen.

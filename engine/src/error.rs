@@ -49,6 +49,9 @@ pub fn failure_type(error: &anyhow::Error) -> FailureType {
 pub enum Fatal {
     Config(ConfigError),
     Transient(TransientError),
+    /// The sync is stopping (a signal): the request was not sent. Its records are neither
+    /// written nor rejected, and no state covers them.
+    Stopped,
 }
 
 impl Fatal {
@@ -60,6 +63,7 @@ impl Fatal {
         match self {
             Self::Config(e) => &e.0,
             Self::Transient(e) => &e.0,
+            Self::Stopped => "the sync is stopping: the request was not sent",
         }
     }
 }
@@ -69,6 +73,7 @@ impl From<Fatal> for anyhow::Error {
         match f {
             Fatal::Config(e) => e.into(),
             Fatal::Transient(e) => e.into(),
+            Fatal::Stopped => TransientError(f.message().to_owned()).into(),
         }
     }
 }

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::AsyncWriteExt;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `target/<profile>/destination-clientsuccess`, found from the running test's own path
 /// (`target/<profile>/deps/...`), or `$CONNECTOR_BIN`.
@@ -339,4 +340,67 @@ pub async fn sync(
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     Sync { run, rejected }
+}
+
+/// A running connector whose stdin stays open until dropped, so a test can signal it mid-sync.
+pub struct Live {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl Live {
+    /// `bin write --config … --catalog …`, its stdin left open.
+    pub async fn start(bin: &Path, config: &str, catalog: &str) -> Self {
+        let mut child = tokio::process::Command::new(bin)
+            .args(["write", "--config", config, "--catalog", catalog])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        Self { child, stdin }
+    }
+
+    pub async fn send(&mut self, lines: &[String]) {
+        let text = lines.join("\n") + "\n";
+        self.stdin.write_all(text.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id().unwrap() as i32;
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits for the exit, then decodes stdout like `run_connector` does.
+    pub async fn finish(mut self) -> (Run, Duration) {
+        let started = Instant::now();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let mut out = self.child.stdout.take().unwrap();
+        let mut err = self.child.stderr.take().unwrap();
+        let (_, _, status) = tokio::join!(
+            out.read_to_string(&mut stdout),
+            err.read_to_string(&mut stderr),
+            self.child.wait()
+        );
+        let waited = started.elapsed();
+        let messages = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        keep_output(&stdout, &stderr);
+        (
+            Run {
+                status: status.unwrap(),
+                stdout,
+                stderr,
+                messages,
+            },
+            waited,
+        )
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod emulator;
 pub mod harness;
+pub mod moto;
 
 pub use emulator::{Emulator, Options};
 

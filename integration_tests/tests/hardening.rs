@@ -3,13 +3,11 @@
 
 use integration_tests::harness::{
     catalog, config_for, http_answer, record_line, run_connector, scratch_dir, scripted_server,
-    state_line, write_json, Run,
+    state_line, write_json, Live, Run,
 };
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 
 /// Config and catalog files for a sync of clients into `base_url`, rejects kept in a file.
 fn files(base_url: &str, api_key: &str, extra: Value, mode: &str) -> (String, String, String) {
@@ -76,7 +74,12 @@ async fn a_retry_after_beyond_any_duration_is_capped_not_a_panic() {
         json!({"api_surface": "v2_bulk"}),
         "append",
     );
-    let mut live = Live::start(&config, &catalog).await;
+    let mut live = Live::start(
+        &integration_tests::harness::connector_bin(),
+        &config,
+        &catalog,
+    )
+    .await;
     live.send(&[client("A")]).await;
     // The batch goes out after 500 ms; its 429 makes it wait the capped Retry-After.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -345,68 +348,6 @@ async fn the_breaker_fails_a_sync_whose_first_records_all_fail_alike() {
     );
 }
 
-/// A running connector whose stdin stays open until dropped, so a test can signal it mid-sync.
-struct Live {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-}
-
-impl Live {
-    async fn start(config: &str, catalog: &str) -> Self {
-        let mut child = tokio::process::Command::new(integration_tests::harness::connector_bin())
-            .args(["write", "--config", config, "--catalog", catalog])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        Self { child, stdin }
-    }
-
-    async fn send(&mut self, lines: &[String]) {
-        let text = lines.join("\n") + "\n";
-        self.stdin.write_all(text.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    fn signal(&self, signal: i32) {
-        let pid = self.child.id().unwrap() as i32;
-        // SAFETY: signalling our own child process.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-    }
-
-    /// Waits for the exit, then decodes stdout like `run_connector` does.
-    async fn finish(mut self) -> (Run, Duration) {
-        let started = Instant::now();
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        let mut out = self.child.stdout.take().unwrap();
-        let mut err = self.child.stderr.take().unwrap();
-        let (_, _, status) = tokio::join!(
-            out.read_to_string(&mut stdout),
-            err.read_to_string(&mut stderr),
-            self.child.wait()
-        );
-        let waited = started.elapsed();
-        let messages = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        integration_tests::harness::keep_output(&stdout, &stderr);
-        (
-            Run {
-                status: status.unwrap(),
-                stdout,
-                stderr,
-                messages,
-            },
-            waited,
-        )
-    }
-}
-
 /// A client sync against an emulator that answers after `latency_ms`, its stdin left open.
 /// The surface is pinned, so only the custom field read (as slow as a write) comes before the
 /// records.
@@ -418,7 +359,12 @@ async fn live_sync(latency_ms: u64) -> (Emulator, Live) {
     .await
     .unwrap();
     let (config, catalog, _) = emulator_files(&emulator, json!({"api_surface": "v2_bulk"}));
-    let live = Live::start(&config, &catalog).await;
+    let live = Live::start(
+        &integration_tests::harness::connector_bin(),
+        &config,
+        &catalog,
+    )
+    .await;
     (emulator, live)
 }
 

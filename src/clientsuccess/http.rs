@@ -376,6 +376,11 @@ impl ApiClient {
         self
     }
 
+    /// The sync is stopping: requests not yet sent will not be.
+    pub fn stop(&self) {
+        self.sender.stop();
+    }
+
     /// The concurrency limit in use now (up to `max_concurrency`).
     pub fn concurrency_limit(&self) -> usize {
         self.sender.concurrency_limit()
@@ -437,15 +442,12 @@ impl ApiClient {
     /// `check`'s proof: sign in, then one cheap authenticated read. No retries, so a broken
     /// setup is reported at once; the error says what to fix.
     pub async fn probe(&self) -> Result<(), String> {
-        let (authorization, _) =
-            self.sender
-                .credentials
-                .authorization()
-                .await
-                .map_err(|fatal| match fatal {
-                    Fatal::Config(e) => e.0,
-                    Fatal::Transient(e) => e.0,
-                })?;
+        let (authorization, _) = self
+            .sender
+            .credentials
+            .authorization()
+            .await
+            .map_err(|fatal| fatal.message().to_owned())?;
         let url = self.url("/client/search?page=0&size=1");
         let response = self
             .sender

@@ -1121,6 +1121,10 @@ fn json_array<'a>(bodies: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
 impl Writer for ClientSuccessWriter {
     type Object = ObjectKind;
 
+    fn stop(&self) {
+        self.client.stop();
+    }
+
     fn concurrency_limit(&self) -> Option<usize> {
         Some(self.client.concurrency_limit())
     }

@@ -224,6 +224,10 @@ impl ApiClient {
         self
     }
 
+    pub fn stop(&self) {
+        self.sender.stop();
+    }
+
     pub fn concurrency_limit(&self) -> usize {
         self.sender.concurrency_limit()
     }

@@ -132,6 +132,10 @@ impl Writer for PxWriter {
         1
     }
 
+    fn stop(&self) {
+        self.client.stop();
+    }
+
     fn concurrency_limit(&self) -> Option<usize> {
         Some(self.client.concurrency_limit())
     }

@@ -306,6 +306,11 @@ impl<C: Credentials> Sender<C> {
         self
     }
 
+    /// The sync is stopping: requests not yet sent will not be.
+    pub fn stop(&self) {
+        self.limiter.stop();
+    }
+
     /// The concurrency limit in use now.
     pub fn concurrency_limit(&self) -> usize {
         self.limiter.limit()
@@ -331,7 +336,9 @@ impl<C: Credentials> Sender<C> {
         let mut reauthenticated = false;
         loop {
             let (authorization, generation) = self.credentials.authorization().await?;
-            let permit = self.limiter.acquire().await;
+            let Some(permit) = self.limiter.acquire_unless_stopped().await else {
+                return Err(Fatal::Stopped);
+            };
             let sent = self
                 .transport
                 .exchange(

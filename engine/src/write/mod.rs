@@ -484,6 +484,7 @@ impl<W: Writer> Coordinator<'_, W> {
     fn interrupt(&mut self, name: &'static str) -> io::Result<()> {
         self.interrupted = Some((name, Instant::now() + SHUTDOWN_GRACE));
         self.stop.store(true, Ordering::Relaxed);
+        self.writer.stop();
         self.out.log(
             LogLevel::Warn,
             format!(

@@ -67,6 +67,7 @@ impl<W: Writer> Worker<W> {
             } else {
                 match execute(&*self.writer, work).await {
                     Ok(done) => Outcome::Done(done),
+                    Err(Fatal::Stopped) => Outcome::Skipped,
                     Err(fatal) => {
                         self.stop.store(true, Ordering::Relaxed);
                         Outcome::Failed(fatal)

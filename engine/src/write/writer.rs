@@ -31,6 +31,10 @@ pub trait Writer: Send + Sync + 'static {
         None
     }
 
+    /// The sync is stopping (a signal): send no new request; those out may finish. A write
+    /// whose request was not sent ends with [`Fatal::Stopped`].
+    fn stop(&self) {}
+
     /// Writes `records`, in order. One verdict per record, in the same order; `Err` ends the
     /// sync (the API or the configuration failed, not these records).
     fn write(
