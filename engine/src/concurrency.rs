@@ -63,6 +63,9 @@ const RATE_MARGIN: f64 = 0.995;
 /// that grew. Budgets change seldom, and each probe that finds none costs a 429 and a pause.
 const RATE_PROBE: f64 = 1.025;
 const RATE_QUIET: Duration = Duration::from_secs(120);
+/// How far a pace may catch up on slots it missed (its timer woke late, or it was idle): a
+/// few requests at a high rate, none at a low one.
+const PACE_CATCH_UP: Duration = Duration::from_millis(20);
 /// A shared 429 pause lasts its Retry-After plus up to this share of it, so that workers
 /// (and other clients) do not all come back at the same instant.
 const PAUSE_JITTER: f64 = 0.05;
@@ -122,6 +125,9 @@ struct State {
     clean_since_pause: u64,
     /// A learned rate budget: requests per second, the next start it allows, when last set.
     pace: Option<(f64, Instant, Instant)>,
+    /// The API's rate budget is known (a published one, or the user's): requests keep it
+    /// from the first, and a 429 is a budget's, never probed as a cap.
+    known_budget: bool,
 }
 
 impl State {
@@ -196,12 +202,26 @@ impl Adaptive {
                 last_pause: None,
                 clean_since_pause: 0,
                 pace: None,
+                known_budget: false,
             }),
             changed: Notify::new(),
             turn: tokio::sync::Mutex::new(()),
             stopped: std::sync::atomic::AtomicBool::new(false),
             stopping: Notify::new(),
         }
+    }
+
+    /// A limiter that also keeps a known rate budget, `per_second` requests a second, from the
+    /// first request; a 429 still pauses everyone and lowers the pace to what the API took.
+    pub fn with_budget(max: usize, per_second: f64) -> Self {
+        let limiter = Self::new(max);
+        {
+            let mut state = limiter.lock();
+            let now = Instant::now();
+            state.pace = Some((per_second.max(0.01), now, now));
+            state.known_budget = true;
+        }
+        limiter
     }
 
     /// The sync is stopping: requests waiting for a slot are not sent (they get `None` from
@@ -261,7 +281,12 @@ impl Adaptive {
                             state.window_full = true;
                         }
                         if let Some((rate, next, _)) = &mut state.pace {
-                            *next = (*next).max(now) + Duration::from_secs_f64(1.0 / *rate);
+                            // From the slot's own time, not from now: a timer wakes up to a
+                            // millisecond late, which at 5 ms a request would cost a sixth of
+                            // the budget. Slots missed while idle are not saved up past
+                            // `PACE_CATCH_UP`.
+                            *next = (*next).max(now.checked_sub(PACE_CATCH_UP).unwrap_or(now))
+                                + Duration::from_secs_f64(1.0 / *rate);
                         }
                         state.first_sent.get_or_insert(now);
                         state.sent += 1;
@@ -363,6 +388,11 @@ impl Adaptive {
             }
             // A shared pause is on already (another 429 of a budget): this one waits it out.
             None if state.paused_until.is_some_and(|until| until > now) => Throttle::Alone,
+            // The budget is known: nothing to probe, everyone pauses from this 429.
+            None if state.known_budget => {
+                state.pause_from = Some(now);
+                Throttle::Everyone
+            }
             // Even a 429 met with nothing else out is probed: the API may still count requests
             // whose answers were just read (seen: a cap of 2 read as a budget of 2 a second).
             None => {
@@ -487,6 +517,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_budget_is_kept_from_the_first_request() {
+        let limiter = Arc::new(Adaptive::with_budget(64, 50.0));
+        let started = Instant::now();
+        for _ in 0..100 {
+            let permit = limiter.acquire().await;
+            limiter.release(permit, Signal::Clean);
+        }
+        let took = started.elapsed().as_secs_f64();
+        assert!(
+            (1.9..=2.1).contains(&took),
+            "100 requests at 50/s took {took} s"
+        );
+        // A 429 is the budget's: everyone pauses, no probe.
+        let permit = limiter.acquire().await;
+        let (throttle, _) =
+            limiter.release_after(permit, Signal::Throttled, Some(Duration::from_secs(1)));
+        assert_eq!(throttle, Throttle::Everyone);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_stop_releases_every_waiter_without_a_slot_and_keeps_the_slots_out() {

@@ -206,7 +206,10 @@ impl ApiClient {
                 transport,
                 ApiKey(settings.api_key.clone()),
                 answers,
-                Adaptive::new(settings.max_concurrency),
+                Adaptive::with_budget(
+                    settings.max_concurrency,
+                    f64::from(settings.requests_per_second),
+                ),
                 settings.max_retries,
                 settings.request_timeout,
             ),

@@ -49,29 +49,36 @@ pub struct RawConfig {
     #[schemars(title = "Maximum concurrent requests", range(min = 1, max = 64), extend("order" = 4))]
     pub max_concurrency: u32,
 
+    /// The requests a second the connector keeps to, from the first request. PX publishes
+    /// about 200 a second per subscription; lower it to leave room for other users of the key.
+    /// A 429 still pauses every request for its Retry-After and lowers the pace to what PX took.
+    #[serde(default = "default_requests_per_second")]
+    #[schemars(title = "Requests per second", range(min = 1, max = 1000), extend("order" = 5))]
+    pub requests_per_second: u32,
+
     /// How many times a request that failed for a passing reason (429, 5xx, timeout, dropped
     /// connection) is retried, with exponential backoff, before the sync fails (0 to 10).
     #[serde(default = "default_max_retries")]
-    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = 5))]
+    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = 6))]
     pub max_retries: u32,
 
     /// Seconds to wait for one answer before treating the request as failed (1 to 600).
     #[serde(default = "default_request_timeout_secs")]
-    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 6))]
+    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 7))]
     pub request_timeout_secs: u64,
 
     /// Where records that PX refuses (or that break the object's schema) are kept: nowhere, an
     /// S3 bucket (or any S3-compatible store), or a local JSON-lines file. With None, a sync
     /// that rejects any record ends as failed after writing all it can.
     #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 7))]
+    #[schemars(title = "Object storage for rejected records", extend("order" = 8))]
     pub object_storage_config: ObjectStorageConfig,
 
     /// When every one of the first N records of a sync is rejected for the same reason, the
     /// cause is a mapping or configuration mistake: the sync fails with that reason and emits
     /// no state for those records. 0 turns the check off.
     #[serde(default = "default_rejection_breaker_records")]
-    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 8))]
+    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 9))]
     pub rejection_breaker_records: u64,
 }
 
@@ -96,6 +103,9 @@ impl DataCenter {
 fn default_max_concurrency() -> u32 {
     16
 }
+fn default_requests_per_second() -> u32 {
+    200
+}
 fn default_max_retries() -> u32 {
     5
 }
@@ -114,6 +124,7 @@ pub struct Settings {
     pub base_url: String,
     pub property_keys: Vec<String>,
     pub max_concurrency: usize,
+    pub requests_per_second: u32,
     pub max_retries: u32,
     pub request_timeout: Duration,
     pub rejects: RejectsTarget,
@@ -169,6 +180,7 @@ pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
         base_url,
         property_keys: raw.property_keys,
         max_concurrency: raw.max_concurrency as usize,
+        requests_per_second: raw.requests_per_second,
         max_retries: raw.max_retries,
         request_timeout: Duration::from_secs(raw.request_timeout_secs),
         rejects: rejects_target(raw.object_storage_config)?,
