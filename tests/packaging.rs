@@ -178,3 +178,42 @@ fn metadata_names_this_destination() {
         destination_clientsuccess::config::DOCUMENTATION_URL
     );
 }
+
+/// The engine is shared by every destination: no platform's name, nor any platform's object,
+/// may be in it.
+#[test]
+fn the_engine_names_no_platform_and_no_object() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("engine");
+    let mut files = vec![root.join("Cargo.toml")];
+    let mut folders = vec![root.join("src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let names = [
+        "clientsuccess",
+        "client success",
+        "gainsight",
+        "aptrinsic",
+        "trackops",
+        "revnue",
+        "contract",
+        "accounts",
+        "account_",
+        "identifyid",
+        "externalid",
+        "contacts",
+    ];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap().to_lowercase();
+        for name in names {
+            assert!(!text.contains(name), "{} names {name:?}", file.display());
+        }
+    }
+}

@@ -92,6 +92,12 @@ pub trait Object: Copy + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + '
         None
     }
 
+    /// The object [`Object::parent_fields`] name, for messages: the parent, unless a record
+    /// names an ancestor and the destination finds the parent from it.
+    fn names_parent(self) -> Option<Self> {
+        self.parent()
+    }
+
     /// The two fields by which a record names its parent: by the parent's id, or by its
     /// natural key; a create needs exactly one. `None` when naming the parent is optional.
     fn parent_fields(self) -> Option<(&'static str, &'static str)> {

@@ -63,6 +63,10 @@ const RATE_MARGIN: f64 = 0.995;
 /// that grew. Budgets change seldom, and each probe that finds none costs a 429 and a pause.
 const RATE_PROBE: f64 = 1.025;
 const RATE_QUIET: Duration = Duration::from_secs(120);
+/// A gentle pace grows by this factor...
+const GENTLE_GROWTH: f64 = 1.25;
+/// ...after each this long of clean answers.
+const GENTLE_STEP: Duration = Duration::from_secs(1);
 /// How far a pace may catch up on slots it missed (its timer woke late, or it was idle): a
 /// few requests at a high rate, none at a low one.
 const PACE_CATCH_UP: Duration = Duration::from_millis(20);
@@ -128,6 +132,9 @@ struct State {
     /// The API's rate budget is known (a published one, or the user's): requests keep it
     /// from the first, and a 429 is a budget's, never probed as a cap.
     known_budget: bool,
+    /// A gentle start: the pace grows by `GENTLE_GROWTH` each `GENTLE_STEP` of clean answers
+    /// (from when it last grew), until the first 429 says where the budget is.
+    gentle_since: Option<Instant>,
 }
 
 impl State {
@@ -203,6 +210,7 @@ impl Adaptive {
                 clean_since_pause: 0,
                 pace: None,
                 known_budget: false,
+                gentle_since: None,
             }),
             changed: Notify::new(),
             turn: tokio::sync::Mutex::new(()),
@@ -220,6 +228,22 @@ impl Adaptive {
             let now = Instant::now();
             state.pace = Some((per_second.max(0.01), now, now));
             state.known_budget = true;
+        }
+        limiter
+    }
+
+    /// A limiter for an API that publishes no budget and asks to be treated gently: one
+    /// request in flight and `per_second` a second at first, both growing while answers stay
+    /// fast and clean (the pace by a quarter each second), until a 429 or a slow answer says
+    /// where the limit is.
+    pub fn gentle(max: usize, per_second: f64) -> Self {
+        let limiter = Self::new(max);
+        {
+            let mut state = limiter.lock();
+            let now = Instant::now();
+            state.limit = 1;
+            state.pace = Some((per_second.max(0.01), now, now));
+            state.gentle_since = Some(now);
         }
         limiter
     }
@@ -336,16 +360,36 @@ impl Adaptive {
                 if state.last_pause.is_none_or(|(end, _)| now >= end) {
                     state.clean_since_pause += 1;
                 }
+                let gentle = state.gentle_since;
                 if let Some((rate, _, set)) = &mut state.pace {
-                    if now.duration_since(*set) >= RATE_QUIET {
-                        *rate *= RATE_PROBE;
-                        *set = now;
+                    match gentle {
+                        Some(since) if now.duration_since(since) >= GENTLE_STEP => {
+                            *rate *= GENTLE_GROWTH;
+                            *set = now;
+                            state.gentle_since = Some(now);
+                        }
+                        Some(_) => {}
+                        None if now.duration_since(*set) >= RATE_QUIET => {
+                            *rate *= RATE_PROBE;
+                            *set = now;
+                        }
+                        None => {}
                     }
                 }
             }
-            Signal::Throttled => throttle = Self::throttled(&mut state, &permit, now),
-            // Judged over the whole window: see `adjust`.
-            Signal::Strained => state.window_strained += 1,
+            Signal::Throttled => {
+                // The budget is found: the pace is learned from here on, not grown.
+                state.gentle_since = None;
+                throttle = Self::throttled(&mut state, &permit, now);
+            }
+            // Judged over the whole window: see `adjust`. A gentle pace waits a full step of
+            // clean answers before it grows again.
+            Signal::Strained => {
+                state.window_strained += 1;
+                if state.gentle_since.is_some() {
+                    state.gentle_since = Some(now);
+                }
+            }
         }
         // The probe came back with anything but a 429: the burst was a cap on requests in
         // flight, and the cut limit is under it.
@@ -536,6 +580,30 @@ mod tests {
         let (throttle, _) =
             limiter.release_after(permit, Signal::Throttled, Some(Duration::from_secs(1)));
         assert_eq!(throttle, Throttle::Everyone);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gentle_start_is_one_at_a_time_once_a_second_then_grows_while_clean() {
+        let limiter = Arc::new(Adaptive::gentle(4, 1.0));
+        assert_eq!(limiter.limit(), 1);
+        let started = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..40 {
+            let permit = limiter.acquire().await;
+            sent.push(started.elapsed().as_secs_f64());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            limiter.release(permit, Signal::Clean);
+        }
+        assert!(
+            sent[1] >= 0.99,
+            "the second request waits a second: {sent:?}"
+        );
+        let pace = limiter.pace().unwrap();
+        assert!(pace > 4.0, "the pace grew while answers were clean: {pace}");
+        // A 429 ends the growth: the pace is learned from here on.
+        let permit = limiter.acquire().await;
+        limiter.release_after(permit, Signal::Throttled, Some(Duration::from_secs(1)));
+        assert!(limiter.lock().gentle_since.is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -231,7 +231,7 @@ impl Credentials for Key {
     }
 }
 
-/// One request to send: what messages call it (`POST /v1/accounts`), and its parts.
+/// One request to send: what messages call it (`POST /v1/things`), and its parts.
 pub struct Outgoing<'a> {
     pub label: &'a (dyn Display + Sync),
     pub method: Method,

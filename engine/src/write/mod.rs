@@ -577,8 +577,9 @@ impl<W: Writer> Coordinator<'_, W> {
         self.last_mode[index] = Some(mode);
         if record.after_parent {
             // It names a parent of this sync still on its way, which must land first, or a
-            // lookup would not find it.
-            if let Some(parent) = object.parent() {
+            // lookup would not find it; and the parent's own parents before it.
+            let mut ancestor = object.parent();
+            while let Some(parent) = ancestor {
                 let batched = (0..self.batches.len())
                     .any(|s| self.plan.streams[s].object == parent && !self.batches[s].is_empty());
                 if batched || self.object_in_flight[parent.index()] > 0 {
@@ -587,6 +588,7 @@ impl<W: Writer> Coordinator<'_, W> {
                         return Ok(());
                     }
                 }
+                ancestor = parent.parent();
             }
         }
         let stream = record.stream;

@@ -115,6 +115,8 @@ pub struct Plan<O> {
     pub streams: Vec<StreamPlan<O>>,
     operations: Vec<Operation<O>>,
     by_name: FxHashMap<String, Vec<usize>>,
+    /// A null column is sent as null (to clear the field on update) instead of left out.
+    pub keep_nulls: bool,
 }
 
 impl<O: Object> Plan<O> {
@@ -231,7 +233,14 @@ impl<O: Object> Plan<O> {
             streams,
             operations,
             by_name,
+            keep_nulls: false,
         })
+    }
+
+    /// Nulls sent as null, so that an update clears those fields (a destination's setting).
+    pub fn keeping_nulls(mut self, keep: bool) -> Self {
+        self.keep_nulls = keep;
+        self
     }
 
     /// The stream a record belongs to: by name and namespace, or by name alone when only one

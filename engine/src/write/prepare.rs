@@ -187,7 +187,7 @@ fn prepare_record<O: Object>(
     };
     // A null column means "no value": it is not sent, so it can neither fail a type check nor
     // clear a field on update.
-    let had_nulls = fields.iter().any(|(_, v)| v.is_null());
+    let had_nulls = !plan.keep_nulls && fields.iter().any(|(_, v)| v.is_null());
     if had_nulls {
         fields.retain(|_, v| !v.is_null());
     }
@@ -217,16 +217,10 @@ fn prepare_record<O: Object>(
     let id_field = object.id_field();
     let (id, id_taken) = match operation.mode {
         WriteMode::Update if object.id_in_path() => match fields.remove(id_field) {
-            Some(Doc::String(id)) => (Some(id.into_owned()), true),
-            _ => unreachable!("the update schema requires a string id"),
+            Some(id @ (Doc::String(_) | Doc::Number(_))) => (Some(id_text(&id)), true),
+            _ => unreachable!("the update schema requires a string or integer id"),
         },
-        WriteMode::Update => (
-            fields
-                .get(id_field)
-                .and_then(Doc::as_str)
-                .map(str::to_owned),
-            false,
-        ),
+        WriteMode::Update => (fields.get(id_field).map(id_text), false),
         _ => (None, false),
     };
     let folded = operation.fold_custom(&mut fields);
@@ -251,6 +245,15 @@ fn prepare_record<O: Object>(
         segment: 0,
         cost: 0,
     })
+}
+
+/// An id as text, whether the API's ids are strings or integers.
+fn id_text(id: &Doc) -> String {
+    match id {
+        Doc::String(text) => text.to_string(),
+        Doc::Number(n) => n.to_string(),
+        other => other.to_value().to_string(),
+    }
 }
 
 /// The `type` of a line that is JSON but not a valid message, to tell a broken STATE from a
@@ -289,7 +292,7 @@ fn schema_errors<O: Object>(
     mode: WriteMode,
 ) -> String {
     let id_field = object.id_field();
-    let parent = object.parent();
+    let parent = object.names_parent();
     let parent_name = parent.map_or("parent", |p| p.name());
     let (parent_id, parent_key) = parent.map_or(("id", "key"), |p| {
         (

@@ -142,12 +142,7 @@ fn instructions(profile: &Path) -> anyhow::Result<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("summary:"))
         .ok_or_else(|| anyhow::anyhow!("no summary"))?;
-    Ok(line
-        .trim()
-        .split_whitespace()
-        .next()
-        .unwrap_or("0")
-        .parse()?)
+    Ok(line.split_whitespace().next().unwrap_or("0").parse()?)
 }
 
 #[tokio::main]
