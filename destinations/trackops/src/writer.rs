@@ -42,8 +42,8 @@ const PARENT_COLUMNS: [&str; 3] = ["client_id", "client_account_code", "location
 
 #[derive(Default)]
 struct Cache {
-    /// account_code → ids of the clients that carry it.
-    clients: HashMap<String, Vec<u64>>,
+    /// account_code → the clients that carry it, as read (or written).
+    clients: HashMap<String, Vec<Map<String, Value>>>,
     /// root client id → its locations as read (or created).
     locations: HashMap<u64, Vec<Map<String, Value>>>,
 }
@@ -129,24 +129,35 @@ impl TrackopsWriter {
         Bytes::from(serde_json::to_vec(&json!({ object.wrapper(): record })).expect("JSON"))
     }
 
-    /// Clients whose account code is exactly `code` (the API's filter may match substrings).
+    /// Ids of the clients whose account code is exactly `code`.
     async fn clients_with(&self, code: &str) -> Result<Vec<u64>, Fatal> {
-        if let Some(ids) = self.cache.lock().unwrap().clients.get(code) {
-            return Ok(ids.clone());
+        Ok(self.client_records(code).await?.iter().map(id_of).collect())
+    }
+
+    /// The clients whose account code is exactly `code` (the API's filter may match
+    /// substrings), as listed: an upsert compares with these, no read of its own.
+    async fn client_records(&self, code: &str) -> Result<Vec<Map<String, Value>>, Fatal> {
+        if let Some(records) = self.cache.lock().unwrap().clients.get(code) {
+            return Ok(records.clone());
         }
         let all = self
             .client
             .list("/clients", &[("account_code", code.to_owned())])
             .await?;
-        let ids: Vec<u64> = all
-            .iter()
+        let records: Vec<Map<String, Value>> = all
+            .into_iter()
             .filter(|c| c.get("account_code").and_then(Value::as_str).map(str::trim) == Some(code))
-            .map(id_of)
             .collect();
         let mut cache = self.cache.lock().unwrap();
         cache.bound();
-        cache.clients.insert(code.to_owned(), ids.clone());
-        Ok(ids)
+        cache.clients.insert(code.to_owned(), records.clone());
+        Ok(records)
+    }
+
+    fn learn_client(&self, code: &str, record: Map<String, Value>) {
+        let mut cache = self.cache.lock().unwrap();
+        cache.bound();
+        cache.clients.insert(code.to_owned(), vec![record]);
     }
 
     /// A client's locations, read once per sync.
@@ -363,17 +374,24 @@ impl TrackopsWriter {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                match self.clients_with(&code).await?.as_slice() {
-                    [] => self.create_client(fields, location).await,
-                    [id] => {
-                        let current = self.read(TrackopsObject::Client, *id).await?;
+                match found(self.client_records(&code).await?) {
+                    Found::None => self.create_client(fields, location).await,
+                    Found::One(current) => {
                         let changed = changes(&fields, &current);
                         if changed.is_empty() {
                             return Ok(Verdict::Written);
                         }
-                        self.update(TrackopsObject::Client, *id, &changed).await
+                        let verdict = self
+                            .update(TrackopsObject::Client, id_of(&current), &changed)
+                            .await?;
+                        if verdict == Verdict::Written {
+                            let mut merged = current;
+                            merged.extend(changed);
+                            self.learn_client(&code, merged);
+                        }
+                        Ok(verdict)
                     }
-                    ids => Ok(refused(format!(
+                    Found::Several(ids) => Ok(refused(format!(
                         "account_code {code:?} is ambiguous: clients {ids:?} carry it"
                     ))),
                 }
@@ -483,9 +501,7 @@ impl TrackopsWriter {
             Err(verdict) => return Ok(verdict),
         };
         if let Some(code) = code {
-            let mut cache = self.cache.lock().unwrap();
-            cache.bound();
-            cache.clients.insert(code, vec![id_of(&created)]);
+            self.learn_client(&code, created);
         }
         Ok(Verdict::Written)
     }
