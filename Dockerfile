@@ -11,9 +11,12 @@ COPY integration_tests/Cargo.toml integration_tests/Cargo.toml
 # The other destinations are workspace members: their manifests, over stub sources.
 COPY destinations/gainsight-px/Cargo.toml destinations/gainsight-px/Cargo.toml
 COPY destinations/gainsight-px/emulator/Cargo.toml destinations/gainsight-px/emulator/Cargo.toml
+COPY destinations/trackops/Cargo.toml destinations/trackops/Cargo.toml
+COPY destinations/trackops/emulator/Cargo.toml destinations/trackops/emulator/Cargo.toml
 RUN mkdir -p src engine/src integration_tests/src destinations/gainsight-px/src destinations/gainsight-px/emulator/src \
+    destinations/trackops/src destinations/trackops/emulator/src \
     && echo 'fn main() {}' > src/main.rs \
-    && for d in destinations/gainsight-px destinations/gainsight-px/emulator; do echo 'fn main() {}' > $d/src/main.rs; touch $d/src/lib.rs; done \
+    && for d in destinations/gainsight-px destinations/gainsight-px/emulator destinations/trackops destinations/trackops/emulator; do echo 'fn main() {}' > $d/src/main.rs; touch $d/src/lib.rs; done \
     && touch src/lib.rs engine/src/lib.rs integration_tests/src/lib.rs \
     && cargo build --release --locked -p destination-clientsuccess \
     && rm -rf src engine/src

@@ -404,3 +404,28 @@ impl Live {
         )
     }
 }
+
+/// The demos' sync: runs `connector write` with `config` and `catalog` on the lines of
+/// `input`, prints the command as `shown` and each line the connector printed; returns
+/// whether it succeeded.
+pub fn print_sync(
+    connector: &Path,
+    config: &Path,
+    catalog: &Path,
+    input: &Path,
+    shown: &str,
+) -> std::io::Result<bool> {
+    println!("$ {shown}");
+    let run = std::process::Command::new(connector)
+        .args(["write", "--config"])
+        .arg(config)
+        .arg("--catalog")
+        .arg(catalog)
+        .stdin(Stdio::from(std::fs::File::open(input)?))
+        .output()?;
+    for line in String::from_utf8_lossy(&run.stdout).lines() {
+        println!("  {line}");
+    }
+    println!("  (exit {})\n", run.status.code().unwrap_or(-1));
+    Ok(run.status.success())
+}

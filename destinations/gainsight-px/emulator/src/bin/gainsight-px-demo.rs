@@ -5,7 +5,6 @@
 use gainsight_px_emulator::{Emulator, Options};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,22 +34,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
 
     let connector = std::env::current_exe()?.with_file_name("destination-gainsight-px");
-    println!(
-        "$ destination-gainsight-px write --config out/gainsight-px-config.json --catalog destinations/gainsight-px/examples/catalog.json < destinations/gainsight-px/examples/records.jsonl"
-    );
-    let input = std::fs::File::open(examples.join("records.jsonl"))?;
-    let run = Command::new(&connector)
-        .args(["write", "--config"])
-        .arg(&config_path)
-        .arg("--catalog")
-        .arg(examples.join("catalog.json"))
-        .stdin(Stdio::from(input))
-        .output()?;
-    for line in String::from_utf8_lossy(&run.stdout).lines() {
-        println!("  {line}");
-    }
-    println!("  (exit {})\n", run.status.code().unwrap_or(-1));
-
+    let succeeded = integration_tests::harness::print_sync(
+        &connector,
+        &config_path,
+        &examples.join("catalog.json"),
+        &examples.join("records.jsonl"),
+        "destination-gainsight-px write --config out/gainsight-px-config.json --catalog destinations/gainsight-px/examples/catalog.json < destinations/gainsight-px/examples/records.jsonl",
+    )?;
     for collection in ["accounts", "users"] {
         println!("=== {collection} in the emulator");
         for record in emulator.records(collection) {
@@ -64,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         println!("  {line}");
     }
-    if !run.status.success() {
+    if !succeeded {
         return Err("the sync failed".into());
     }
     Ok(())
