@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut succeeded = true;
     for run in [
         "first sync",
-        "the same rows again: looked up, nothing differs, nothing written",
+        "the same rows again: each looked up; nothing differs, so only the refused row is tried again",
     ] {
         println!("=== {run}");
         let writes = emulator.count_method("POST") + emulator.count_method("PUT");
