@@ -63,6 +63,8 @@ const RATE_MARGIN: f64 = 0.995;
 /// that grew. Budgets change seldom, and each probe that finds none costs a 429 and a pause.
 const RATE_PROBE: f64 = 1.025;
 const RATE_QUIET: Duration = Duration::from_secs(120);
+/// Clean answers a known budget's pace is relearned from, at the least.
+const KNOWN_BUDGET_SAMPLE: u64 = 50;
 /// A gentle pace grows by this factor...
 const GENTLE_GROWTH: f64 = 1.25;
 /// ...after each this long of clean answers.
@@ -534,7 +536,17 @@ impl Adaptive {
         let until = (from + retry_after.mul_f64(1.0 + jitter)).max(now);
         let wait = until - now;
         // The other 429s of a burst that already paused everything say nothing new.
-        if state.paused_until.is_none_or(|u| u <= now) && state.clean_since_pause > 0 {
+        // A known budget is relearned only from a fair sample: a stray 429 (another client
+        // of the key, a burst) must not turn 200 a second into the few a short span saw.
+        let fair_sample = !state.known_budget
+            || (state.clean_since_pause >= KNOWN_BUDGET_SAMPLE
+                && state
+                    .last_pause
+                    .map(|(end, _)| end)
+                    .or(state.first_sent)
+                    .is_some_and(|since| now.duration_since(since) >= Duration::from_secs(2)));
+        if state.paused_until.is_none_or(|u| u <= now) && state.clean_since_pause > 0 && fair_sample
+        {
             let since = state
                 .last_pause
                 .map(|(end, _)| end)

@@ -74,13 +74,23 @@ impl Destination for GainsightPx {
         settings: &Settings,
         configured: &ConfiguredCatalog,
     ) -> anyhow::Result<Connected<PxWriter>> {
-        let plan = Plan::<PxObject>::new(configured)?;
+        let keys = serde_json::to_string(&settings.property_keys)?;
+        let with_keys = |plan: Plan<PxObject>| {
+            // Every body must also be a valid create body: the product keys go in when a
+            // record has none.
+            PxObject::ALL.iter().fold(plan, |plan, &object| {
+                plan.with_default(object, "propertyKeys", keys.clone())
+            })
+        };
+        let plan = with_keys(Plan::<PxObject>::new(configured)?);
         let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
         let client = ApiClient::new(settings)?.with_notices(notice_tx);
         let mut logs = Vec::new();
         // Custom attributes typed and accepted as columns, as discover published them.
         let plan = match client.attributes(&plan.objects()).await {
-            Ok(attributes) => Plan::with_custom_fields(configured, &attributes.columns())?,
+            Ok(attributes) => {
+                with_keys(Plan::with_custom_fields(configured, &attributes.columns())?)
+            }
             Err(why) => {
                 logs.push((
                     LogLevel::Warn,
@@ -98,7 +108,7 @@ impl Destination for GainsightPx {
             ),
         ));
         Ok(Connected {
-            writer: PxWriter::new(client, &settings.property_keys),
+            writer: PxWriter::new(client),
             plan,
             notices,
             logs,

@@ -6,17 +6,15 @@
 use crate::api::{path_safe, ApiClient};
 use crate::objects::PxObject;
 use bytes::Bytes;
-use engine::catalog::{Object, WriteMode};
+use engine::catalog::WriteMode;
 use engine::error::Fatal;
 use engine::http::Reply;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
 use reqwest::Method;
-use serde_json::{Map, Value};
 
 pub struct PxWriter {
     client: ApiClient,
-    property_keys: Vec<Value>,
 }
 
 /// What a PUT found.
@@ -30,30 +28,18 @@ enum Put {
 }
 
 impl PxWriter {
-    pub fn new(client: ApiClient, property_keys: &[String]) -> Self {
-        Self {
-            client,
-            property_keys: property_keys.iter().cloned().map(Value::String).collect(),
-        }
+    pub fn new(client: ApiClient) -> Self {
+        Self { client }
     }
 
-    /// The record's body with the configured product keys when it has none, and its key.
-    fn body_of(&self, object: PxObject, record: &Prepared) -> (Bytes, String) {
-        let mut body: Map<String, Value> =
-            serde_json::from_slice(record.body()).expect("a prepared body is a JSON object");
-        let id = body
-            .get(object.id_field())
-            .and_then(Value::as_str)
-            .expect("every mode's schema requires the key")
-            .to_owned();
-        if !body.contains_key("propertyKeys") {
-            body.insert(
-                "propertyKeys".into(),
-                Value::Array(self.property_keys.clone()),
-            );
-        }
-        let bytes = serde_json::to_vec(&body).expect("JSON serializes");
-        (Bytes::from(bytes), id)
+    /// The record's body (the configured product keys are in it already: a plan default) and
+    /// its key (every mode's schema requires it).
+    fn body_of(&self, record: &Prepared) -> (Bytes, String) {
+        let id = record
+            .id
+            .clone()
+            .expect("every mode's schema requires the key");
+        (Bytes::copy_from_slice(record.body()), id)
     }
 
     async fn put(&self, object: PxObject, id: &str, body: Bytes) -> Result<Put, Fatal> {
@@ -148,7 +134,7 @@ impl Writer for PxWriter {
     ) -> Result<Vec<Verdict>, Fatal> {
         let mut verdicts = Vec::with_capacity(records.len());
         for record in records {
-            let (body, id) = self.body_of(object, record);
+            let (body, id) = self.body_of(record);
             let verdict = match mode {
                 WriteMode::Insert => self.create(object, &id, body).await?,
                 WriteMode::Update => match self.put(object, &id, body).await? {

@@ -117,6 +117,9 @@ pub struct Plan<O> {
     by_name: FxHashMap<String, Vec<usize>>,
     /// A null column is sent as null (to clear the field on update) instead of left out.
     pub keep_nulls: bool,
+    /// Fields a record of an object gets when it has none (a destination's configured
+    /// defaults), already parsed.
+    defaults: Vec<(O, &'static str, Doc<'static>)>,
 }
 
 impl<O: Object> Plan<O> {
@@ -234,7 +237,25 @@ impl<O: Object> Plan<O> {
             operations,
             by_name,
             keep_nulls: false,
+            defaults: Vec::new(),
         })
+    }
+
+    /// Gives every record of `object` that lacks `field` the value `json` (valid JSON). The
+    /// text lives for the process: a handful of small defaults, parsed once.
+    pub fn with_default(mut self, object: O, field: &'static str, json: String) -> Self {
+        let text: &'static str = Box::leak(json.into_boxed_str());
+        let value = Doc::parse(text).expect("a default is valid JSON");
+        self.defaults.push((object, field, value));
+        self
+    }
+
+    /// The defaults of `object`'s records.
+    pub fn defaults_of(&self, object: O) -> impl Iterator<Item = (&&'static str, &Doc<'static>)> {
+        self.defaults
+            .iter()
+            .filter(move |(o, _, _)| *o == object)
+            .map(|(_, field, value)| (field, value))
     }
 
     /// Nulls sent as null, so that an update clears those fields (a destination's setting).

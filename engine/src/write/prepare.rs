@@ -19,7 +19,8 @@ pub struct Prepared {
     /// Records with the same key are written one at a time, in input order; `None` may go
     /// anywhere.
     pub key: Option<u64>,
-    /// For update: the record's id (taken out of the body when it travels in the path).
+    /// The record's id when it has one (for update, required, and taken out of the body when
+    /// it travels in the path).
     pub id: Option<String>,
     /// It names a parent this sync may still be writing: the parent object's writes in
     /// flight must land before it goes.
@@ -220,18 +221,25 @@ fn prepare_record<O: Object>(
             Some(id @ (Doc::String(_) | Doc::Number(_))) => (Some(id_text(&id)), true),
             _ => unreachable!("the update schema requires a string or integer id"),
         },
-        WriteMode::Update => (fields.get(id_field).map(id_text), false),
-        _ => (None, false),
+        // Any other mode: the id, when the record has one, for the writer (an upsert keyed
+        // by it, say); it stays in the body.
+        _ => (fields.get(id_field).map(id_text), false),
     };
     let folded = operation.fold_custom(&mut fields);
     let key = conflict_key(object, operation.mode, id.as_deref(), &fields);
     let after_parent = object
         .waits_for_parent()
         .is_some_and(|field| fields.contains_key(field));
-    let shaped = match object.shape(operation.mode, &mut fields, &operation.custom) {
+    let mut shaped = match object.shape(operation.mode, &mut fields, &operation.custom) {
         Ok(shaped) => shaped,
         Err(reason) => return reject(stream_name(), reason),
     };
+    for (field, value) in plan.defaults_of(object) {
+        if !fields.contains_key(field) {
+            fields.insert(*field, value.clone());
+            shaped = true;
+        }
+    }
     let body = (had_nulls || adapted || folded || id_taken || shaped)
         .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
     Item::Record(Prepared {
