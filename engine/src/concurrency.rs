@@ -65,6 +65,8 @@ const RATE_PROBE: f64 = 1.025;
 const RATE_QUIET: Duration = Duration::from_secs(120);
 /// Clean answers a known budget's pace is relearned from, at the least.
 const KNOWN_BUDGET_SAMPLE: u64 = 50;
+/// The period a budget that no one published is assumed to count over.
+const BUDGET_PERIOD: Duration = Duration::from_secs(60);
 /// A gentle pace grows by this factor...
 const GENTLE_GROWTH: f64 = 1.25;
 /// ...after each this long of clean answers.
@@ -137,6 +139,9 @@ struct State {
     /// A gentle start: the pace grows by `GENTLE_GROWTH` each `GENTLE_STEP` of clean answers
     /// (from when it last grew), until the first 429 says where the budget is.
     gentle_since: Option<Instant>,
+    /// A gentle limiter's clean answers of the last `BUDGET_PERIOD`: at its first 429 they
+    /// say the budget (an API that publishes none most likely counts a minute).
+    recent_clean: Option<std::collections::VecDeque<Instant>>,
 }
 
 impl State {
@@ -213,6 +218,7 @@ impl Adaptive {
                 pace: None,
                 known_budget: false,
                 gentle_since: None,
+                recent_clean: None,
             }),
             changed: Notify::new(),
             turn: tokio::sync::Mutex::new(()),
@@ -246,6 +252,7 @@ impl Adaptive {
             state.limit = 1;
             state.pace = Some((per_second.max(0.01), now, now));
             state.gentle_since = Some(now);
+            state.recent_clean = Some(std::collections::VecDeque::new());
         }
         limiter
     }
@@ -362,6 +369,15 @@ impl Adaptive {
                 if state.last_pause.is_none_or(|(end, _)| now >= end) {
                     state.clean_since_pause += 1;
                 }
+                if let Some(recent) = &mut state.recent_clean {
+                    while recent
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) >= BUDGET_PERIOD)
+                    {
+                        recent.pop_front();
+                    }
+                    recent.push_back(now);
+                }
                 let gentle = state.gentle_since;
                 if let Some((rate, _, set)) = &mut state.pace {
                     match gentle {
@@ -380,8 +396,17 @@ impl Adaptive {
                 }
             }
             Signal::Throttled => {
-                // The budget is found: the pace is learned from here on, not grown.
+                // The budget is found: the pace is learned from here on, not grown. A gentle
+                // limiter's first 429 says it at once: what the API took in the last period,
+                // spread over the period, kept from here on like a known budget.
                 state.gentle_since = None;
+                if let Some(recent) = state.recent_clean.take() {
+                    let rate = recent.len() as f64 / BUDGET_PERIOD.as_secs_f64() * RATE_MARGIN;
+                    state.pace = Some((rate.max(1.0 / BUDGET_PERIOD.as_secs_f64()), now, now));
+                    state.known_budget = true;
+                    // This pause keeps that pace: the span since the start says less.
+                    state.clean_since_pause = 0;
+                }
                 throttle = Self::throttled(&mut state, &permit, now);
             }
             // Judged over the whole window: see `adjust`. A gentle pace waits a full step of
@@ -616,6 +641,24 @@ mod tests {
         let permit = limiter.acquire().await;
         limiter.release_after(permit, Signal::Throttled, Some(Duration::from_secs(1)));
         assert!(limiter.lock().gentle_since.is_none());
+    }
+
+    /// Against a budget of 120 a minute that no one published: the first 429 after 120 clean
+    /// answers sets the pace to 2 a second, kept like a known budget.
+    #[tokio::test(start_paused = true)]
+    async fn a_gentle_limiters_first_429_says_the_budget_of_the_last_minute() {
+        let limiter = Arc::new(Adaptive::gentle(4, 1.0));
+        for _ in 0..120 {
+            let permit = limiter.acquire().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            limiter.release(permit, Signal::Clean);
+        }
+        let permit = limiter.acquire().await;
+        let (throttle, _) =
+            limiter.release_after(permit, Signal::Throttled, Some(Duration::from_secs(30)));
+        assert_eq!(throttle, Throttle::Everyone);
+        let pace = limiter.pace().unwrap();
+        assert!((1.98..=2.0).contains(&pace), "{pace}");
     }
 
     #[tokio::test(start_paused = true)]

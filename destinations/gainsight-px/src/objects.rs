@@ -12,20 +12,50 @@ use std::fmt;
 
 /// A date as PX takes it after conversion: an ISO 8601 date (`2024-05-01`, midnight UTC) or
 /// date-time (`2024-05-01T12:00:00Z`; no offset means UTC), or epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum DateValue {
     Millis(i64),
     Iso(String),
 }
 
+/// One type union rather than schemars' `anyOf` of the variants: the same values, and a
+/// schema the validation fast path takes without jsonschema.
+impl JsonSchema for DateValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DateValue".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": ["integer", "string"]})
+    }
+}
+
 /// A custom attribute's value: text, a number, a boolean (or "true"/"false").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AttributeValue {
     Text(String),
     Number(f64),
     Flag(bool),
+}
+
+impl JsonSchema for AttributeValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AttributeValue".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": ["string", "number", "boolean"]})
+    }
 }
 
 /// Where an account or user is. Every part is text (the postal code too).

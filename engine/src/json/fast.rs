@@ -21,6 +21,7 @@ pub struct Checks {
     /// Bits of [`Kind`]; `None` without a `type` keyword.
     types: Option<u8>,
     max_length: Option<u64>,
+    min_length: Option<u64>,
     minimum: Option<f64>,
     maximum: Option<f64>,
     /// Allowed strings, and whether null is allowed, for an `enum` of strings and null.
@@ -83,6 +84,7 @@ impl FastSchema {
                     checks.types = Some(bits);
                 }
                 "maxLength" => checks.max_length = Some(value.as_u64()?),
+                "minLength" => checks.min_length = Some(value.as_u64()?),
                 "minimum" => checks.minimum = Some(value.as_f64()?),
                 "maximum" => checks.maximum = Some(value.as_f64()?),
                 "enum" => {
@@ -161,6 +163,13 @@ impl FastSchema {
                         return false;
                     }
                 }
+                if let Some(min) = checks.min_length {
+                    // Nor more than four times as many.
+                    if (s.len() as u64) < min.saturating_mul(4) && (s.chars().count() as u64) < min
+                    {
+                        return false;
+                    }
+                }
             }
             Doc::Number(n) => {
                 if checks.minimum.is_some() || checks.maximum.is_some() {
@@ -214,7 +223,7 @@ mod tests {
     fn schema() -> Value {
         json!({"type": "object", "additionalProperties": false, "required": ["name"],
         "properties": {
-            "name": {"type": "string", "maxLength": 5, "description": "d"},
+            "name": {"type": "string", "maxLength": 5, "minLength": 2, "description": "d"},
             "status": {"type": ["string", "null"], "enum": ["A", "B", null]},
             "score": {"type": ["integer", "null"], "minimum": -100, "maximum": 100},
             "ratio": {"type": "number", "maximum": 1.5},
