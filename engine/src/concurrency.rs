@@ -67,6 +67,8 @@ const RATE_QUIET: Duration = Duration::from_secs(120);
 const KNOWN_BUDGET_SAMPLE: u64 = 50;
 /// The period a budget that no one published is assumed to count over.
 const BUDGET_PERIOD: Duration = Duration::from_secs(60);
+/// Clean answers of the last period a gentle limiter needs to read a budget from its 429.
+const GENTLE_SAMPLE: usize = 20;
 /// A gentle pace grows by this factor...
 const GENTLE_GROWTH: f64 = 1.25;
 /// ...after each this long of clean answers.
@@ -265,20 +267,6 @@ impl Adaptive {
         self.stopping.notify_waiters();
     }
 
-    /// A slot, or `None` once the sync is stopping.
-    pub async fn acquire_unless_stopped(&self) -> Option<Permit<'_>> {
-        let stopping = self.stopping.notified();
-        tokio::pin!(stopping);
-        stopping.as_mut().enable();
-        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            return None;
-        }
-        tokio::select! {
-            permit = self.acquire() => Some(permit),
-            () = stopping => None,
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -296,7 +284,34 @@ impl Adaptive {
     /// Waits for a free slot and for any shared pause to end, behind the requests that
     /// asked before.
     pub async fn acquire(&self) -> Permit<'_> {
-        let _turn = self.turn.lock().await;
+        self.acquire_inner(false)
+            .await
+            .expect("only a stoppable wait ends without a slot")
+    }
+
+    /// A slot, or `None` once the sync is stopping (see [`Adaptive::stop`]).
+    pub async fn acquire_unless_stopped(&self) -> Option<Permit<'_>> {
+        self.acquire_inner(true).await
+    }
+
+    /// Waits for a slot: the turn, then a free slot outside any pause or pace. A stoppable
+    /// wait gives up at [`Adaptive::stop`]; a slot free at once costs no more than a flag.
+    async fn acquire_inner(&self, stoppable: bool) -> Option<Permit<'_>> {
+        // Created before the flag is read: it sees any stop after, polled or not.
+        let stopping = self.stopping.notified();
+        tokio::pin!(stopping);
+        if stoppable && self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let _turn = if stoppable {
+            tokio::select! {
+                biased;
+                turn = self.turn.lock() => turn,
+                () = &mut stopping => return None,
+            }
+        } else {
+            self.turn.lock().await
+        };
         loop {
             let notified = self.changed.notified();
             let wait_until = {
@@ -323,19 +338,29 @@ impl Adaptive {
                         }
                         state.first_sent.get_or_insert(now);
                         state.sent += 1;
-                        return Permit {
+                        return Some(Permit {
                             started: now,
                             limiter: self,
                             released: false,
                             seq: state.sent,
-                        };
+                        });
                     }
                     None => None,
                 }
             };
-            match wait_until {
-                Some(until) => tokio::time::sleep_until(until).await,
-                None => notified.await,
+            match (wait_until, stoppable) {
+                (Some(until), false) => tokio::time::sleep_until(until).await,
+                (None, false) => notified.await,
+                (Some(until), true) => tokio::select! {
+                    biased;
+                    () = tokio::time::sleep_until(until) => {}
+                    () = &mut stopping => return None,
+                },
+                (None, true) => tokio::select! {
+                    biased;
+                    () = notified => {}
+                    () = &mut stopping => return None,
+                },
             }
         }
     }
@@ -399,12 +424,22 @@ impl Adaptive {
                 // The budget is found: the pace is learned from here on, not grown. A gentle
                 // limiter's first 429 says it at once: what the API took in the last period,
                 // spread over the period, kept from here on like a known budget.
-                state.gentle_since = None;
-                if let Some(recent) = state.recent_clean.take() {
-                    let rate = recent.len() as f64 / BUDGET_PERIOD.as_secs_f64() * RATE_MARGIN;
-                    state.pace = Some((rate.max(1.0 / BUDGET_PERIOD.as_secs_f64()), now, now));
-                    state.known_budget = true;
-                    // This pause keeps that pace: the span since the start says less.
+                let sample = state.recent_clean.as_ref().map(|recent| recent.len());
+                match sample {
+                    Some(count) if count >= GENTLE_SAMPLE => {
+                        state.gentle_since = None;
+                        state.recent_clean = None;
+                        let rate = count as f64 / BUDGET_PERIOD.as_secs_f64() * RATE_MARGIN;
+                        state.pace = Some((rate, now, now));
+                        state.known_budget = true;
+                    }
+                    // Too few answers to say a budget (another client, or an earlier sync,
+                    // spent it): pause, and grow again gently from the pace as it is.
+                    Some(_) => state.gentle_since = Some(now),
+                    None => state.gentle_since = None,
+                }
+                if sample.is_some() {
+                    // This pause keeps the pace: the span since the start says less.
                     state.clean_since_pause = 0;
                 }
                 throttle = Self::throttled(&mut state, &permit, now);
@@ -459,8 +494,9 @@ impl Adaptive {
             }
             // A shared pause is on already (another 429 of a budget): this one waits it out.
             None if state.paused_until.is_some_and(|until| until > now) => Throttle::Alone,
-            // The budget is known: nothing to probe, everyone pauses from this 429.
-            None if state.known_budget => {
+            // The budget is known, or a gentle start meets it: nothing to probe, everyone
+            // pauses from this 429.
+            None if state.known_budget || state.recent_clean.is_some() => {
                 state.pause_from = Some(now);
                 Throttle::Everyone
             }

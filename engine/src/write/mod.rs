@@ -851,8 +851,19 @@ impl<W: Writer> Coordinator<'_, W> {
             .concurrency_limit()
             .map(|l| format!(" (concurrency limit {l})"))
             .unwrap_or_default();
+        // The sync's length is unknown (stdin is a stream): what is left is what was read and
+        // not yet settled, at the rate of the last interval.
+        let waiting = self.summary.records - self.summary.written - self.summary.rejected;
+        let left = match (waiting, rate > 0.0) {
+            (0, _) => String::new(),
+            (n, true) => format!(
+                ", {n} read and waiting: ~{:.0} s at this rate",
+                n as f64 / rate
+            ),
+            (n, false) => format!(", {n} read and waiting"),
+        };
         let message = format!(
-            "{what}: {} records read, {} written, {} rejected, {:.0} records/s, {} work units in flight{limit}, {} states held, {:.1} s elapsed{suppressed}",
+            "{what}: {} records read, {} written, {} rejected, {:.0} records/s{left}, {} work units in flight{limit}, {} states held, {:.1} s elapsed{suppressed}",
             self.summary.records,
             self.summary.written,
             self.summary.rejected,

@@ -240,8 +240,12 @@ fn prepare_record<O: Object>(
             shaped = true;
         }
     }
-    let body = (had_nulls || adapted || folded || id_taken || shaped)
-        .then(|| serde_json::to_vec(&fields).expect("JSON values serialize"));
+    let body = (had_nulls || adapted || folded || id_taken || shaped).then(|| {
+        // Sized for the record as it came, plus what shaping adds: no regrowth.
+        let mut body = Vec::with_capacity(data.len() + 128);
+        serde_json::to_writer(&mut body, &fields).expect("JSON values serialize");
+        body
+    });
     Item::Record(Prepared {
         line,
         stream: index,

@@ -338,6 +338,17 @@ impl Emulator {
         self.stats().values().filter_map(|s| s.get(status)).sum()
     }
 
+    /// Writes that applied: POST and PUT answered 200 or 201.
+    pub fn count_writes(&self) -> u64 {
+        self.stats()
+            .iter()
+            .filter(|(label, _)| label.starts_with("POST ") || label.starts_with("PUT "))
+            .flat_map(|(_, by_status)| by_status.iter())
+            .filter(|(status, _)| *status == "200" || *status == "201")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Requests whose method is `method` (writes: POST and PUT).
     pub fn count_method(&self, method: &str) -> u64 {
         self.stats()

@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         let (requests_before, throttled_before, writes_before) = (
             emulator.request_count(),
             emulator.count_status("429"),
-            emulator.count_method("POST") + emulator.count_method("PUT"),
+            emulator.count_writes(),
         );
         let started = Instant::now();
         let mut command = Command::new(&connector);
@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "the connector failed: {status}");
         let requests = emulator.request_count() - requests_before;
         let throttled = emulator.count_status("429") - throttled_before;
-        let writes = emulator.count_method("POST") + emulator.count_method("PUT") - writes_before;
+        let writes = emulator.count_writes() - writes_before;
         let accepted = (requests - throttled) as f64 / seconds;
         println!(
             "{run}: {} records in {seconds:.1} s = {:.1} records/s; {:.2} requests/s accepted = {:.1}% of the budget ({} a minute); {requests} requests ({:.2} a record), {throttled} answered 429 ({:.2}%), {writes} writes",
