@@ -77,10 +77,16 @@ pub fn path_safe(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'@' | b'-'))
 }
 
+/// `base_url` and a path as a URI.
+fn uri_of(base_url: &str, path: &str) -> Result<http::Uri, Fatal> {
+    http::Uri::try_from(format!("{base_url}{path}"))
+        .map_err(|e| Fatal::config(format!("base_url {base_url} with {path}: {e}")))
+}
+
 /// A request as messages name it: `PUT /v1/accounts/{id}`.
 pub struct Label {
     pub method: Method,
-    pub path: String,
+    pub path: std::borrow::Cow<'static, str>,
 }
 
 impl std::fmt::Display for Label {
@@ -181,6 +187,8 @@ impl Attributes {
 pub struct ApiClient {
     sender: Sender<ApiKey>,
     base_url: String,
+    /// `/v1/accounts` and `/v1/users` as URIs, parsed once: every create goes there.
+    collections: Vec<(PxObject, http::Uri)>,
 }
 
 impl ApiClient {
@@ -214,6 +222,17 @@ impl ApiClient {
                 settings.request_timeout,
             ),
             base_url: settings.base_url.clone(),
+            collections: PxObject::ALL
+                .iter()
+                .map(|&object| {
+                    let path = format!("/v1/{}", object.collection());
+                    Ok((
+                        object,
+                        uri_of(&settings.base_url, &path)
+                            .map_err(|e| anyhow::anyhow!(e.message().to_owned()))?,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 
@@ -247,8 +266,45 @@ impl ApiClient {
         body: Option<Bytes>,
         creates: Option<u32>,
     ) -> Result<Reply, Fatal> {
-        let uri = http::Uri::try_from(format!("{}{path}", self.base_url))
-            .map_err(|e| Fatal::config(format!("base_url {} with {path}: {e}", self.base_url)))?;
+        let uri = uri_of(&self.base_url, &path)?;
+        self.send_to(method, uri, path.into(), body, creates).await
+    }
+
+    /// POSTs a create to `object`'s collection, whose URI is parsed once.
+    pub async fn create(
+        &self,
+        object: PxObject,
+        body: Bytes,
+        prior_attempts: u32,
+    ) -> Result<Reply, Fatal> {
+        let uri = self
+            .collections
+            .iter()
+            .find(|(o, _)| *o == object)
+            .map(|(_, uri)| uri.clone())
+            .expect("every object's collection");
+        let path = match object {
+            PxObject::Account => "/v1/accounts",
+            PxObject::User => "/v1/users",
+        };
+        self.send_to(
+            Method::POST,
+            uri,
+            path.into(),
+            Some(body),
+            Some(prior_attempts),
+        )
+        .await
+    }
+
+    async fn send_to(
+        &self,
+        method: Method,
+        uri: http::Uri,
+        path: std::borrow::Cow<'static, str>,
+        body: Option<Bytes>,
+        creates: Option<u32>,
+    ) -> Result<Reply, Fatal> {
         let label = Label {
             method: method.clone(),
             path,

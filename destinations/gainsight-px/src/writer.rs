@@ -65,14 +65,9 @@ impl PxWriter {
     }
 
     async fn create(&self, object: PxObject, id: &str, body: Bytes) -> Result<Verdict, Fatal> {
-        let path = format!("/v1/{}", object.collection());
         let mut prior = 0;
         loop {
-            match self
-                .client
-                .send(Method::POST, path.clone(), Some(body.clone()), Some(prior))
-                .await?
-            {
+            match self.client.create(object, body.clone(), prior).await? {
                 Reply::Success { .. } => return Ok(Verdict::Written),
                 Reply::Refused {
                     status: 400,
@@ -81,7 +76,8 @@ impl PxWriter {
                     // "Possible duplicate": another writer, or an earlier attempt, made it.
                     if self.client.exists(object, id).await? == Some(true) {
                         self.client.notice(format!(
-                            "POST {path} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead"
+                            "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
+                            object.collection()
                         ));
                         return Ok(match self.put(object, id, body).await? {
                             Put::Updated => Verdict::Written,

@@ -31,6 +31,9 @@ pub struct Transport {
     auth_header: HeaderName,
     /// `destination-x/1.2.3`.
     agent: HeaderValue,
+    /// The last credentials header built, by its text: most syncs send one value throughout,
+    /// and building it checks every byte.
+    authorization: std::sync::Mutex<Option<(Box<str>, HeaderValue)>>,
 }
 
 enum Via {
@@ -100,7 +103,22 @@ impl Transport {
             timeout,
             auth_header,
             agent: HeaderValue::from_str(agent)?,
+            authorization: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The credentials header for `text`, marked sensitive (never printed by http's Debug).
+    fn header_for(&self, text: &str) -> Option<HeaderValue> {
+        let mut cached = self.authorization.lock().unwrap();
+        if let Some((known, value)) = cached.as_ref() {
+            if known.as_ref() == text {
+                return Some(value.clone());
+            }
+        }
+        let mut value = HeaderValue::from_str(text).ok()?;
+        value.set_sensitive(true);
+        *cached = Some((text.into(), value.clone()));
+        Some(value)
     }
 
     pub async fn exchange(
@@ -129,7 +147,7 @@ impl Transport {
         authorization: &str,
         body: Option<Bytes>,
     ) -> Result<Answer, NoAnswer> {
-        let authorization = HeaderValue::from_str(authorization).map_err(|_| NoAnswer {
+        let authorization = self.header_for(authorization).ok_or(NoAnswer {
             failure: TransportFailure::Dropped,
             before_connecting: true,
         })?;

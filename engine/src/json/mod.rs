@@ -212,6 +212,58 @@ impl Seen {
     }
 }
 
+impl Doc<'_> {
+    /// Appends this value as compact JSON, byte for byte what serde_json writes, without
+    /// serde's machinery: a string that needs no escape is copied as it is.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Doc::Null => out.extend_from_slice(b"null"),
+            Doc::Bool(true) => out.extend_from_slice(b"true"),
+            Doc::Bool(false) => out.extend_from_slice(b"false"),
+            Doc::Number(n) => serde_json::to_writer(&mut *out, n).expect("a number writes"),
+            Doc::String(s) => write_json_str(s, out),
+            Doc::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(b']');
+            }
+            Doc::Object(members) => members.write_json(out),
+        }
+    }
+}
+
+impl Members<'_> {
+    /// Appends the members as a compact JSON object (see [`Doc::write_json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(key, out);
+            out.push(b':');
+            value.write_json(out);
+        }
+        out.push(b'}');
+    }
+}
+
+/// A JSON string: copied between quotes when nothing in it needs an escape, else serde_json's.
+fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    if parser::special_byte(s.as_bytes(), 0) == s.len() {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("a string writes");
+    }
+}
+
 impl Serialize for Doc<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {

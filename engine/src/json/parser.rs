@@ -322,7 +322,7 @@ fn required_digits(bytes: &[u8], at: usize) -> Parsed<usize> {
 
 /// The first quote, backslash or control byte at or after `at` (or the end): the bytes a
 /// string scan must stop at. Eight bytes a step; string bytes are most of a record.
-fn special_byte(bytes: &[u8], mut at: usize) -> usize {
+pub(crate) fn special_byte(bytes: &[u8], mut at: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A byte of `word` is zero, or below 0x20: the classic bit tricks, exact for the lowest
@@ -449,7 +449,18 @@ mod tests {
 
     fn agrees_with_serde_json(text: &str) -> Result<(), TestCaseError> {
         match (Doc::parse(text), serde_json_reads(text)) {
-            (Ok(doc), Ok(value)) => prop_assert_eq!(doc.to_value(), value, "{}", text),
+            (Ok(doc), Ok(value)) => {
+                prop_assert_eq!(doc.to_value(), value.clone(), "{}", text);
+                // And it writes back as serde_json writes it.
+                let mut written = Vec::new();
+                doc.write_json(&mut written);
+                prop_assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    serde_json::to_string(&value).unwrap(),
+                    "{}",
+                    text
+                );
+            }
             (Err(Error::Syntax(ours)), Err(theirs)) => {
                 prop_assert_eq!(ours.to_string(), theirs, "{}", text)
             }

@@ -19,8 +19,8 @@ pub struct Prepared {
     /// Records with the same key are written one at a time, in input order; `None` may go
     /// anywhere.
     pub key: Option<u64>,
-    /// The record's id when it has one (for update, required, and taken out of the body when
-    /// it travels in the path).
+    /// The record's id: for update (required; taken out of the body when it travels in the
+    /// path), and in every mode for an object whose id stays in the body.
     pub id: Option<String>,
     /// It names a parent this sync may still be writing: the parent object's writes in
     /// flight must land before it goes.
@@ -221,9 +221,10 @@ fn prepare_record<O: Object>(
             Some(id @ (Doc::String(_) | Doc::Number(_))) => (Some(id_text(&id)), true),
             _ => unreachable!("the update schema requires a string or integer id"),
         },
-        // Any other mode: the id, when the record has one, for the writer (an upsert keyed
-        // by it, say); it stays in the body.
-        _ => (fields.get(id_field).map(id_text), false),
+        // Where the id stays in the body (the API's natural key), the writer reads it from
+        // here in every mode; elsewhere only an update needs it.
+        _ if !object.id_in_path() => (fields.get(id_field).map(id_text), false),
+        _ => (None, false),
     };
     let folded = operation.fold_custom(&mut fields);
     let key = conflict_key(object, operation.mode, id.as_deref(), &fields);
@@ -243,7 +244,7 @@ fn prepare_record<O: Object>(
     let body = (had_nulls || adapted || folded || id_taken || shaped).then(|| {
         // Sized for the record as it came, plus what shaping adds: no regrowth.
         let mut body = Vec::with_capacity(data.len() + 128);
-        serde_json::to_writer(&mut body, &fields).expect("JSON values serialize");
+        fields.write_json(&mut body);
         body
     });
     Item::Record(Prepared {
