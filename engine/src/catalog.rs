@@ -68,7 +68,7 @@ pub trait Object: Copy + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + '
     /// The base schema, every field optional, from the object's Rust struct ([`schema_of`]).
     fn base_schema(self) -> Value;
 
-    /// Fields a record must carry in this mode, per the API contract.
+    /// Fields a record must carry in this mode, by the API's rules.
     fn required_fields(self, mode: WriteMode) -> &'static [&'static str];
 
     /// The field an update names its record by.

@@ -841,19 +841,19 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_keeps_data_bytes() {
-        let line = r#"{"type":"RECORD","record":{"stream":"accounts","namespace":"crm","data":{"name":"Acme","npsScore":12.50,"big":123456789012345678901234567890},"emitted_at":1700000000000}}"#;
+        let line = r#"{"type":"RECORD","record":{"stream":"people","namespace":"crm","data":{"name":"Ada","score":12.50,"big":123456789012345678901234567890},"emitted_at":1700000000000}}"#;
         assert_eq!(round_trip(line), line);
     }
 
     #[test]
     fn state_echo_changes_only_destination_stats() {
-        let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"accounts","namespace":null},"stream_state":{"cursor":"2024-01-01","n":1.000}},"sourceStats":{"recordCount":3.0},"id":987654321,"extra":{"x":[1,2]}}}"#;
+        let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"people","namespace":null},"stream_state":{"cursor":"2024-01-01","n":1.000}},"sourceStats":{"recordCount":3.0},"id":987654321,"extra":{"x":[1,2]}}}"#;
         let AirbyteMessage::State(state) = AirbyteMessage::from_line(line).unwrap() else {
             panic!("not a state")
         };
         assert_eq!(state.id(), Some(987654321));
         assert_eq!(state.state_type(), Some(StateType::Stream));
-        assert_eq!(state.stream().unwrap().stream_descriptor.name, "accounts");
+        assert_eq!(state.stream().unwrap().stream_descriptor.name, "people");
         let echoed = AirbyteMessage::State(state.with_destination_stats(3, 1)).to_line();
         let expected = line.replace(
             r#""extra":{"x":[1,2]}}}"#,
@@ -912,12 +912,12 @@ mod tests {
     #[test]
     fn configured_catalog_parses_with_nulls() {
         let catalog: ConfiguredCatalog = serde_json::from_str(
-            r#"{"streams":[{"stream":{"name":"accounts","json_schema":{}},"sync_mode":"full_refresh","destination_sync_mode":"append_dedup","destination_object_name":"account","primary_key":[["externalId"]],"generation_id":null,"minimum_generation_id":null,"sync_id":null}]}"#,
+            r#"{"streams":[{"stream":{"name":"people","json_schema":{}},"sync_mode":"full_refresh","destination_sync_mode":"append_dedup","destination_object_name":"person","primary_key":[["email"]],"generation_id":null,"minimum_generation_id":null,"sync_id":null}]}"#,
         )
         .unwrap();
         assert_eq!(
             catalog.streams[0].destination_object_name.as_deref(),
-            Some("account")
+            Some("person")
         );
     }
 

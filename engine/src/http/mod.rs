@@ -503,7 +503,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classification_follows_the_contract() {
+    fn classification_follows_http_meanings() {
         let d = |s: u16| classify(StatusCode::from_u16(s).unwrap());
         assert_eq!(d(200), Disposition::Success);
         assert_eq!(d(201), Disposition::Success);

@@ -10,6 +10,7 @@ pub mod rules;
 pub mod store;
 pub mod v1;
 
+use crate::emukit::{Dropped, InFlight};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -184,18 +185,6 @@ impl Drop for Emulator {
     }
 }
 
-/// The connection is closed without an answer.
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped on purpose")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
 type Reply = Result<Response<Full<Bytes>>, Dropped>;
 
 impl Emulator {
@@ -205,23 +194,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let definitions = options.definitions()?;
         let shared = Arc::new(Shared::new(options, definitions));
-        let server_state = shared.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let state = server_state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = crate::emukit::serve(listener, shared.clone(), handle);
         Ok(Self {
             addr,
             shared,
@@ -375,14 +348,6 @@ impl Shared {
     }
 }
 
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// A JSON answer; a bare JSON string is sent as `text/plain` (v1's "Update successful").
 fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
     let (content_type, bytes) = match body {
@@ -461,8 +426,7 @@ async fn handle(state: Arc<Shared>, req: Request<Incoming>) -> Reply {
     let is_write = method != Method::GET;
     let (fault, latency) = state.draw(sequence, is_write);
     let answer_at = arrived + latency;
-    state.in_flight.fetch_add(1, Ordering::SeqCst);
-    let _in_flight = InFlight(&state.in_flight);
+    let (_in_flight, _) = InFlight::enter(&state.in_flight);
     let segments: Vec<&str> = owned_segments.iter().map(String::as_str).collect();
     let request = ApiCall {
         method: &method,

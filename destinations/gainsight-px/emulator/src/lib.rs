@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
+use integration_tests::emukit::{Dropped, InFlight};
 use percent_encoding::percent_decode_str;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
@@ -383,17 +384,6 @@ impl Drop for Emulator {
     }
 }
 
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped on purpose")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
 type Reply = Result<Response<Full<Bytes>>, Dropped>;
 
 impl Emulator {
@@ -415,23 +405,7 @@ impl Emulator {
             today: AtomicU64::new(0),
             stats: Mutex::new(BTreeMap::new()),
         });
-        let state = shared.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = integration_tests::emukit::serve(listener, shared.clone(), handle);
         Ok(Self {
             addr,
             shared,
@@ -672,8 +646,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     };
     let latency = Duration::from_millis(o.latency_ms + jitter);
     let roll: f64 = rng.random();
-    let in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let _guard = InFlight(&shared.in_flight);
+    let (_guard, in_flight) = InFlight::enter(&shared.in_flight);
     let finish = |status: &str| {
         *shared
             .stats
@@ -740,14 +713,6 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     }
     finish(response.status().as_str());
     Ok(response)
-}
-
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Shared {
