@@ -24,6 +24,8 @@ pub const PLATFORM: Platform = Platform {
 };
 /// The longest token lifetime believed; a token is renewed at least this often.
 const TOKEN_LIFETIME_CAP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Routes whose URI is kept once parsed.
+const URI_CACHE: usize = 16;
 const AGENT: &str = concat!("destination-clientsuccess/", env!("CARGO_PKG_VERSION"));
 
 /// The `message` of an API error body, or the body itself, cut short.
@@ -166,6 +168,8 @@ pub struct ApiClient {
     v2_base: url::Url,
     v1_base: url::Url,
     timeout: Duration,
+    /// URIs of the routes asked so far (a few), parsed once each.
+    uris: std::sync::Mutex<Vec<(Api, String, http::Uri)>>,
 }
 
 impl SignIn {
@@ -361,6 +365,7 @@ impl ApiClient {
             v2_base: url::Url::parse(&settings.base_url)?,
             v1_base: url::Url::parse(&v1_base(&settings.base_url))?,
             timeout: settings.request_timeout,
+            uris: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -408,6 +413,27 @@ impl ApiClient {
     /// The request's URI. Paths of plain characters (every write route) are appended to the
     /// base as they are; others go through `request_url`, which percent-encodes them.
     fn request_uri(&self, request: &ApiRequest) -> http::Uri {
+        let known = self
+            .uris
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(api, path, _)| *api == request.api && *path == request.path)
+            .map(|(_, _, uri)| uri.clone());
+        if let Some(uri) = known {
+            return uri;
+        }
+        let uri = self.build_uri(request);
+        let mut cache = self.uris.lock().unwrap();
+        // The first routes asked are the write routes, asked again for every batch; record
+        // paths (with a uuid) would only fill it.
+        if cache.len() < URI_CACHE {
+            cache.push((request.api, request.path.clone(), uri.clone()));
+        }
+        uri
+    }
+
+    fn build_uri(&self, request: &ApiRequest) -> http::Uri {
         let plain = request.path.bytes().all(|b| {
             b.is_ascii_alphanumeric()
                 || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'?' | b'=' | b'&')

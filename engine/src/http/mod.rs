@@ -339,15 +339,15 @@ impl<C: Credentials> Sender<C> {
             let Some(permit) = self.limiter.acquire_unless_stopped().await else {
                 return Err(Fatal::Stopped);
             };
-            let sent = self
-                .transport
-                .exchange(
-                    out.method.clone(),
-                    out.uri.clone(),
-                    authorization.expose(),
-                    out.body.clone(),
-                )
-                .await;
+            // Boxed: hyper's exchange is a large future, and every future that awaits this one
+            // (a destination's writer, the worker) would otherwise hold and move it whole.
+            let sent = Box::pin(self.transport.exchange(
+                out.method.clone(),
+                out.uri.clone(),
+                authorization.expose(),
+                out.body.clone(),
+            ))
+            .await;
             let signal = match &sent {
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => Signal::Throttled,
                 Ok(answer) if classify(answer.status) == Disposition::Retry => Signal::Strained,
