@@ -3,7 +3,7 @@
 
 use crate::clientsuccess::ApiSurface;
 use crate::error::ConfigError;
-use crate::protocol::{ConnectorSpecification, DestinationSyncMode};
+use crate::protocol::ConnectorSpecification;
 use crate::secret::Secret;
 pub use engine::config::{
     checked_url, dotted_path, no_control_characters, read_json_file, rejects_target,
@@ -176,16 +176,7 @@ pub fn config_schema() -> Value {
 }
 
 pub fn spec() -> ConnectorSpecification {
-    ConnectorSpecification {
-        documentation_url: Some(DOCUMENTATION_URL.to_owned()),
-        changelog_url: None,
-        connection_specification: config_schema(),
-        supports_incremental: Some(true),
-        // As Airbyte's data-activation destinations list them: the operations (insert, update,
-        // upsert) and their modes are in the DESTINATION_CATALOG.
-        supported_destination_sync_modes: Some(vec![DestinationSyncMode::Append]),
-        protocol_version: None,
-    }
+    engine::config::connector_spec::<RawConfig>(DOCUMENTATION_URL)
 }
 
 /// Loads, validates and types the config in one step.

@@ -4,6 +4,7 @@
 
 use crate::catalog::schema_settings;
 use crate::error::ConfigError;
+use crate::protocol::{ConnectorSpecification, DestinationSyncMode};
 use crate::secret::Secret;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -32,6 +33,19 @@ pub fn config_schema<T: JsonSchema>() -> Value {
     schema["additionalProperties"] = Value::Bool(true);
     crate::catalog::drop_nonstandard_formats(&mut schema);
     schema
+}
+
+/// The SPEC of a data-activation destination whose config is `T`: as Airbyte's lists them,
+/// `append` alone, since the operations and their modes are in the DESTINATION_CATALOG.
+pub fn connector_spec<T: JsonSchema>(documentation_url: &str) -> ConnectorSpecification {
+    ConnectorSpecification {
+        documentation_url: Some(documentation_url.to_owned()),
+        changelog_url: None,
+        connection_specification: config_schema::<T>(),
+        supports_incremental: Some(true),
+        supported_destination_sync_modes: Some(vec![DestinationSyncMode::Append]),
+        protocol_version: None,
+    }
 }
 
 /// A config checked against its type's schema (every problem named by field, values masked),

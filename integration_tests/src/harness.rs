@@ -429,3 +429,32 @@ pub fn print_sync(
     println!("  (exit {})\n", run.status.code().unwrap_or(-1));
     Ok(run.status.success())
 }
+
+/// `bin <command> --config …` with `config` written to a fresh scratch directory.
+pub async fn run_command(bin: &Path, command: &str, config: &Value) -> Run {
+    let dir = scratch_dir(command);
+    let path = write_json(&dir, "config.json", config);
+    run_bin(bin, &[command, "--config", &path], b"", &[]).await
+}
+
+/// `bin write` of `lines` for `streams` (name, object, mode), with `config`; the files go to
+/// a fresh scratch directory, which is returned too.
+pub async fn run_write(
+    bin: &Path,
+    config: &Value,
+    streams: &[(&str, &str, &str)],
+    lines: &[String],
+) -> (Run, PathBuf) {
+    let dir = scratch_dir("write");
+    let config_path = write_json(&dir, "config.json", config);
+    let catalog_path = write_json(&dir, "catalog.json", &catalog(streams));
+    let input = lines.join("\n") + "\n";
+    let args = [
+        "write",
+        "--config",
+        &config_path,
+        "--catalog",
+        &catalog_path,
+    ];
+    (run_bin(bin, &args, input.as_bytes(), &[]).await, dir)
+}

@@ -7,6 +7,7 @@ pub mod emukit;
 pub mod emulator;
 pub mod harness;
 pub mod moto;
+pub mod packaging;
 
 pub use emulator::{Emulator, Options};
 

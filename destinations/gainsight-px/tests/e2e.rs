@@ -3,7 +3,7 @@
 
 use gainsight_px_emulator::{Emulator, Options};
 use integration_tests::harness::{
-    bin_named, catalog, record_line, run_bin, scratch_dir, state_line, write_json, Run,
+    bin_named, record_line, run_bin, run_command, run_write, scratch_dir, state_line, Run,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -25,31 +25,12 @@ fn config(emulator: &Emulator, extra: Value) -> Value {
 }
 
 async fn command(name: &str, config: &Value) -> Run {
-    let dir = scratch_dir(&format!("px-{name}"));
-    let path = write_json(&dir, "config.json", config);
-    run_bin(&bin(), &[name, "--config", &path], b"", &[]).await
+    run_command(&bin(), name, config).await
 }
 
 /// A write of `lines` for `streams` (name, object, mode); the rejects file is in the dir.
 async fn write(config: &Value, streams: &[(&str, &str, &str)], lines: &[String]) -> (Run, PathBuf) {
-    let dir = scratch_dir("px-write");
-    let config_path = write_json(&dir, "config.json", config);
-    let catalog_path = write_json(&dir, "catalog.json", &catalog(streams));
-    let input = lines.join("\n") + "\n";
-    let run = run_bin(
-        &bin(),
-        &[
-            "write",
-            "--config",
-            &config_path,
-            "--catalog",
-            &catalog_path,
-        ],
-        input.as_bytes(),
-        &[],
-    )
-    .await;
-    (run, dir)
+    run_write(&bin(), config, streams, lines).await
 }
 
 fn local_rejects(dir: &std::path::Path) -> Value {

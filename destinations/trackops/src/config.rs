@@ -6,7 +6,7 @@ use engine::config::{
     RejectsTarget,
 };
 use engine::error::ConfigError;
-use engine::protocol::{ConnectorSpecification, DestinationSyncMode};
+use engine::protocol::ConnectorSpecification;
 use engine::secret::Secret;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -141,15 +141,7 @@ impl From<Settings> for PipelineSettings {
 }
 
 pub fn spec() -> ConnectorSpecification {
-    ConnectorSpecification {
-        documentation_url: Some(DOCUMENTATION_URL.to_owned()),
-        changelog_url: None,
-        connection_specification: engine::config::config_schema::<RawConfig>(),
-        supports_incremental: Some(true),
-        // The operations and their modes are in the DESTINATION_CATALOG.
-        supported_destination_sync_modes: Some(vec![DestinationSyncMode::Append]),
-        protocol_version: None,
-    }
+    engine::config::connector_spec::<RawConfig>(DOCUMENTATION_URL)
 }
 
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {

@@ -2,7 +2,7 @@
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
 use integration_tests::harness::{
-    bin_named, catalog, record_line, run_bin, scratch_dir, state_line, write_json, Run,
+    bin_named, record_line, run_bin, run_command, run_write, scratch_dir, state_line, Run,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -28,29 +28,11 @@ fn config(emulator: &Emulator, extra: Value) -> Value {
 }
 
 async fn command(name: &str, config: &Value) -> Run {
-    let dir = scratch_dir(&format!("trackops-{name}"));
-    let path = write_json(&dir, "config.json", config);
-    run_bin(&bin(), &[name, "--config", &path], b"", &[]).await
+    run_command(&bin(), name, config).await
 }
 
 async fn write(config: &Value, streams: &[(&str, &str, &str)], lines: &[String]) -> Run {
-    let dir = scratch_dir("trackops-write");
-    let config_path = write_json(&dir, "config.json", config);
-    let catalog_path = write_json(&dir, "catalog.json", &catalog(streams));
-    let input = lines.join("\n") + "\n";
-    run_bin(
-        &bin(),
-        &[
-            "write",
-            "--config",
-            &config_path,
-            "--catalog",
-            &catalog_path,
-        ],
-        input.as_bytes(),
-        &[],
-    )
-    .await
+    run_write(&bin(), config, streams, lines).await.0
 }
 
 fn local_rejects(dir: &Path) -> Value {
