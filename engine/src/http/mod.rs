@@ -271,6 +271,8 @@ pub struct Sender<C> {
     notices: Option<UnboundedSender<String>>,
     /// How many requests may be in flight, learned from the answers; shared by all workers.
     limiter: Arc<Adaptive>,
+    /// Requests sent (each attempt), for a destination that reports what a sync spent.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl<C: Credentials> Sender<C> {
@@ -292,6 +294,7 @@ impl<C: Credentials> Sender<C> {
             backoff_base: Duration::from_millis(100),
             notices: None,
             limiter: Arc::new(limiter),
+            sent: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -314,6 +317,16 @@ impl<C: Credentials> Sender<C> {
     /// The concurrency limit in use now.
     pub fn concurrency_limit(&self) -> usize {
         self.limiter.limit()
+    }
+
+    /// Requests sent so far, every attempt counted.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The pace kept now, in requests a second, when there is one.
+    pub fn pace(&self) -> Option<f64> {
+        self.limiter.pace()
     }
 
     pub fn notice(&self, message: String) {
@@ -339,6 +352,8 @@ impl<C: Credentials> Sender<C> {
             let Some(permit) = self.limiter.acquire_unless_stopped().await else {
                 return Err(Fatal::Stopped);
             };
+            self.sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Boxed: hyper's exchange is a large future, and every future that awaits this one
             // (a destination's writer, the worker) would otherwise hold and move it whole.
             let sent = Box::pin(self.transport.exchange(

@@ -862,8 +862,13 @@ impl<W: Writer> Coordinator<'_, W> {
             ),
             (n, false) => format!(", {n} read and waiting"),
         };
+        let spent = self
+            .writer
+            .progress(waiting)
+            .map(|s| format!("; {s}"))
+            .unwrap_or_default();
         let message = format!(
-            "{what}: {} records read, {} written, {} rejected, {:.0} records/s{left}, {} work units in flight{limit}, {} states held, {:.1} s elapsed{suppressed}",
+            "{what}: {} records read, {} written, {} rejected, {:.0} records/s{left}, {} work units in flight{limit}, {} states held, {:.1} s elapsed{suppressed}{spent}",
             self.summary.records,
             self.summary.written,
             self.summary.rejected,

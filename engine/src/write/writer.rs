@@ -31,6 +31,12 @@ pub trait Writer: Send + Sync + 'static {
         None
     }
 
+    /// What the writer adds to a progress line (requests spent, time left at its pace), given
+    /// the records read and not yet settled.
+    fn progress(&self, _waiting: u64) -> Option<String> {
+        None
+    }
+
     /// The sync is stopping (a signal): send no new request; those out may finish. A write
     /// whose request was not sent ends with [`Fatal::Stopped`].
     fn stop(&self) {}

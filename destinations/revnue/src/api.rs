@@ -1,0 +1,342 @@
+//! Everything that knows the Revnue API v2's wire: the Bearer token, the three shapes of an
+//! error body, lists paged to their end (or a bare array), the lookups a write needs, and
+//! sending over the engine's Sender at the account's budget.
+
+use crate::config::Settings;
+use bytes::Bytes;
+use engine::concurrency::Adaptive;
+use engine::error::Fatal;
+use engine::http::{Answers, Credentials, Outgoing, Platform, Reply, Sender, Transport};
+use engine::secret::Secret;
+use reqwest::header::AUTHORIZATION;
+use reqwest::Method;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc::UnboundedSender;
+
+pub const PLATFORM: Platform = Platform {
+    name: "Revnue",
+    default_url: crate::config::DEFAULT_BASE_URL,
+};
+const AGENT: &str = concat!("destination-revnue/", env!("CARGO_PKG_VERSION"));
+/// The most a list page may hold; fewer pages spend less of the budget.
+pub const PAGE_SIZE: usize = 500;
+
+/// `Authorization: Bearer <token>`; a token has no expiry and nothing renews it.
+pub struct BearerToken(Secret);
+
+impl BearerToken {
+    pub fn new(token: &Secret) -> Self {
+        Self(Secret::new(format!("Bearer {}", token.expose())))
+    }
+}
+
+impl Credentials for BearerToken {
+    async fn authorization(&self) -> Result<(Secret, u64), Fatal> {
+        Ok((self.0.clone(), 0))
+    }
+
+    fn unauthorized(&self) -> String {
+        "Revnue refused the API token (401): it was mistyped, regenerated or disabled; an Administrator can generate a new one on the Revnue settings page".to_owned()
+    }
+}
+
+/// An error body as one message: a `detail` string, an object of field → messages, or a list.
+pub fn error_message(body: &[u8]) -> String {
+    fn join(value: &Value) -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items.iter().map(join).collect::<Vec<_>>().join("; "),
+            Value::Object(map) => map
+                .iter()
+                .map(|(field, why)| match field.as_str() {
+                    "detail" | "non_field_errors" => join(why),
+                    _ => format!("{field}: {}", join(why)),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value @ (Value::Object(_) | Value::Array(_))) => join(&value),
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            match text.trim() {
+                "" => "(no message)".to_owned(),
+                text => text.chars().take(300).collect(),
+            }
+        }
+    }
+}
+
+/// A request as messages name it: its method and path, without the query.
+struct Label<'a>(&'a Method, &'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, self.1.split('?').next().unwrap_or(self.1))
+    }
+}
+
+pub struct ApiClient {
+    sender: Sender<BearerToken>,
+    /// `{base_url}/api/v2`.
+    api_url: String,
+    base_url: String,
+    pub company: u64,
+    pub requests_per_minute: u32,
+}
+
+impl ApiClient {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        engine::install_tls_provider();
+        let transport = Transport::new(
+            settings.request_timeout,
+            settings.max_concurrency.max(1),
+            AUTHORIZATION,
+            AGENT,
+        )?;
+        let answers = Answers {
+            platform: PLATFORM,
+            base_url: settings.base_url.clone(),
+            forbidden_hint: "the token may act for the whole account only when an Administrator generated it; generate a new one",
+            error_message,
+            // A 404 or 405 is judged by the writer: a record's, a PATCH the account lacks, or
+            // a route that is missing.
+            missing_route: |_, _| false,
+        };
+        let per_second = f64::from(settings.requests_per_minute) / 60.0;
+        Ok(Self {
+            sender: Sender::new(
+                transport,
+                BearerToken::new(&settings.api_token),
+                answers,
+                Adaptive::with_budget(settings.max_concurrency, per_second),
+                settings.max_retries,
+                settings.request_timeout,
+            ),
+            api_url: settings.api_url.clone(),
+            base_url: settings.base_url.clone(),
+            company: settings.company,
+            requests_per_minute: settings.requests_per_minute,
+        })
+    }
+
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.sender = self.sender.with_max_retries(max_retries);
+        self
+    }
+
+    pub fn with_notices(mut self, notices: UnboundedSender<String>) -> Self {
+        self.sender = self.sender.with_notices(notices);
+        self
+    }
+
+    pub fn stop(&self) {
+        self.sender.stop();
+    }
+
+    pub fn concurrency_limit(&self) -> usize {
+        self.sender.concurrency_limit()
+    }
+
+    pub fn requests_sent(&self) -> u64 {
+        self.sender.requests_sent()
+    }
+
+    /// The pace kept now, in requests a minute.
+    pub fn pace_per_minute(&self) -> f64 {
+        self.sender
+            .pace()
+            .map_or(f64::from(self.requests_per_minute), |p| p * 60.0)
+    }
+
+    pub fn notice(&self, message: String) {
+        self.sender.notice(message);
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends `method path` (relative to `/api/v2`, already encoded; or an absolute URL of the
+    /// same origin, a list's `next`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        creates: Option<u32>,
+    ) -> Result<Reply, Fatal> {
+        let url = if path.starts_with('/') {
+            format!("{}{path}", self.api_url)
+        } else {
+            path.to_owned()
+        };
+        let uri = http::Uri::try_from(url.as_str())
+            .map_err(|e| Fatal::config(format!("base_url {} with {path}: {e}", self.base_url)))?;
+        let shown = path.strip_prefix(&self.api_url).unwrap_or(path);
+        self.sender
+            .send(Outgoing {
+                label: &Label(&method, shown),
+                method: method.clone(),
+                uri,
+                body,
+                creates: creates.is_some(),
+                prior_attempts: creates.unwrap_or(0),
+            })
+            .await
+    }
+
+    /// Every item of a list route, following `next` to its end (or a bare array, the whole
+    /// list). Returns the items and the pages read. A `next` on another origin is refused:
+    /// the token goes only to base_url.
+    pub async fn list(&self, route: &str) -> Result<(Vec<Map<String, Value>>, u64), Fatal> {
+        let separator = if route.contains('?') { '&' } else { '?' };
+        let mut next = Some(format!("{route}{separator}page_size={PAGE_SIZE}"));
+        let mut items = Vec::new();
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            let body = match self.send(Method::GET, &path, None, None).await? {
+                Reply::Success { body, .. } => body,
+                Reply::Refused { status, message } => {
+                    return Err(Fatal::config(format!(
+                        "GET {} answered {status} ({message}): check base_url ({}) and company ({})",
+                        route.split('?').next().unwrap_or(route),
+                        self.base_url,
+                        self.company
+                    )))
+                }
+                Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
+            };
+            let not_a_list = || {
+                Fatal::config(format!(
+                    "GET {} did not answer with a JSON list: check that base_url ({}) is the Revnue API host",
+                    route.split('?').next().unwrap_or(route),
+                    self.base_url
+                ))
+            };
+            match serde_json::from_slice::<Value>(&body).map_err(|_| not_a_list())? {
+                Value::Array(all) => {
+                    items.extend(all.into_iter().filter_map(into_object));
+                }
+                Value::Object(mut page) => {
+                    let Some(Value::Array(results)) = page.remove("results") else {
+                        return Err(not_a_list());
+                    };
+                    items.extend(results.into_iter().filter_map(into_object));
+                    if let Some(Value::String(link)) = page.remove("next") {
+                        next = Some(self.same_origin(&link)?);
+                    }
+                }
+                _ => return Err(not_a_list()),
+            }
+        }
+        Ok((items, pages))
+    }
+
+    /// A `next` link as a path or URL this client may follow.
+    fn same_origin(&self, link: &str) -> Result<String, Fatal> {
+        if link.starts_with('/') {
+            // Relative to the host: it already carries /api/v2.
+            return Ok(format!("{}{link}", self.base_url));
+        }
+        let origin = |url: &str| -> Option<String> {
+            let (scheme, rest) = url.split_once("://")?;
+            Some(format!("{scheme}://{}", rest.split('/').next()?).to_ascii_lowercase())
+        };
+        if origin(link).is_some() && origin(link) == origin(&self.base_url) {
+            Ok(link.to_owned())
+        } else {
+            Err(Fatal::config(format!(
+                "a list page's `next` ({link}) is not on base_url ({}): not followed, so the token stays with base_url",
+                self.base_url
+            )))
+        }
+    }
+
+    /// `check`'s proof: one read of the company's customers, no retries. Errors say what to fix.
+    pub async fn probe(&self) -> Result<Option<u64>, String> {
+        let path = format!("/customer/?company={}&page_size=1", self.company);
+        let reply = self
+            .send(Method::GET, &path, None, None)
+            .await
+            .map_err(|f| f.message().to_owned())?;
+        let body = match reply {
+            Reply::Success { body, .. } => body,
+            Reply::Refused { status: 400, message } => {
+                return Err(format!(
+                    "Revnue refused company {} ({message}): set `company` to a company id of this account (1 in a single-company account)",
+                    self.company
+                ))
+            }
+            Reply::Refused { status, message } => {
+                return Err(format!(
+                    "GET /customer/ answered {status} ({message}): check base_url ({})",
+                    self.base_url
+                ))
+            }
+            Reply::Unknown { reason, .. } => return Err(reason),
+        };
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(all)) => Ok(Some(all.len() as u64)),
+            Ok(Value::Object(page)) if page.contains_key("results") => {
+                Ok(page.get("count").and_then(Value::as_u64))
+            }
+            _ => Err(format!(
+                "GET /customer/ at {} did not answer with a list: check that base_url is the Revnue API host",
+                self.base_url
+            )),
+        }
+    }
+}
+
+fn into_object(value: Value) -> Option<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// A record from a write's answer.
+pub fn record_of(body: &[u8]) -> Option<Map<String, Value>> {
+    serde_json::from_slice::<Value>(body).ok().and_then(into_object)
+}
+
+/// `10,000 rows` at `per_minute` requests a minute, one request a row, said as hours and minutes.
+pub fn duration_of(requests: u64, per_minute: f64) -> String {
+    let minutes = (requests as f64 / per_minute.max(0.01)).ceil() as u64;
+    match (minutes / 60, minutes % 60) {
+        (0, 0) => "under a minute".to_owned(),
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_shape_becomes_one_message() {
+        assert_eq!(
+            error_message(br#"{"detail":"company is required"}"#),
+            "company is required"
+        );
+        assert_eq!(
+            error_message(br#"{"name":["at most 50 characters"],"country":["country 999 not found"]}"#),
+            "name: at most 50 characters; country: country 999 not found"
+        );
+        assert_eq!(error_message(br#"["a","b"]"#), "a; b");
+        assert_eq!(error_message(b"<html>502</html>"), "<html>502</html>");
+    }
+
+    #[test]
+    fn the_budget_is_said_in_hours() {
+        assert_eq!(duration_of(10_000, 20.0), "8 h 20 min");
+        assert_eq!(duration_of(10_000, 100.0), "1 h 40 min");
+        assert_eq!(duration_of(30, 20.0), "2 min");
+    }
+}
