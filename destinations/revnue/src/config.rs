@@ -200,8 +200,9 @@ mod tests {
         assert_eq!(settings.company, 1);
         assert_eq!(settings.requests_per_minute, 20);
         assert!(settings.null_clears);
-        let local = from_value(&json!({"api_token": "t", "base_url": "http://127.0.0.1:9/api/v2/"}))
-            .unwrap();
+        let local =
+            from_value(&json!({"api_token": "t", "base_url": "http://127.0.0.1:9/api/v2/"}))
+                .unwrap();
         assert_eq!(local.api_url, "http://127.0.0.1:9/api/v2");
     }
 
@@ -211,8 +212,13 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("plain http"), "{err}");
-        let err = from_value(&json!({"api_token": "Bearer sekrit"})).unwrap_err().0;
-        assert!(err.contains("api_token") && !err.contains("sekrit"), "{err}");
+        let err = from_value(&json!({"api_token": "Bearer sekrit"}))
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("api_token") && !err.contains("sekrit"),
+            "{err}"
+        );
         let err = from_value(&json!({"api_token": "t", "requests_per_minute": 0}))
             .unwrap_err()
             .0;

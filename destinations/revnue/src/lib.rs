@@ -118,7 +118,10 @@ impl Destination for Revnue {
                 for warning in &templates.warnings {
                     logs.push((LogLevel::Warn, warning.clone()));
                 }
-                logs.push((LogLevel::Info, format!("custom fields: {}", templates.describe())));
+                logs.push((
+                    LogLevel::Info,
+                    format!("custom fields: {}", templates.describe()),
+                ));
                 templates
             }
             Err(why)

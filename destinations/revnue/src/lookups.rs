@@ -30,7 +30,11 @@ pub fn iso_country(text: &str) -> Option<u32> {
     }
     let wanted = text.to_lowercase();
     let short = |name: &str| -> String {
-        name.split([',', '(']).next().unwrap_or(name).trim().to_lowercase()
+        name.split([',', '('])
+            .next()
+            .unwrap_or(name)
+            .trim()
+            .to_lowercase()
     };
     let all = CountryCode::as_array();
     if let Some(c) = all.iter().find(|c| c.name().to_lowercase() == wanted) {
@@ -204,7 +208,10 @@ impl Templates {
         chosen: [(RevnueObject, Option<u64>); 2],
     ) -> Result<Self, String> {
         let (items, _) = client
-            .list(&format!("/custom-field-template/?company={}", client.company))
+            .list(&format!(
+                "/custom-field-template/?company={}",
+                client.company
+            ))
             .await
             .map_err(|f| f.message().to_owned())?;
         let mut templates = Self::default();
@@ -213,7 +220,9 @@ impl Templates {
             let active = |t: &&Map<String, Value>| t.get("is_active") != Some(&Value::Bool(false));
             let picked = match configured {
                 Some(id) => {
-                    let found = items.iter().find(|t| t.get("id").and_then(Value::as_u64) == Some(id));
+                    let found = items
+                        .iter()
+                        .find(|t| t.get("id").and_then(Value::as_u64) == Some(id));
                     match found {
                         Some(t) if active(&t) => Some(t),
                         Some(_) => return Err(format!("{object}_template_id {id} names a template that is not active; activate it or choose another")),
@@ -230,7 +239,10 @@ impl Templates {
                         [] => None,
                         [one] => Some(*one),
                         several => {
-                            let ids: Vec<u64> = several.iter().filter_map(|t| t.get("id").and_then(Value::as_u64)).collect();
+                            let ids: Vec<u64> = several
+                                .iter()
+                                .filter_map(|t| t.get("id").and_then(Value::as_u64))
+                                .collect();
                             templates.warnings.push(format!(
                                 "company {} has {} active {kind} templates ({ids:?}): set {object}_template_id to write custom fields",
                                 client.company,
@@ -243,7 +255,11 @@ impl Templates {
             };
             let template = picked.map(|t| Template {
                 id: t.get("id").and_then(Value::as_u64).unwrap_or_default(),
-                name: t.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                name: t
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
                 fields: t
                     .get("fields")
                     .and_then(Value::as_array)
@@ -253,12 +269,14 @@ impl Templates {
                     .filter_map(|f| {
                         let name = f.get("name").and_then(Value::as_str)?.to_owned();
                         let data_type = f.get("data_type").and_then(Value::as_str)?.to_owned();
-                        matches!(data_type.as_str(), "money" | "number" | "date" | "text").then(|| TemplateField {
-                            id: f.get("id").and_then(Value::as_u64).unwrap_or_default(),
-                            column: column_name(&name),
-                            name,
-                            data_type,
-                        })
+                        matches!(data_type.as_str(), "money" | "number" | "date" | "text").then(
+                            || TemplateField {
+                                id: f.get("id").and_then(Value::as_u64).unwrap_or_default(),
+                                column: column_name(&name),
+                                name,
+                                data_type,
+                            },
+                        )
                     })
                     .filter(|f| !f.column.is_empty())
                     .collect(),
@@ -282,7 +300,9 @@ impl Templates {
     pub fn columns(&self) -> CustomColumns {
         let mut columns = CustomColumns::default();
         for &object in RevnueObject::ALL {
-            let Some(template) = self.of(object) else { continue };
+            let Some(template) = self.of(object) else {
+                continue;
+            };
             columns.set(
                 object,
                 template
@@ -305,7 +325,12 @@ impl Templates {
         RevnueObject::ALL
             .iter()
             .map(|&o| match self.of(o) {
-                Some(t) => format!("{o}: template {} {:?} ({} fields)", t.id, t.name, t.fields.len()),
+                Some(t) => format!(
+                    "{o}: template {} {:?} ({} fields)",
+                    t.id,
+                    t.name,
+                    t.fields.len()
+                ),
                 None => format!("{o}: no custom field template"),
             })
             .collect::<Vec<_>>()
@@ -316,8 +341,12 @@ impl Templates {
 /// A custom field's value schema, with the contract's ranges.
 fn value_schema(field: &TemplateField, template: &Template) -> Value {
     let mut schema = match field.data_type.as_str() {
-        "money" => json!({"type": ["number", "null"], "minimum": 0, "maximum": 999_999_999_999_999.0_f64}),
-        "number" => json!({"type": ["integer", "null"], "minimum": -999_999_999_999_999_i64, "maximum": 999_999_999_999_999_i64}),
+        "money" => {
+            json!({"type": ["number", "null"], "minimum": 0, "maximum": 999_999_999_999_999.0_f64})
+        }
+        "number" => {
+            json!({"type": ["integer", "null"], "minimum": -999_999_999_999_999_i64, "maximum": 999_999_999_999_999_i64})
+        }
         "date" => json!({"type": ["string", "null"], "pattern": r"^\d{4}-\d{2}-\d{2}"}),
         _ => json!({"type": ["string", "null"], "maxLength": 50}),
     };

@@ -252,7 +252,10 @@ impl Object for RevnueObject {
                 changed = true;
             }
         }
-        if FLAT_CONTACT.iter().any(|(flat, _)| fields.contains_key(flat)) {
+        if FLAT_CONTACT
+            .iter()
+            .any(|(flat, _)| fields.contains_key(flat))
+        {
             let mut person = match fields.remove("contact_person") {
                 Some(Doc::Object(person)) => person,
                 _ => Members::default(),
@@ -266,9 +269,7 @@ impl Object for RevnueObject {
             changed = true;
         }
         if let Some(Doc::Object(person)) = fields.get_mut("contact_person") {
-            let given = |p: &Members, f: &str| {
-                matches!(p.get(f), Some(Doc::String(s)) if !s.trim().is_empty())
-            };
+            let given = |p: &Members, f: &str| matches!(p.get(f), Some(Doc::String(s)) if !s.trim().is_empty());
             match (given(person, "name"), given(person, "email")) {
                 (true, false) => {
                     return Err("contact_person: email is required when name is given".into())
@@ -336,7 +337,8 @@ pub fn name_key(name: &str) -> String {
 /// Whether a number has at most two digits after its point (as its shortest decimal text).
 fn at_most_two_decimals(n: f64) -> bool {
     let text = n.to_string();
-    text.split_once('.').is_none_or(|(_, decimals)| decimals.len() <= 2)
+    text.split_once('.')
+        .is_none_or(|(_, decimals)| decimals.len() <= 2)
 }
 
 /// A date as `yyyy-MM-dd`, in place: a date-time gives its date part. Returns whether it
@@ -345,9 +347,12 @@ fn to_date(value: &mut Doc) -> Result<bool, String> {
     let Doc::String(text) = value else {
         return Err("is not a date: give yyyy-MM-dd".to_owned());
     };
-    let date = text.get(..10).filter(|d| is_calendar_date(d)).ok_or_else(|| {
-        format!("is not a date ({text:?}): give yyyy-MM-dd, or a date-time whose date is taken")
-    })?;
+    let date = text
+        .get(..10)
+        .filter(|d| is_calendar_date(d))
+        .ok_or_else(|| {
+            format!("is not a date ({text:?}): give yyyy-MM-dd, or a date-time whose date is taken")
+        })?;
     if date.len() == text.len() {
         return Ok(false);
     }
@@ -407,14 +412,13 @@ mod tests {
         let mut fields = members(
             r#"{"name":"  Acme  ","contact_person_name":"Ann","contact_person_email":"ann@a.example","nda_signed_date":"2024-05-01T10:00:00Z","template":{"tier":"gold","contract_value":1500.5}}"#,
         );
-        let custom = [("tier", "text:22"), ("contract_value", "money:21")].map(|(key, kind)| {
-            CustomColumn {
+        let custom =
+            [("tier", "text:22"), ("contract_value", "money:21")].map(|(key, kind)| CustomColumn {
                 key: key.into(),
                 schema: Value::Null,
                 required_to_insert: false,
                 kind: kind.into(),
-            }
-        });
+            });
         assert!(RevnueObject::Customer
             .shape(WriteMode::Insert, &mut fields, &custom)
             .unwrap());
@@ -431,7 +435,9 @@ mod tests {
                 .shape(WriteMode::Upsert, &mut members(json), &[])
                 .unwrap_err()
         };
-        assert!(err(r#"{"name":"A","contact_person":{"name":"Ann"}}"#).contains("email is required"));
+        assert!(
+            err(r#"{"name":"A","contact_person":{"name":"Ann"}}"#).contains("email is required")
+        );
         assert!(err(r#"{"name":"A","msa_signed_date":"2023-02-29"}"#).contains("msa_signed_date"));
         assert!(err(&format!(r#"{{"name":"{}"}}"#, "x".repeat(51))).contains("at most 50"));
         let money = [CustomColumn {

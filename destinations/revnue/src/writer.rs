@@ -9,6 +9,7 @@ use crate::api::{duration_of, record_of, ApiClient};
 use crate::lookups::{iso_country, Categories, Countries, Template, Templates};
 use crate::objects::{name_key, RevnueObject, COUNTRY_FIELDS};
 use bytes::Bytes;
+use engine::catalog::Object;
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
 use engine::http::Reply;
@@ -29,6 +30,8 @@ struct Known {
     /// id → its fields as a request body would give them; `None` when the answer could not
     /// be turned back (a country or template key this connector does not know).
     records: HashMap<u64, Option<Map<String, Value>>>,
+    /// Records and pages of the last listing.
+    listed: (u64, u64),
 }
 
 #[derive(Default)]
@@ -74,10 +77,12 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::String(s)) | (Value::String(s), Value::Null) => s.is_empty(),
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Object(x), Value::Object(y)) => x
-            .keys()
-            .chain(y.keys())
-            .all(|k| same(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))),
+        (Value::Object(x), Value::Object(y)) => x.keys().chain(y.keys()).all(|k| {
+            same(
+                x.get(k).unwrap_or(&Value::Null),
+                y.get(k).unwrap_or(&Value::Null),
+            )
+        }),
         _ => a == b,
     }
 }
@@ -126,7 +131,8 @@ pub fn changes(desired: &Map<String, Value>, current: &Map<String, Value>) -> Ma
 pub fn overlay(current: &mut Map<String, Value>, changes: &Map<String, Value>) {
     for (field, value) in changes {
         if field == "template" {
-            let mut values = if current.get("template").and_then(|t| t.get("id")) == value.get("id") {
+            let mut values = if current.get("template").and_then(|t| t.get("id")) == value.get("id")
+            {
                 template_values(current)
             } else {
                 Vec::new()
@@ -247,38 +253,50 @@ impl RevnueWriter {
     ) -> Result<Map<String, Value>, String> {
         let mut body = Map::new();
         for (field, value) in record {
-            let value = match (field.as_str(), value) {
-                ("id" | "company", _) => continue,
-                ("category", Value::Object(category)) => {
-                    category.get("id").cloned().unwrap_or(Value::Null)
-                }
-                ("country" | "business_country", Value::String(name)) => {
-                    let code = iso_country(name).or_else(|| {
-                        self.countries.get().and_then(|c| c.find(name))
-                    });
-                    match code {
-                        Some(code) => json!(code),
-                        None => return Err(format!("its {field} {name:?} is not a country this connector knows")),
+            let value =
+                match (field.as_str(), value) {
+                    ("id" | "company", _) => continue,
+                    ("category", Value::Object(category)) => {
+                        category.get("id").cloned().unwrap_or(Value::Null)
                     }
-                }
-                ("template", Value::Object(template)) => {
-                    let Some(ours) = self.templates.of(object) else {
-                        // No template configured here: the stored values are left as they are.
-                        continue;
-                    };
-                    let mut values = Vec::new();
-                    if template.get("id").and_then(Value::as_u64) == Some(ours.id) {
-                        for (key, v) in template.get("fields").and_then(Value::as_object).into_iter().flatten() {
-                            match ours.field_by_key(key) {
-                                Some(f) => values.push((f.id, v.clone())),
-                                None => return Err(format!("its template field {key:?} is not a field of template {}", ours.id)),
+                    ("country" | "business_country", Value::String(name)) => {
+                        let code = iso_country(name)
+                            .or_else(|| self.countries.get().and_then(|c| c.find(name)));
+                        match code {
+                            Some(code) => json!(code),
+                            None => {
+                                return Err(format!(
+                                    "its {field} {name:?} is not a country this connector knows"
+                                ))
                             }
                         }
                     }
-                    template_body(json!(ours.id), values)
-                }
-                _ => value.clone(),
-            };
+                    ("template", Value::Object(template)) => {
+                        let Some(ours) = self.templates.of(object) else {
+                            // No template configured here: the stored values are left as they are.
+                            continue;
+                        };
+                        let mut values = Vec::new();
+                        if template.get("id").and_then(Value::as_u64) == Some(ours.id) {
+                            for (key, v) in template
+                                .get("fields")
+                                .and_then(Value::as_object)
+                                .into_iter()
+                                .flatten()
+                            {
+                                match ours.field_by_key(key) {
+                                    Some(f) => values.push((f.id, v.clone())),
+                                    None => return Err(format!(
+                                        "its template field {key:?} is not a field of template {}",
+                                        ours.id
+                                    )),
+                                }
+                            }
+                        }
+                        template_body(json!(ours.id), values)
+                    }
+                    _ => value.clone(),
+                };
             body.insert(field.clone(), value);
         }
         Ok(body)
@@ -299,11 +317,7 @@ impl RevnueWriter {
             }
             known.records.insert(id, self.to_request(object, item).ok());
         }
-        self.client.notice(format!(
-            "listed {} {object}s of company {} in {pages} page(s)",
-            items.len(),
-            self.client.company
-        ));
+        known.listed = (items.len() as u64, pages);
         *self.listing(object).known.lock().unwrap() = known;
         Ok(())
     }
@@ -356,7 +370,11 @@ impl RevnueWriter {
     }
 
     /// `GET /customer/{id}/?company=C`: the record, or `None` when there is none.
-    async fn read(&self, object: RevnueObject, id: u64) -> Result<Option<Map<String, Value>>, Fatal> {
+    async fn read(
+        &self,
+        object: RevnueObject,
+        id: u64,
+    ) -> Result<Option<Map<String, Value>>, Fatal> {
         let path = format!("{}/{id}/?company={}", object.route(), self.client.company);
         match self.client.send(Method::GET, &path, None, None).await? {
             Reply::Success { body, .. } => record_of(&body).map(Some).ok_or_else(|| {
@@ -391,7 +409,11 @@ impl RevnueWriter {
         body.retain(|_, v| !v.is_null());
         body.insert("company".into(), json!(self.client.company));
         let bytes = Self::json_body(&body);
-        let name = desired.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = desired
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let mut prior = 0;
         let mut uncertain = false;
         loop {
@@ -500,16 +522,22 @@ impl RevnueWriter {
                         ));
                     }
                 }
-                Reply::Refused { status: 404, message } => return self.not_found(object, id, message).await,
+                Reply::Refused {
+                    status: 404,
+                    message,
+                } => return self.not_found(object, id, message).await,
                 Reply::Refused { status, message } => return Ok(refused_with(status, message)),
                 Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
             }
         }
         let Some(record) = self.read(object, id).await? else {
-            return Ok(refused_with(404, format!(
-                "{object} {id} does not exist in company {}",
-                self.client.company
-            )));
+            return Ok(refused_with(
+                404,
+                format!(
+                    "{object} {id} does not exist in company {}",
+                    self.client.company
+                ),
+            ));
         };
         let mut whole = match self.to_request(object, &record) {
             Ok(whole) => whole,
@@ -543,17 +571,25 @@ impl RevnueWriter {
     }
 
     /// A 404 to an update: the record's (it is not there), or the route's (it is).
-    async fn not_found(&self, object: RevnueObject, id: u64, message: String) -> Result<Verdict, Fatal> {
+    async fn not_found(
+        &self,
+        object: RevnueObject,
+        id: u64,
+        message: String,
+    ) -> Result<Verdict, Fatal> {
         if self.read(object, id).await?.is_some() {
             return Err(Fatal::config(format!(
                 "updating {object} {id} answered 404 ({message}) although it exists: the update route is missing there; check base_url ({})",
                 self.client.base_url()
             )));
         }
-        Ok(refused_with(404, format!(
-            "{object} {id} does not exist in company {} ({message})",
-            self.client.company
-        )))
+        Ok(refused_with(
+            404,
+            format!(
+                "{object} {id} does not exist in company {} ({message})",
+                self.client.company
+            ),
+        ))
     }
 
     async fn write_one(
@@ -595,7 +631,10 @@ impl RevnueWriter {
             (WriteMode::Update, None) => Ok(refused("field `id` is required to update")),
             (WriteMode::Upsert, None) => {
                 self.ensure_listed(object).await?;
-                let name = fields.get("name").and_then(Value::as_str).unwrap_or_default();
+                let name = fields
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 match self.id_named(object, name) {
                     Some(id) => self.update_known(object, id, fields).await,
                     None => self.create(object, mode, fields).await,
@@ -631,8 +670,20 @@ impl Writer for RevnueWriter {
             1.0
         };
         let left = (waiting as f64 * per_record).ceil() as u64;
+        let listed: Vec<String> = RevnueObject::ALL
+            .iter()
+            .filter_map(|&object| {
+                let (records, pages) = self.listing(object).known.lock().unwrap().listed;
+                (pages > 0).then(|| format!("{records} {object}s listed in {pages} pages"))
+            })
+            .collect();
+        let listed = if listed.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", listed.join(", "))
+        };
         Some(format!(
-            "{spent} requests spent ({lookups} on lookups and list pages, {:.2} a record; {} updates unchanged and not sent), pace {pace:.0} requests/min{}",
+            "{listed}{spent} requests spent ({lookups} on lookups and list pages, {:.2} a record; {} updates unchanged and not sent), pace {pace:.0} requests/min{}",
             per_record,
             self.unchanged.load(Ordering::Relaxed),
             if waiting > 0 {
@@ -668,10 +719,14 @@ mod tests {
 
     #[test]
     fn only_what_differs_is_sent_and_template_values_by_field() {
-        let current = map(json!({"name": "Acme", "city": null, "website": "", "category": 3,
-            "template": {"id": 7, "fields": [{"id": 21, "value": 1500.0}, {"id": 22, "value": "gold"}]}}));
-        let desired = map(json!({"name": "Acme", "city": "", "website": null, "category": 3,
-            "template": {"id": 7, "fields": [{"id": 21, "value": 1500}, {"id": 22, "value": "silver"}]}}));
+        let current = map(
+            json!({"name": "Acme", "city": null, "website": "", "category": 3,
+            "template": {"id": 7, "fields": [{"id": 21, "value": 1500.0}, {"id": 22, "value": "gold"}]}}),
+        );
+        let desired = map(
+            json!({"name": "Acme", "city": "", "website": null, "category": 3,
+            "template": {"id": 7, "fields": [{"id": 21, "value": 1500}, {"id": 22, "value": "silver"}]}}),
+        );
         assert_eq!(
             Value::Object(changes(&desired, &current)),
             json!({"template": {"id": 7, "fields": [{"id": 22, "value": "silver"}]}})
@@ -682,6 +737,10 @@ mod tests {
             merged["template"],
             json!({"id": 7, "fields": [{"id": 21, "value": 1500.0}, {"id": 22, "value": "silver"}]})
         );
-        assert!(changes(&map(json!({"nda_signed": false})), &map(json!({"nda_signed": false}))).is_empty());
+        assert!(changes(
+            &map(json!({"nda_signed": false})),
+            &map(json!({"nda_signed": false}))
+        )
+        .is_empty());
     }
 }

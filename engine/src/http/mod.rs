@@ -352,8 +352,7 @@ impl<C: Credentials> Sender<C> {
             let Some(permit) = self.limiter.acquire_unless_stopped().await else {
                 return Err(Fatal::Stopped);
             };
-            self.sent
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Boxed: hyper's exchange is a large future, and every future that awaits this one
             // (a destination's writer, the worker) would otherwise hold and move it whole.
             let sent = Box::pin(self.transport.exchange(

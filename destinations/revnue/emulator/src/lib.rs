@@ -30,7 +30,10 @@ use tokio::net::TcpListener;
 
 /// Everything the emulator can be told; each fault is off unless set.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "revnue-emulator", about = "A Revnue API v2 emulator for tests and demos")]
+#[command(
+    name = "revnue-emulator",
+    about = "A Revnue API v2 emulator for tests and demos"
+)]
 pub struct Options {
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
@@ -63,6 +66,9 @@ pub struct Options {
     /// The page size when a list request gives none.
     #[arg(long, default_value_t = 100)]
     pub page_size: usize,
+    /// The largest page size a list request may ask for.
+    #[arg(long, default_value_t = 500)]
+    pub max_page_size: usize,
     /// Supplier routes answer 404 (suppliers not enabled on this account).
     #[arg(long)]
     pub no_suppliers: bool,
@@ -478,7 +484,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
         finish(status, &status.to_string());
         return Ok(match status {
             429 => {
-                let mut answer = detail(429, "Request was throttled. Expected available in 1 second.");
+                let mut answer = detail(
+                    429,
+                    "Request was throttled. Expected available in 1 second.",
+                );
                 answer
                     .headers_mut()
                     .insert("retry-after", "1".parse().expect("digits"));
@@ -499,7 +508,9 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
         finish(0, "dropped");
         return Err(Dropped);
     }
-    let token = authorization.as_deref().and_then(|h| h.strip_prefix("Bearer "));
+    let token = authorization
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "));
     let known = token.is_some_and(|t| {
         shared.fixture["tokens"]
             .as_array()
@@ -516,9 +527,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
             "Invalid token."
         };
         let mut answer = detail(401, text);
-        answer
-            .headers_mut()
-            .insert("www-authenticate", "Bearer realm=\"api\"".parse().expect("valid"));
+        answer.headers_mut().insert(
+            "www-authenticate",
+            "Bearer realm=\"api\"".parse().expect("valid"),
+        );
         return Ok(answer);
     }
     if let Some(retry_after) = shared.over_budget() {
@@ -567,7 +579,10 @@ impl Shared {
         let span = Duration::from_millis(self.options.window_ms);
         let mut window = self.window.lock().unwrap();
         let now = Instant::now();
-        while window.front().is_some_and(|t| now.duration_since(*t) >= span) {
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= span)
+        {
             window.pop_front();
         }
         if window.len() >= self.options.budget_per_minute {
@@ -619,12 +634,15 @@ impl Shared {
         let mut out = Map::new();
         out.insert("id".into(), stored["id"].clone());
         out.insert("name".into(), stored["name"].clone());
-        let category = stored.get("category").and_then(Value::as_u64).and_then(|id| {
-            self.categories(company)
-                .into_iter()
-                .find(|c| c["id"].as_u64() == Some(id))
-                .map(|c| json!({"id": id, "name": c["category"]}))
-        });
+        let category = stored
+            .get("category")
+            .and_then(Value::as_u64)
+            .and_then(|id| {
+                self.categories(company)
+                    .into_iter()
+                    .find(|c| c["id"].as_u64() == Some(id))
+                    .map(|c| json!({"id": id, "name": c["category"]}))
+            });
         out.insert("category".into(), category.unwrap_or(Value::Null));
         out.insert(
             "contact_person".into(),
@@ -653,7 +671,10 @@ impl Shared {
             out.insert(field.into(), name.map_or(Value::Null, |n| json!(n)));
         }
         if kind == Kind::Supplier {
-            out.insert("type".into(), stored.get("type").cloned().unwrap_or(Value::Null));
+            out.insert(
+                "type".into(),
+                stored.get("type").cloned().unwrap_or(Value::Null),
+            );
         }
         for field in BOOLEANS {
             out.insert(
@@ -727,7 +748,7 @@ fn page(shared: &Shared, items: Vec<Value>, query: &str, host: &str, path: &str)
     let size = query_value(query, "page_size")
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(shared.options.page_size)
-        .clamp(1, 500);
+        .clamp(1, shared.options.max_page_size.max(1));
     let number = query_value(query, "page")
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(1)
@@ -777,7 +798,10 @@ fn route(
     };
     match (method, rest) {
         (&Method::GET, ["company"]) => {
-            let all = shared.fixture["companies"].as_array().cloned().unwrap_or_default();
+            let all = shared.fixture["companies"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             page(shared, all, query, host, &path)
         }
         (&Method::GET, ["country"]) => page(shared, shared.countries.clone(), query, host, &path),
@@ -856,7 +880,10 @@ fn records(
     let parse_body = || -> Result<Map<String, Value>, Answer> {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(detail(400, "JSON parse error - the body must be a JSON object")),
+            _ => Err(detail(
+                400,
+                "JSON parse error - the body must be a JSON object",
+            )),
         }
     };
     // The body's company first, then the query's.
@@ -868,7 +895,9 @@ fn records(
         };
         match given {
             None if required => Err(detail(400, "company is required")),
-            Some(c) if !shared.company_exists(c) => Err(detail(400, &format!("company {c} not found"))),
+            Some(c) if !shared.company_exists(c) => {
+                Err(detail(400, &format!("company {c} not found")))
+            }
             other => Ok(other),
         }
     };
@@ -895,7 +924,9 @@ fn records(
                 return detail(400, "company is required");
             };
             match store.table(kind).get(&id) {
-                Some(r) if r["company"].as_u64() == Some(company) => respond(200, &shared.response(kind, r)),
+                Some(r) if r["company"].as_u64() == Some(company) => {
+                    respond(200, &shared.response(kind, r))
+                }
                 _ => detail(404, "Not found."),
             }
         }
@@ -951,9 +982,13 @@ fn records(
                 let mut merged = existing.clone();
                 for (field, value) in changes {
                     if field == "template" {
-                        let same_template = merged.get("template").and_then(|t| t.get("id")) == value.get("id");
+                        let same_template =
+                            merged.get("template").and_then(|t| t.get("id")) == value.get("id");
                         let mut items: Vec<Value> = if same_template {
-                            merged["template"]["fields"].as_array().cloned().unwrap_or_default()
+                            merged["template"]["fields"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default()
                         } else {
                             Vec::new()
                         };
@@ -991,15 +1026,29 @@ fn records(
 }
 
 /// The name is taken account-wide (trimmed, any case) by another record of this kind.
-fn duplicate(store: &Store, kind: Kind, record: &Map<String, Value>, except: Option<u64>) -> Option<Answer> {
-    let name = record.get("name").and_then(Value::as_str)?.trim().to_lowercase();
+fn duplicate(
+    store: &Store,
+    kind: Kind,
+    record: &Map<String, Value>,
+    except: Option<u64>,
+) -> Option<Answer> {
+    let name = record
+        .get("name")
+        .and_then(Value::as_str)?
+        .trim()
+        .to_lowercase();
     let taken = store.table(kind).iter().any(|(id, r)| {
         Some(*id) != except
             && r.get("name")
                 .and_then(Value::as_str)
                 .is_some_and(|n| n.trim().to_lowercase() == name)
     });
-    taken.then(|| detail(400, &format!("{} with this name already exists", kind.name())))
+    taken.then(|| {
+        detail(
+            400,
+            &format!("{} with this name already exists", kind.name()),
+        )
+    })
 }
 
 fn valid_email(text: &str) -> bool {
@@ -1069,7 +1118,10 @@ fn validate(
                 if field.ends_with("_date") && !s.is_empty() && !is_date(s) {
                     return bad(format!("{field}: date has wrong format, use yyyy-MM-dd"));
                 }
-                out.insert((*field).into(), if s.is_empty() { Value::Null } else { json!(s) });
+                out.insert(
+                    (*field).into(),
+                    if s.is_empty() { Value::Null } else { json!(s) },
+                );
             }
             Some(_) => return bad(format!("{field}: not a valid string")),
         }
@@ -1114,7 +1166,11 @@ fn validate(
         }
         Some(Value::Number(n)) => {
             let id = n.as_u64().unwrap_or(u64::MAX);
-            if !shared.categories(company).iter().any(|c| c["id"].as_u64() == Some(id)) {
+            if !shared
+                .categories(company)
+                .iter()
+                .any(|c| c["id"].as_u64() == Some(id))
+            {
                 return bad(format!("category {n} not found"));
             }
             out.insert("category".into(), json!(id));
@@ -1139,7 +1195,13 @@ fn validate(
             out.insert("contact_person".into(), Value::Null);
         }
         Some(Value::Object(person)) => {
-            let text = |f: &str| person.get(f).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+            let text = |f: &str| {
+                person
+                    .get(f)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+            };
             let (name, email) = (text("name"), text("email"));
             if name.is_some() && email.is_none() {
                 return bad("contact_person.email is required when name is given".into());
@@ -1158,7 +1220,9 @@ fn validate(
             let kind_of = text("type");
             if let Some(t) = kind_of {
                 if !CONTACT_TYPES.contains(&t) {
-                    return bad(format!("contact_person.type: \"{t}\" is not a valid choice"));
+                    return bad(format!(
+                        "contact_person.type: \"{t}\" is not a valid choice"
+                    ));
                 }
             }
             out.insert(
@@ -1175,18 +1239,32 @@ fn validate(
         }
         Some(Value::Object(template)) => {
             let id = template.get("id").and_then(Value::as_u64);
-            let definition = shared.templates(company).into_iter().find(|t| {
-                t["id"].as_u64() == id && t["is_active"].as_bool() != Some(false)
-            });
+            let definition = shared
+                .templates(company)
+                .into_iter()
+                .find(|t| t["id"].as_u64() == id && t["is_active"].as_bool() != Some(false));
             let Some(definition) = definition else {
-                return bad(format!("template {} not found", template.get("id").unwrap_or(&Value::Null)));
+                return bad(format!(
+                    "template {} not found",
+                    template.get("id").unwrap_or(&Value::Null)
+                ));
             };
             let mut items = Vec::new();
-            for (i, item) in template.get("fields").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (i, item) in template
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let field_id = item.get("id").and_then(Value::as_u64);
-                let field = definition["fields"].as_array().into_iter().flatten().find(|f| {
-                    f["id"].as_u64() == field_id && f["is_active"].as_bool() != Some(false)
-                });
+                let field = definition["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|f| {
+                        f["id"].as_u64() == field_id && f["is_active"].as_bool() != Some(false)
+                    });
                 let Some(field) = field else {
                     return bad(format!(
                         "template.fields[{i}].id: field {} not in template {}",
@@ -1195,7 +1273,8 @@ fn validate(
                     ));
                 };
                 let value = item.get("value").cloned().unwrap_or(Value::Null);
-                let out_of_range = || detail(400, &format!("template.fields[{i}].value: out of range"));
+                let out_of_range =
+                    || detail(400, &format!("template.fields[{i}].value: out of range"));
                 let number = |v: &Value| match v {
                     Value::Number(n) => n.as_f64(),
                     Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -1204,12 +1283,18 @@ fn validate(
                 let stored = match (field["data_type"].as_str().unwrap_or(""), &value) {
                     (_, Value::Null) => Value::Null,
                     ("money", v) => match number(v) {
-                        Some(n) if (0.0..=999_999_999_999_999.0).contains(&n)
-                            && ((n * 100.0).round() - n * 100.0).abs() < 1e-6 => json!(n),
+                        Some(n)
+                            if (0.0..=999_999_999_999_999.0).contains(&n)
+                                && ((n * 100.0).round() - n * 100.0).abs() < 1e-6 =>
+                        {
+                            json!(n)
+                        }
                         _ => return Err(out_of_range()),
                     },
                     ("number", v) => match number(v) {
-                        Some(n) if n.fract() == 0.0 && n.abs() <= 999_999_999_999_999.0 => json!(n as i64),
+                        Some(n) if n.fract() == 0.0 && n.abs() <= 999_999_999_999_999.0 => {
+                            json!(n as i64)
+                        }
                         _ => return Err(out_of_range()),
                     },
                     ("date", Value::String(s)) if is_date(s) => value.clone(),
@@ -1218,7 +1303,10 @@ fn validate(
                 };
                 items.push(json!({"id": field["id"], "value": stored}));
             }
-            out.insert("template".into(), json!({"id": definition["id"], "fields": items}));
+            out.insert(
+                "template".into(),
+                json!({"id": definition["id"], "fields": items}),
+            );
         }
         Some(_) => return bad("template: must be an object".into()),
     }
