@@ -13,10 +13,12 @@ COPY destinations/gainsight-px/Cargo.toml destinations/gainsight-px/Cargo.toml
 COPY destinations/gainsight-px/emulator/Cargo.toml destinations/gainsight-px/emulator/Cargo.toml
 COPY destinations/trackops/Cargo.toml destinations/trackops/Cargo.toml
 COPY destinations/trackops/emulator/Cargo.toml destinations/trackops/emulator/Cargo.toml
+COPY destinations/revnue/Cargo.toml destinations/revnue/Cargo.toml
+COPY destinations/revnue/emulator/Cargo.toml destinations/revnue/emulator/Cargo.toml
 RUN mkdir -p src engine/src integration_tests/src destinations/gainsight-px/src destinations/gainsight-px/emulator/src \
-    destinations/trackops/src destinations/trackops/emulator/src \
+    destinations/trackops/src destinations/trackops/emulator/src destinations/revnue/src destinations/revnue/emulator/src \
     && echo 'fn main() {}' > src/main.rs \
-    && for d in destinations/gainsight-px destinations/gainsight-px/emulator destinations/trackops destinations/trackops/emulator; do echo 'fn main() {}' > $d/src/main.rs; touch $d/src/lib.rs; done \
+    && for d in destinations/gainsight-px destinations/gainsight-px/emulator destinations/trackops destinations/trackops/emulator destinations/revnue destinations/revnue/emulator; do echo 'fn main() {}' > $d/src/main.rs; touch $d/src/lib.rs; done \
     && touch src/lib.rs engine/src/lib.rs integration_tests/src/lib.rs \
     && cargo build --release --locked -p destination-clientsuccess \
     && rm -rf src engine/src
