@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Zero-setup demo: build, start each bundled emulator, sync the examples through the real
 # connector binaries, and show what landed and what was rejected.
-# Usage: scripts/demo.sh [all|clientsuccess|gainsight-px|trackops]   (default: all, in turn)
+# Usage: scripts/demo.sh [all|clientsuccess|gainsight-px|trackops|revnue]   (default: all, in turn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
 case "$which" in
-  all|clientsuccess|gainsight-px|trackops) ;;
-  *) echo "unknown destination '$which': use all, clientsuccess, gainsight-px or trackops" >&2; exit 2 ;;
+  all|clientsuccess|gainsight-px|trackops|revnue) ;;
+  *) echo "unknown destination '$which': use all, clientsuccess, gainsight-px, trackops or revnue" >&2; exit 2 ;;
 esac
 cargo build --release --workspace --bins --quiet
 if [ "$which" = all ] || [ "$which" = clientsuccess ]; then
@@ -21,4 +21,8 @@ fi
 if [ "$which" = all ] || [ "$which" = trackops ]; then
   echo "##### destination-trackops"
   target/release/trackops-demo
+fi
+if [ "$which" = all ] || [ "$which" = revnue ]; then
+  echo "##### destination-revnue"
+  target/release/revnue-demo
 fi

@@ -3,7 +3,8 @@
 and a primary key (so PyAirbyte upserts), as a warehouse table would hold them. With
 `{"without_active": true}` as its config, the table has `status` but no `active` column, as
 most warehouses' tables do. With `{"accounts": true}`, one stream of product accounts keyed by
-`id`, for Gainsight PX."""
+`id`, for Gainsight PX. With `{"customers": true}`, a customer master keyed by `name`, with a
+custom field column named as the finance team wrote it ("Contract Value"), for Revnue."""
 import json
 import sys
 
@@ -49,6 +50,23 @@ ACCOUNTS_SCHEMA = {
     },
 }
 
+CUSTOMERS = [
+    {"name": "Acme GmbH", "country": "Germany", "category": "Retail", "city": "Berlin", "Contract Value": 1500.5, "nda_signed_date": "2024-05-01"},
+    {"name": "Globex", "country": "US", "category": None, "city": None, "Contract Value": None, "nda_signed_date": None},
+    {"name": "Initrode", "country": "826", "category": "Services", "city": "London", "Contract Value": 99, "nda_signed_date": "2023-01-15"},
+]
+CUSTOMERS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "country": {"type": ["null", "string"]},
+        "category": {"type": ["null", "string"]},
+        "city": {"type": ["null", "string"]},
+        "Contract Value": {"type": ["null", "number"]},
+        "nda_signed_date": {"type": ["null", "string"], "format": "date"},
+    },
+}
+
 
 def option(name):
     """Whether the config passed with --config sets `name`."""
@@ -72,6 +90,14 @@ def main():
         emit({"type": "SPEC", "spec": {"connectionSpecification": {"type": "object", "properties": {}}}})
     elif command == "check":
         emit({"type": "CONNECTION_STATUS", "connectionStatus": {"status": "SUCCEEDED"}})
+    elif command == "discover" and option("customers"):
+        emit({"type": "CATALOG", "catalog": {"streams": [{
+            "name": "customers", "json_schema": CUSTOMERS_SCHEMA,
+            "supported_sync_modes": ["full_refresh"], "source_defined_primary_key": [["name"]],
+        }]}})
+    elif command == "read" and option("customers"):
+        for row in CUSTOMERS:
+            emit({"type": "RECORD", "record": {"stream": "customers", "data": row, "emitted_at": 1763800000000}})
     elif command == "discover" and option("accounts"):
         emit({"type": "CATALOG", "catalog": {"streams": [{
             "name": "accounts", "json_schema": ACCOUNTS_SCHEMA,

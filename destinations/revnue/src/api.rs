@@ -211,12 +211,14 @@ impl ApiClient {
             pages += 1;
             let body = match self.send(Method::GET, &path, None, None).await? {
                 Reply::Success { body, .. } => body,
-                Reply::Refused { status, message } => return Err(Fatal::config(format!(
+                Reply::Refused { status, message } => {
+                    return Err(Fatal::config(format!(
                     "GET {} answered {status} ({message}): check base_url ({}) and company ({})",
                     route.split('?').next().unwrap_or(route),
                     self.base_url,
                     self.company
-                ))),
+                )))
+                }
                 Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
             };
             let not_a_list = || {
@@ -326,6 +328,19 @@ pub fn duration_of(requests: u64, per_minute: f64) -> String {
     }
 }
 
+/// `36000` as `36,000`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +366,7 @@ mod tests {
         assert_eq!(duration_of(10_000, 20.0), "8 h 20 min");
         assert_eq!(duration_of(10_000, 100.0), "1 h 40 min");
         assert_eq!(duration_of(30, 20.0), "2 min");
+        assert_eq!(thousands(36_000), "36,000");
+        assert_eq!(thousands(999), "999");
     }
 }

@@ -16,7 +16,7 @@ pub mod lookups;
 pub mod objects;
 pub mod writer;
 
-use api::{duration_of, ApiClient, PAGE_SIZE};
+use api::{duration_of, thousands, ApiClient, PAGE_SIZE};
 use config::Settings;
 use engine::catalog::CustomColumns;
 use engine::cli::Destination;
@@ -44,7 +44,7 @@ fn budget_plan(per_minute: u32) -> String {
     format!(
         "{per_minute} requests a minute (requests_per_minute), shared by every caller of the account: \
          about {} records an hour at one request a record; 10,000 records take about {}",
-        per_minute * 60,
+        thousands(u64::from(per_minute) * 60),
         duration_of(10_000, f64::from(per_minute))
     )
 }

@@ -341,11 +341,12 @@ impl Templates {
 /// A custom field's value schema, with the contract's ranges.
 fn value_schema(field: &TemplateField, template: &Template) -> Value {
     let mut schema = match field.data_type.as_str() {
+        // A decimal may come as text (warehouse decimals often do): checked when shaped.
         "money" => {
-            json!({"type": ["number", "null"], "minimum": 0, "maximum": 999_999_999_999_999.0_f64})
+            json!({"type": ["number", "string", "null"], "minimum": 0, "maximum": 999_999_999_999_999.0_f64})
         }
         "number" => {
-            json!({"type": ["integer", "null"], "minimum": -999_999_999_999_999_i64, "maximum": 999_999_999_999_999_i64})
+            json!({"type": ["integer", "string", "null"], "minimum": -999_999_999_999_999_i64, "maximum": 999_999_999_999_999_i64})
         }
         "date" => json!({"type": ["string", "null"], "pattern": r"^\d{4}-\d{2}-\d{2}"}),
         _ => json!({"type": ["string", "null"], "maxLength": 50}),

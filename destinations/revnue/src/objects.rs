@@ -300,13 +300,18 @@ impl Object for RevnueObject {
                     "date" => {
                         to_date(value).map_err(|why| format!("custom field `{key}` {why}"))?;
                     }
-                    "money" => {
-                        if let Doc::Number(n) = value {
-                            if !n.as_f64().is_some_and(at_most_two_decimals) {
-                                return Err(format!(
-                                    "custom field `{key}` has more than 2 decimals ({n}); money keeps cents only"
-                                ));
-                            }
+                    "money" | "number" => {
+                        let number = match value {
+                            Doc::Number(n) => n.as_f64(),
+                            // Decimals often arrive as text (PyAirbyte's cache: "1500.500000000").
+                            Doc::String(text) => text.trim().parse::<f64>().ok(),
+                            Doc::Null => None,
+                            _ => Some(f64::NAN),
+                        };
+                        if let Some(n) = number {
+                            *value = custom_number(key, data_type, n)?;
+                        } else if !matches!(value, Doc::Null) {
+                            return Err(format!("custom field `{key}` is not a number"));
                         }
                     }
                     _ => {}
@@ -329,6 +334,37 @@ impl Object for RevnueObject {
     }
 }
 
+/// The contract's largest money or number value.
+const CUSTOM_NUMBER_MAX: f64 = 999_999_999_999_999.0;
+
+/// A custom money (0 to 999999999999999.00, cents) or number (an integer of at most 15
+/// digits) as the JSON number Revnue takes.
+fn custom_number(key: &str, data_type: &str, n: f64) -> Result<Doc<'static>, String> {
+    let number = if data_type == "money" {
+        if !(0.0..=CUSTOM_NUMBER_MAX).contains(&n) {
+            return Err(format!(
+                "custom field `{key}` is out of range ({n}): money is 0.00 to 999999999999999.00"
+            ));
+        }
+        if !at_most_two_decimals(n) {
+            return Err(format!(
+                "custom field `{key}` has more than 2 decimals ({n}); money keeps cents only"
+            ));
+        }
+        serde_json::Number::from_f64(n)
+    } else {
+        if n.fract() != 0.0 || n.abs() > CUSTOM_NUMBER_MAX {
+            return Err(format!(
+                "custom field `{key}` is not a whole number of at most 15 digits ({n})"
+            ));
+        }
+        Some(serde_json::Number::from(n as i64))
+    };
+    number
+        .map(Doc::Number)
+        .ok_or_else(|| format!("custom field `{key}` is not a number"))
+}
+
 /// A name as Revnue compares it: trimmed, without regard to case.
 pub fn name_key(name: &str) -> String {
     name.trim().to_lowercase()
@@ -344,8 +380,10 @@ fn at_most_two_decimals(n: f64) -> bool {
 /// A date as `yyyy-MM-dd`, in place: a date-time gives its date part. Returns whether it
 /// changed; the error ends "… is not …" after the field's name.
 fn to_date(value: &mut Doc) -> Result<bool, String> {
-    let Doc::String(text) = value else {
-        return Err("is not a date: give yyyy-MM-dd".to_owned());
+    let text = match value {
+        Doc::String(text) => text,
+        Doc::Null => return Ok(false),
+        _ => return Err("is not a date: give yyyy-MM-dd".to_owned()),
     };
     let date = text
         .get(..10)

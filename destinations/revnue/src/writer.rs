@@ -253,50 +253,51 @@ impl RevnueWriter {
     ) -> Result<Map<String, Value>, String> {
         let mut body = Map::new();
         for (field, value) in record {
-            let value =
-                match (field.as_str(), value) {
-                    ("id" | "company", _) => continue,
-                    ("category", Value::Object(category)) => {
-                        category.get("id").cloned().unwrap_or(Value::Null)
-                    }
-                    ("country" | "business_country", Value::String(name)) => {
-                        let code = iso_country(name)
-                            .or_else(|| self.countries.get().and_then(|c| c.find(name)));
-                        match code {
-                            Some(code) => json!(code),
-                            None => {
-                                return Err(format!(
-                                    "its {field} {name:?} is not a country this connector knows"
-                                ))
-                            }
+            let value = match (field.as_str(), value) {
+                ("id" | "company", _) => continue,
+                ("category", Value::Object(category)) => {
+                    category.get("id").cloned().unwrap_or(Value::Null)
+                }
+                ("country" | "business_country", Value::String(name)) => {
+                    let code = iso_country(name)
+                        .or_else(|| self.countries.get().and_then(|c| c.find(name)));
+                    match code {
+                        Some(code) => json!(code),
+                        None => {
+                            return Err(format!(
+                                "its {field} {name:?} is not a country this connector knows"
+                            ))
                         }
                     }
-                    ("template", Value::Object(template)) => {
-                        let Some(ours) = self.templates.of(object) else {
-                            // No template configured here: the stored values are left as they are.
-                            continue;
-                        };
-                        let mut values = Vec::new();
-                        if template.get("id").and_then(Value::as_u64) == Some(ours.id) {
-                            for (key, v) in template
-                                .get("fields")
-                                .and_then(Value::as_object)
-                                .into_iter()
-                                .flatten()
-                            {
-                                match ours.field_by_key(key) {
-                                    Some(f) => values.push((f.id, v.clone())),
-                                    None => return Err(format!(
+                }
+                ("template", Value::Object(template)) => {
+                    let Some(ours) = self.templates.of(object) else {
+                        // No template configured here: the stored values are left as they are.
+                        continue;
+                    };
+                    let mut values = Vec::new();
+                    if template.get("id").and_then(Value::as_u64) == Some(ours.id) {
+                        for (key, v) in template
+                            .get("fields")
+                            .and_then(Value::as_object)
+                            .into_iter()
+                            .flatten()
+                        {
+                            match ours.field_by_key(key) {
+                                Some(f) => values.push((f.id, v.clone())),
+                                None => {
+                                    return Err(format!(
                                         "its template field {key:?} is not a field of template {}",
                                         ours.id
-                                    )),
+                                    ))
                                 }
                             }
                         }
-                        template_body(json!(ours.id), values)
                     }
-                    _ => value.clone(),
-                };
+                    template_body(json!(ours.id), values)
+                }
+                _ => value.clone(),
+            };
             body.insert(field.clone(), value);
         }
         Ok(body)

@@ -145,7 +145,10 @@ async fn discover_types_the_template_fields_and_says_why_when_it_cannot() {
         properties["contract_value"]["maximum"],
         json!(999_999_999_999_999.0)
     );
-    assert_eq!(properties["seats"]["type"], json!(["integer", "null"]));
+    assert_eq!(
+        properties["seats"]["type"],
+        json!(["integer", "string", "null"])
+    );
     assert_eq!(properties["tier"]["maxLength"], 50);
     assert!(
         properties.get("legacy_code").is_none(),

@@ -29,7 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Options::default()
     })
     .await?;
-    println!("Revnue emulator listening at {} (budget 600 requests a minute)\n", emulator.base_url());
+    println!(
+        "Revnue emulator listening at {} (budget 600 requests a minute)\n",
+        emulator.base_url()
+    );
     let mut config: Value =
         serde_json::from_str(&std::fs::read_to_string(examples.join("config.json"))?)?;
     config["base_url"] = Value::String(emulator.base_url());
