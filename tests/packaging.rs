@@ -208,6 +208,8 @@ fn the_engine_names_no_platform_and_no_object() {
         "account_",
         "identifyid",
         "externalid",
+        "customer",
+        "supplier",
         "contacts",
     ];
     for file in files {
