@@ -458,3 +458,26 @@ pub async fn run_write(
     ];
     (run_bin(bin, &args, input.as_bytes(), &[]).await, dir)
 }
+
+/// An `object_storage_config` keeping rejected records in `dir/rejects.jsonl`.
+pub fn local_rejects(dir: &Path) -> Value {
+    json!({"storage_type": "Local", "path": dir.join("rejects.jsonl").to_string_lossy()})
+}
+
+/// The records kept in `dir/rejects.jsonl` by [`local_rejects`], in order.
+pub fn rejected_in(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("rejects.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// An echoed state's `destinationStats`: (records written, records rejected).
+pub fn state_counts(state: &Value) -> (f64, f64) {
+    let stats = &state["destinationStats"];
+    (
+        stats["recordCount"].as_f64().unwrap_or(-1.0),
+        stats["rejectedRecordCount"].as_f64().unwrap_or(0.0),
+    )
+}

@@ -3,6 +3,7 @@
 //!
 //! The emulator knows nothing of the connector's code; it implements the API contract alone.
 
+pub mod demo;
 pub mod emukit;
 pub mod emulator;
 pub mod harness;

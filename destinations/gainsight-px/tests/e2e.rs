@@ -3,7 +3,8 @@
 
 use gainsight_px_emulator::{Emulator, Options};
 use integration_tests::harness::{
-    bin_named, record_line, run_bin, run_command, run_write, scratch_dir, state_line, Run,
+    self, bin_named, record_line, rejected_in, run_bin, run_command, run_write, scratch_dir,
+    state_counts, state_line, Run,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -33,24 +34,9 @@ async fn write(config: &Value, streams: &[(&str, &str, &str)], lines: &[String])
     run_write(&bin(), config, streams, lines).await
 }
 
+/// A config fragment keeping rejected records in `dir`.
 fn local_rejects(dir: &std::path::Path) -> Value {
-    json!({"object_storage_config": {"storage_type": "Local", "path": dir.join("rejects.jsonl").to_string_lossy()}})
-}
-
-fn rejected(dir: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("rejects.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn counts(state: &Value) -> (f64, f64) {
-    let stats = &state["destinationStats"];
-    (
-        stats["recordCount"].as_f64().unwrap_or(-1.0),
-        stats["rejectedRecordCount"].as_f64().unwrap_or(0.0),
-    )
+    json!({ "object_storage_config": harness::local_rejects(dir) })
 }
 
 #[tokio::test]
@@ -232,8 +218,8 @@ async fn accounts_then_users_land_with_dates_keys_and_custom_attributes() {
     assert_eq!(users[0]["customAttributes"], json!({"beta": true}));
     let states = run.states();
     assert_eq!(states.len(), 2);
-    assert_eq!(counts(states[0]), (2.0, 0.0));
-    assert_eq!(counts(states[1]), (2.0, 0.0));
+    assert_eq!(state_counts(states[0]), (2.0, 0.0));
+    assert_eq!(state_counts(states[1]), (2.0, 0.0));
 }
 
 #[tokio::test]
@@ -280,7 +266,7 @@ async fn upsert_updates_or_creates_and_rejections_are_kept_with_their_reason() {
         accounts.iter().any(|a| a["id"] == "new/one"),
         "an id unfit for a path went by the body route"
     );
-    let rejects = rejected(&dir);
+    let rejects = rejected_in(&dir);
     let reasons: Vec<&str> = rejects
         .iter()
         .map(|r| r["reason"].as_str().unwrap())
@@ -294,8 +280,8 @@ async fn upsert_updates_or_creates_and_rejections_are_kept_with_their_reason() {
     assert!(reasons[2].contains("was not found"), "{reasons:?}");
     assert_eq!(rejects[2]["http_status"], 404);
     let states = run.states();
-    assert_eq!(counts(states[0]), (2.0, 2.0));
-    assert_eq!(counts(states[1]), (0.0, 1.0));
+    assert_eq!(state_counts(states[0]), (2.0, 2.0));
+    assert_eq!(state_counts(states[1]), (0.0, 1.0));
 }
 
 #[tokio::test]
@@ -326,7 +312,7 @@ async fn creates_that_applied_then_failed_make_no_duplicates_and_throttling_is_w
     run.assert_ok();
     let accounts = emulator.records("accounts");
     assert_eq!(accounts.len(), 30, "each account once");
-    assert_eq!(counts(run.states()[0]), (30.0, 0.0));
+    assert_eq!(state_counts(run.states()[0]), (30.0, 0.0));
     assert!(
         emulator.count_status("429") >= 4 && emulator.count_status("500 (applied)") > 0,
         "{:?}",

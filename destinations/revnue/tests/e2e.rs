@@ -2,11 +2,12 @@
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
 use integration_tests::harness::{
-    bin_named, record_line, run_bin, run_command, run_write, scratch_dir, state_line, Run,
+    bin_named, local_rejects, record_line, rejected_in, run_bin, run_command, run_write,
+    scratch_dir, state_counts, state_line, Run,
 };
 use revnue_emulator::{Emulator, Options, TOKEN};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
@@ -39,26 +40,6 @@ async fn command(name: &str, config: &Value) -> Run {
 
 async fn write(config: &Value, streams: &[(&str, &str, &str)], lines: &[String]) -> Run {
     run_write(&bin(), config, streams, lines).await.0
-}
-
-fn local_rejects(dir: &Path) -> Value {
-    json!({"storage_type": "Local", "path": dir.join("rejects.jsonl").to_string_lossy()})
-}
-
-fn rejected(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("rejects.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn counts(state: &Value) -> (f64, f64) {
-    let stats = &state["destinationStats"];
-    (
-        stats["recordCount"].as_f64().unwrap_or(-1.0),
-        stats["rejectedRecordCount"].as_f64().unwrap_or(0.0),
-    )
 }
 
 const UPSERT: [(&str, &str, &str); 1] = [("customers", "customer", "append_dedup")];
@@ -235,7 +216,7 @@ async fn customers_land_with_every_value_form_and_a_rerun_sends_nothing() {
     let run = write(&config, &UPSERT, &master_rows()).await;
     run.assert_ok();
     run.assert_no_secret(TOKEN);
-    assert_eq!(counts(run.states()[0]), (3.0, 0.0));
+    assert_eq!(state_counts(run.states()[0]), (3.0, 0.0));
     let acme = customer(&emulator, "Acme GmbH");
     assert_eq!(acme["company"], 1);
     assert_eq!(acme["country"], "Germany");
@@ -421,7 +402,7 @@ async fn bad_rows_are_rejected_with_their_reason_before_any_request() {
     ];
     let run = write(&config, &UPSERT, &lines).await;
     run.assert_ok();
-    let rejects = rejected(&dir);
+    let rejects = rejected_in(&dir);
     let reasons: Vec<&str> = rejects
         .iter()
         .map(|r| r["reason"].as_str().unwrap())
@@ -448,7 +429,7 @@ async fn bad_rows_are_rejected_with_their_reason_before_any_request() {
         2,
         "Fine, and Initech's refused create"
     );
-    assert_eq!(counts(run.states()[0]), (1.0, 8.0));
+    assert_eq!(state_counts(run.states()[0]), (1.0, 8.0));
 }
 
 #[tokio::test]
@@ -480,7 +461,7 @@ async fn append_creates_only_and_update_needs_an_id_that_exists() {
     )
     .await;
     run.assert_ok();
-    let reasons: Vec<String> = rejected(&dir)
+    let reasons: Vec<String> = rejected_in(&dir)
         .iter()
         .map(|r| r["reason"].as_str().unwrap().to_owned())
         .collect();
@@ -639,7 +620,7 @@ async fn a_429_from_a_shared_budget_pauses_everything_and_loses_nothing() {
     run.assert_ok();
     assert_eq!(emulator.records("customers").len(), 21);
     assert!(emulator.count_status("429") > 0);
-    assert_eq!(counts(run.states()[0]), (20.0, 0.0));
+    assert_eq!(state_counts(run.states()[0]), (20.0, 0.0));
     assert!(
         run.logs("WARN")
             .iter()
@@ -677,7 +658,7 @@ async fn a_create_that_timed_out_after_landing_is_not_made_twice() {
         .filter(|c| c["name"] == "Once Only")
         .collect();
     assert_eq!(named.len(), 1, "{:?}", emulator.requests());
-    assert_eq!(counts(run.states()[0]), (1.0, 0.0));
+    assert_eq!(state_counts(run.states()[0]), (1.0, 0.0));
 }
 
 #[tokio::test]

@@ -2,10 +2,11 @@
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
 use integration_tests::harness::{
-    bin_named, record_line, run_bin, run_command, run_write, scratch_dir, state_line, Run,
+    bin_named, local_rejects, record_line, rejected_in, run_bin, run_command, run_write,
+    scratch_dir, state_counts, state_line, Run,
 };
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use trackops_emulator::{Emulator, Options, LIMITED_LOGIN, LOGIN, TOKEN};
 
 fn bin() -> PathBuf {
@@ -33,26 +34,6 @@ async fn command(name: &str, config: &Value) -> Run {
 
 async fn write(config: &Value, streams: &[(&str, &str, &str)], lines: &[String]) -> Run {
     run_write(&bin(), config, streams, lines).await.0
-}
-
-fn local_rejects(dir: &Path) -> Value {
-    json!({"storage_type": "Local", "path": dir.join("rejects.jsonl").to_string_lossy()})
-}
-
-fn rejected(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("rejects.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn counts(state: &Value) -> (f64, f64) {
-    let stats = &state["destinationStats"];
-    (
-        stats["recordCount"].as_f64().unwrap_or(-1.0),
-        stats["rejectedRecordCount"].as_f64().unwrap_or(0.0),
-    )
 }
 
 const STREAMS: [(&str, &str, &str); 3] = [
@@ -219,7 +200,7 @@ async fn clients_locations_and_contacts_land_in_order_and_a_rerun_writes_nothing
         (bo["client_id"].clone(), bo["role_id"].clone()),
         (boulder["id"].clone(), json!(4))
     );
-    assert_eq!(counts(run.states()[0]), (6.0, 0.0));
+    assert_eq!(state_counts(run.states()[0]), (6.0, 0.0));
 
     let writes = emulator.count_method("POST") + emulator.count_method("PUT");
     let again = write(&config, &STREAMS, &crm_rows()).await;
@@ -289,7 +270,7 @@ async fn bad_rows_are_rejected_with_their_reason_and_cost_nothing_else() {
     ];
     let run = write(&config, &STREAMS, &lines).await;
     run.assert_ok();
-    let reasons: Vec<String> = rejected(&dir)
+    let reasons: Vec<String> = rejected_in(&dir)
         .iter()
         .map(|r| r["reason"].as_str().unwrap().to_owned())
         .collect();
@@ -312,7 +293,7 @@ async fn bad_rows_are_rejected_with_their_reason_and_cost_nothing_else() {
     );
     assert_eq!(emulator.records("clients").len(), 1);
     assert_eq!(emulator.records("contacts").len(), 1);
-    assert_eq!(counts(run.states()[0]), (2.0, 4.0));
+    assert_eq!(state_counts(run.states()[0]), (2.0, 4.0));
 }
 
 #[tokio::test]
@@ -362,7 +343,7 @@ async fn a_contact_of_another_client_is_not_moved_and_an_ambiguous_code_is_not_g
     ];
     let run = write(&config, &STREAMS, &lines).await;
     run.assert_ok();
-    let reasons: Vec<String> = rejected(&dir)
+    let reasons: Vec<String> = rejected_in(&dir)
         .iter()
         .map(|r| r["reason"].as_str().unwrap().to_owned())
         .collect();
