@@ -138,6 +138,9 @@ struct State {
     /// The API's rate budget is known (a published one, or the user's): requests keep it
     /// from the first, and a 429 is a budget's, never probed as a cap.
     known_budget: bool,
+    /// A pace the limiter never goes above: a budget the user set for a shared account, not
+    /// to be probed past.
+    ceiling: Option<f64>,
     /// A gentle start: the pace grows by `GENTLE_GROWTH` each `GENTLE_STEP` of clean answers
     /// (from when it last grew), until the first 429 says where the budget is.
     gentle_since: Option<Instant>,
@@ -219,6 +222,7 @@ impl Adaptive {
                 clean_since_pause: 0,
                 pace: None,
                 known_budget: false,
+                ceiling: None,
                 gentle_since: None,
                 recent_clean: None,
             }),
@@ -239,6 +243,15 @@ impl Adaptive {
             state.pace = Some((per_second.max(0.01), now, now));
             state.known_budget = true;
         }
+        limiter
+    }
+
+    /// [`Self::with_budget`] where the budget is a ceiling: the pace is never raised past
+    /// `per_second` to find a budget that grew (others share the account's, and the user said
+    /// how much of it is this sync's); a 429 may still lower it.
+    pub fn with_ceiling(max: usize, per_second: f64) -> Self {
+        let limiter = Self::with_budget(max, per_second);
+        limiter.lock().ceiling = Some(per_second.max(0.01));
         limiter
     }
 
@@ -404,6 +417,7 @@ impl Adaptive {
                     recent.push_back(now);
                 }
                 let gentle = state.gentle_since;
+                let ceiling = state.ceiling.unwrap_or(f64::MAX);
                 if let Some((rate, _, set)) = &mut state.pace {
                     match gentle {
                         Some(since) if now.duration_since(since) >= GENTLE_STEP => {
@@ -413,7 +427,7 @@ impl Adaptive {
                         }
                         Some(_) => {}
                         None if now.duration_since(*set) >= RATE_QUIET => {
-                            *rate *= RATE_PROBE;
+                            *rate = (*rate * RATE_PROBE).min(ceiling);
                             *set = now;
                         }
                         None => {}
@@ -615,7 +629,8 @@ impl Adaptive {
                 .unwrap_or(now);
             let span = now.duration_since(since).max(retry_after).max(MIN_WINDOW);
             let rate = state.clean_since_pause as f64 / span.as_secs_f64() * RATE_MARGIN;
-            state.pace = Some((rate.max(0.5), now, now));
+            let rate = rate.max(0.5).min(state.ceiling.unwrap_or(f64::MAX));
+            state.pace = Some((rate, now, now));
         }
         state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
         // The budget's window is what the API said, not what the jitter added.
@@ -653,6 +668,30 @@ mod tests {
         let (throttle, _) =
             limiter.release_after(permit, Signal::Throttled, Some(Duration::from_secs(1)));
         assert_eq!(throttle, Throttle::Everyone);
+    }
+
+    /// A budget probed upward finds one that grew; a ceiling (an account's budget the user
+    /// set) is never probed past, however long the answers stay clean.
+    #[tokio::test(start_paused = true)]
+    async fn a_ceiling_is_kept_where_a_budget_is_probed_past() {
+        for (limiter, probes) in [
+            (Adaptive::with_budget(2, 10.0), true),
+            (Adaptive::with_ceiling(2, 10.0), false),
+        ] {
+            let started = Instant::now();
+            for _ in 0..3_000 {
+                let permit = limiter.acquire().await;
+                limiter.release(permit, Signal::Clean);
+            }
+            let took = started.elapsed().as_secs_f64();
+            let pace = limiter.pace().unwrap();
+            if probes {
+                assert!(pace > 10.0, "probed upward after a quiet spell: {pace}");
+            } else {
+                assert_eq!(pace, 10.0);
+                assert!(took >= 299.8, "3,000 at 10 a second took {took} s");
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

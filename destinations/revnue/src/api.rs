@@ -6,7 +6,9 @@ use crate::config::Settings;
 use bytes::Bytes;
 use engine::concurrency::Adaptive;
 use engine::error::Fatal;
-use engine::http::{Answers, Credentials, Outgoing, Platform, Reply, Sender, Transport};
+use engine::http::{
+    Answers, Credentials, MethodPath, Outgoing, Platform, Reply, Sender, Transport,
+};
 use engine::secret::Secret;
 use reqwest::header::AUTHORIZATION;
 use reqwest::Method;
@@ -71,20 +73,6 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// A request as messages name it: its method and path, without the query.
-struct Label<'a>(&'a Method, &'a str);
-
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}",
-            self.0,
-            self.1.split('?').next().unwrap_or(self.1)
-        )
-    }
-}
-
 pub struct ApiClient {
     sender: Sender<BearerToken>,
     /// `{base_url}/api/v2`.
@@ -120,7 +108,7 @@ impl ApiClient {
                 transport,
                 BearerToken::new(&settings.api_token),
                 answers,
-                Adaptive::with_budget(settings.max_concurrency, per_second),
+                Adaptive::with_ceiling(settings.max_concurrency, per_second),
                 settings.max_retries,
                 settings.request_timeout,
             ),
@@ -189,7 +177,7 @@ impl ApiClient {
         let shown = path.strip_prefix(&self.api_url).unwrap_or(path);
         self.sender
             .send(Outgoing {
-                label: &Label(&method, shown),
+                label: &MethodPath(&method, shown),
                 method: method.clone(),
                 uri,
                 body,

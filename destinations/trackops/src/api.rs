@@ -6,7 +6,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use engine::concurrency::Adaptive;
 use engine::error::Fatal;
-use engine::http::{Answers, Credentials, Outgoing, Platform, Reply, Sender, Transport};
+use engine::http::{
+    Answers, Credentials, MethodPath, Outgoing, Platform, Reply, Sender, Transport,
+};
 use engine::secret::Secret;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::header::AUTHORIZATION;
@@ -91,15 +93,6 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// A request as messages name it.
-struct Label<'a>(&'a Method, &'a str);
-
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.0, self.1)
-    }
-}
-
 pub struct ApiClient {
     sender: Sender<BasicToken>,
     base_url: String,
@@ -173,7 +166,7 @@ impl ApiClient {
             .map_err(|e| Fatal::config(format!("base_url {} with {path}: {e}", self.base_url)))?;
         self.sender
             .send(Outgoing {
-                label: &Label(&method.clone(), path.split('?').next().unwrap_or(path)),
+                label: &MethodPath(&method.clone(), path),
                 method,
                 uri,
                 body,

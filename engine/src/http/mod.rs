@@ -231,6 +231,21 @@ impl Credentials for Key {
     }
 }
 
+/// A request as messages name it: `POST /things`, the query left out (it may be long, and
+/// carries values, not the route).
+pub struct MethodPath<'a>(pub &'a Method, pub &'a str);
+
+impl Display for MethodPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.0,
+            self.1.split('?').next().unwrap_or(self.1)
+        )
+    }
+}
+
 /// One request to send: what messages call it (`POST /v1/things`), and its parts.
 pub struct Outgoing<'a> {
     pub label: &'a (dyn Display + Sync),
