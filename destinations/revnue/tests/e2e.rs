@@ -456,6 +456,8 @@ async fn append_creates_only_and_update_needs_an_id_that_exists() {
                 &json!({"id": globex, "name": "Globex Corporation", "website": "globex.example"}),
             ),
             record_line("fixes", &json!({"id": 999, "city": "Nowhere"})),
+            // Initech is company 2's: never written from company 1.
+            record_line("fixes", &json!({"id": 1, "city": "Elsewhere"})),
             state_line("fixes", 1),
         ],
     )
@@ -465,7 +467,14 @@ async fn append_creates_only_and_update_needs_an_id_that_exists() {
         .iter()
         .map(|r| r["reason"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("customer 1 does not exist in company 1")),
+        "{reasons:?}"
+    );
+    assert_eq!(customer(&emulator, "Initech")["city"], Value::Null);
     assert!(
         reasons.iter().any(|r| r.contains("append only creates")),
         "{reasons:?}"
