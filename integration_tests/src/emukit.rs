@@ -1,10 +1,12 @@
 //! What every emulator here shares: the HTTP/1.1 server on loopback, a connection dropped on
-//! purpose, and the count of requests in flight.
+//! purpose, the count of requests in flight, each request's reproducible random draws, and
+//! JSON answers.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use rand::{Rng, SeedableRng};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,6 +14,46 @@ use tokio::net::TcpListener;
 
 /// An emulator's answer.
 pub type Answer = Response<Full<Bytes>>;
+
+/// One request's random draws: the same seed and request number draw the same latency and
+/// faults, so a run can be reproduced.
+pub struct Draw {
+    /// For any further draw (which 5xx, which fault).
+    pub rng: rand::rngs::StdRng,
+    /// The configured latency plus this request's jitter.
+    pub latency: std::time::Duration,
+    /// A number in [0, 1) that fault rates are compared against.
+    pub roll: f64,
+}
+
+impl Draw {
+    pub fn new(seed: u64, sequence: u64, latency_ms: u64, jitter_ms: u64) -> Self {
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let jitter = if jitter_ms > 0 {
+            rng.random_range(0..=jitter_ms)
+        } else {
+            0
+        };
+        let roll = rng.random();
+        Self {
+            rng,
+            latency: std::time::Duration::from_millis(latency_ms + jitter),
+            roll,
+        }
+    }
+}
+
+/// A JSON answer with its status.
+pub fn json_answer(status: u16, body: &serde_json::Value) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            serde_json::to_vec(body).expect("JSON"),
+        )))
+        .expect("valid response")
+}
 
 /// The connection is closed without an answer.
 #[derive(Debug)]

@@ -300,16 +300,11 @@ impl Shared {
     /// The fault for the request numbered `sequence`: the same numbers draw the same faults.
     fn draw(&self, sequence: u64, is_write: bool) -> (Fault, Duration) {
         let o = &self.options;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(
-            o.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let jitter = if o.jitter_ms > 0 {
-            rng.random_range(0..=o.jitter_ms)
-        } else {
-            0
-        };
-        let latency = Duration::from_millis(o.latency_ms + jitter);
-        let roll: f64 = rng.random();
+        let crate::emukit::Draw {
+            mut rng,
+            latency,
+            roll,
+        } = crate::emukit::Draw::new(o.seed, sequence, o.latency_ms, o.jitter_ms);
         let five_xx = [500, 502, 503][rng.random_range(0..3)];
         let either: bool = rng.random();
         let mut edge = 0.0;

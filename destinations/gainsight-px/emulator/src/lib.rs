@@ -13,9 +13,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use integration_tests::emukit::{Dropped, InFlight};
+use integration_tests::emukit::{Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -637,15 +637,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     let started = Instant::now();
     let sequence = shared.sequence.fetch_add(1, Ordering::SeqCst) + 1;
     let o = &shared.options;
-    let mut rng =
-        rand::rngs::StdRng::seed_from_u64(o.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let jitter = if o.jitter_ms > 0 {
-        rng.random_range(0..=o.jitter_ms)
-    } else {
-        0
-    };
-    let latency = Duration::from_millis(o.latency_ms + jitter);
-    let roll: f64 = rng.random();
+    let Draw {
+        mut rng,
+        latency,
+        roll,
+    } = Draw::new(o.seed, sequence, o.latency_ms, o.jitter_ms);
     let (_guard, in_flight) = InFlight::enter(&shared.in_flight);
     let finish = |status: &str| {
         *shared

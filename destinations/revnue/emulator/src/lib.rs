@@ -17,9 +17,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use integration_tests::emukit::{Dropped, InFlight};
+use integration_tests::emukit::{json_answer, Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -361,18 +361,8 @@ impl Emulator {
     }
 }
 
-fn respond(status: u16, body: &Value) -> Answer {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            serde_json::to_vec(body).expect("JSON"),
-        )))
-        .expect("valid response")
-}
-
 fn detail(status: u16, text: &str) -> Answer {
-    respond(status, &json!({"detail": text}))
+    json_answer(status, &json!({"detail": text}))
 }
 
 fn html(status: u16) -> Answer {
@@ -442,15 +432,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
     let started = Instant::now();
     let sequence = shared.sequence.fetch_add(1, Ordering::SeqCst) + 1;
     let o = &shared.options;
-    let mut rng =
-        rand::rngs::StdRng::seed_from_u64(o.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let jitter = if o.jitter_ms > 0 {
-        rng.random_range(0..=o.jitter_ms)
-    } else {
-        0
-    };
-    let latency = Duration::from_millis(o.latency_ms + jitter);
-    let roll: f64 = rng.random();
+    let Draw {
+        mut rng,
+        latency,
+        roll,
+    } = Draw::new(o.seed, sequence, o.latency_ms, o.jitter_ms);
     let (_guard, in_flight) = InFlight::enter(&shared.in_flight);
     shared.peak_in_flight.fetch_max(in_flight, Ordering::SeqCst);
     let full_path = if query.is_empty() {
@@ -723,9 +709,9 @@ fn inspect(shared: &Shared, segs: &[&str]) -> Answer {
                     shown
                 })
                 .collect();
-            respond(200, &json!(all))
+            json_answer(200, &json!(all))
         }
-        ["_emulator", "stats"] => respond(200, &json!(*shared.stats.lock().unwrap())),
+        ["_emulator", "stats"] => json_answer(200, &json!(*shared.stats.lock().unwrap())),
         ["_emulator", "requests"] => {
             let log: Vec<Value> = shared
                 .log
@@ -734,7 +720,7 @@ fn inspect(shared: &Shared, segs: &[&str]) -> Answer {
                 .iter()
                 .map(|(m, p, s)| json!({"method": m, "path": p, "status": s}))
                 .collect();
-            respond(200, &json!(log))
+            json_answer(200, &json!(log))
         }
         _ => detail(404, "Not found."),
     }
@@ -743,7 +729,7 @@ fn inspect(shared: &Shared, segs: &[&str]) -> Answer {
 /// A list answer: DRF's page of `results` with absolute `next`/`previous`, or a bare array.
 fn page(shared: &Shared, items: Vec<Value>, query: &str, host: &str, path: &str) -> Answer {
     if shared.options.bare_lists {
-        return respond(200, &Value::Array(items));
+        return json_answer(200, &Value::Array(items));
     }
     let size = query_value(query, "page_size")
         .and_then(|s| s.parse::<usize>().ok())
@@ -770,7 +756,7 @@ fn page(shared: &Shared, items: Vec<Value>, query: &str, host: &str, path: &str)
         json!(format!("http://{host}{path}?{q}page={n}&page_size={size}"))
     };
     let results: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-    respond(
+    json_answer(
         200,
         &json!({
             "count": count,
@@ -837,7 +823,7 @@ fn route(
                 .into_iter()
                 .find(|t| t["id"].as_u64().map(|i| i.to_string()).as_deref() == Some(*id))
             {
-                Some(t) => respond(200, t),
+                Some(t) => json_answer(200, t),
                 None => detail(404, "Not found."),
             },
             Err(answer) => answer,
@@ -925,7 +911,7 @@ fn records(
             };
             match store.table(kind).get(&id) {
                 Some(r) if r["company"].as_u64() == Some(company) => {
-                    respond(200, &shared.response(kind, r))
+                    json_answer(200, &shared.response(kind, r))
                 }
                 _ => detail(404, "Not found."),
             }
@@ -952,7 +938,7 @@ fn records(
             record.insert("company".into(), json!(company));
             let shown = shared.response(kind, &record);
             store.table_mut(kind).insert(id, record);
-            respond(201, &shown)
+            json_answer(201, &shown)
         }
         (&Method::PUT, Some(id)) | (&Method::PATCH, Some(id)) => {
             let partial = method == Method::PATCH;
@@ -1012,7 +998,7 @@ fn records(
             }
             let shown = shared.response(kind, &record);
             store.table_mut(kind).insert(id, record);
-            respond(200, &shown)
+            json_answer(200, &shown)
         }
         (&Method::DELETE, Some(id)) => match store.table_mut(kind).remove(&id) {
             Some(_) => Response::builder()

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use integration_tests::emukit::{Dropped, InFlight};
+use integration_tests::emukit::{json_answer, Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -356,22 +356,12 @@ fn now_text() -> String {
     )
 }
 
-fn respond(status: u16, body: &Value) -> Answer {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            serde_json::to_vec(body).expect("JSON"),
-        )))
-        .expect("valid response")
-}
-
 fn message(status: u16, text: &str) -> Answer {
-    respond(status, &json!({"message": text}))
+    json_answer(status, &json!({"message": text}))
 }
 
 fn invalid(errors: BTreeMap<String, Vec<String>>) -> Answer {
-    respond(
+    json_answer(
         422,
         &json!({"message": "Validation failed", "errors": errors}),
     )
@@ -419,15 +409,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
     let started = Instant::now();
     let sequence = shared.sequence.fetch_add(1, Ordering::SeqCst) + 1;
     let o = &shared.options;
-    let mut rng =
-        rand::rngs::StdRng::seed_from_u64(o.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let jitter = if o.jitter_ms > 0 {
-        rng.random_range(0..=o.jitter_ms)
-    } else {
-        0
-    };
-    let latency = Duration::from_millis(o.latency_ms + jitter);
-    let roll: f64 = rng.random();
+    let Draw {
+        mut rng,
+        latency,
+        roll,
+    } = Draw::new(o.seed, sequence, o.latency_ms, o.jitter_ms);
     let (_guard, in_flight) = InFlight::enter(&shared.in_flight);
     let finish = |status: &str| {
         *shared
@@ -594,7 +580,7 @@ fn inspect(shared: &Shared, segs: &[&str]) -> Answer {
                 _ => return message(404, "Not found"),
             };
             let store = shared.store.lock().unwrap();
-            respond(
+            json_answer(
                 200,
                 &Value::Array(
                     store
@@ -605,7 +591,7 @@ fn inspect(shared: &Shared, segs: &[&str]) -> Answer {
                 ),
             )
         }
-        ["_emulator", "stats"] => respond(200, &json!(*shared.stats.lock().unwrap())),
+        ["_emulator", "stats"] => json_answer(200, &json!(*shared.stats.lock().unwrap())),
         _ => message(404, "Not found"),
     }
 }
@@ -628,7 +614,7 @@ fn route(shared: &Shared, method: &Method, rest: &[&str], query: &str, body: &By
     match (method.as_str(), id) {
         ("GET", None) => list(&store, kind, query),
         ("GET", Some(id)) => match store.table(kind).get(&id) {
-            Some(record) => respond(200, &Value::Object(record.clone())),
+            Some(record) => json_answer(200, &Value::Object(record.clone())),
             None => message(404, &format!("{} not found", kind.title())),
         },
         ("POST", None) => match unwrap() {
@@ -866,7 +852,7 @@ fn create(
         Kind::Contact => {}
     }
     store.table_mut(kind).insert(id, record.clone());
-    respond(201, &Value::Object(record))
+    json_answer(201, &Value::Object(record))
 }
 
 fn demote(store: &mut Store, root: u64) {
@@ -983,7 +969,7 @@ fn update(
         }
     }
     record.insert("updated_at".into(), json!(now_text()));
-    respond(200, &Value::Object(record.clone()))
+    json_answer(200, &Value::Object(record.clone()))
 }
 
 fn list(store: &Store, kind: Kind, query: &str) -> Answer {
@@ -1060,7 +1046,7 @@ fn list(store: &Store, kind: Kind, query: &str) -> Answer {
         .unwrap_or(25)
         .clamp(1, 100);
     if get("mode") == Some("count") {
-        return respond(
+        return json_answer(
             200,
             &json!({"record_count": found.len(), "page_count": found.len().div_ceil(per_page)}),
         );
@@ -1075,7 +1061,7 @@ fn list(store: &Store, kind: Kind, query: &str) -> Answer {
         .take(per_page)
         .map(|r| Value::Object(r.clone()))
         .collect();
-    respond(200, &Value::Array(items))
+    json_answer(200, &Value::Array(items))
 }
 
 /// `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`, inclusive: a date alone means its whole day.
