@@ -345,7 +345,7 @@ pub async fn sync(
 /// A running connector whose stdin stays open until dropped, so a test can signal it mid-sync.
 pub struct Live {
     child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 impl Live {
@@ -359,14 +359,20 @@ impl Live {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
+        let stdin = child.stdin.take();
         Self { child, stdin }
     }
 
     pub async fn send(&mut self, lines: &[String]) {
         let text = lines.join("\n") + "\n";
-        self.stdin.write_all(text.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
+        let stdin = self.stdin.as_mut().expect("input still open");
+        stdin.write_all(text.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// Ends the input, as a source that has sent everything does.
+    pub fn close_input(&mut self) {
+        self.stdin = None;
     }
 
     pub fn signal(&self, signal: i32) {

@@ -132,3 +132,68 @@ async fn a_sync_says_at_start_how_long_ten_thousand_records_take_and_progress_co
         .unwrap();
     assert!(finished.contains("requests spent"), "{finished}");
 }
+
+#[tokio::test]
+async fn a_name_created_elsewhere_after_the_listing_is_updated_not_duplicated() {
+    let emulator = Emulator::start(fast()).await.unwrap();
+    let dir = scratch_dir("revnue-late-name");
+    let config = write_json(
+        &dir,
+        "config.json",
+        &json!({"base_url": emulator.base_url(), "api_token": TOKEN, "requests_per_minute": 6000}),
+    );
+    let catalog = write_json(
+        &dir,
+        "catalog.json",
+        &catalog(&[("customers", "customer", "append_dedup")]),
+    );
+    let mut live = Live::start(&bin_named("destination-revnue"), &config, &catalog).await;
+    live.send(&[record_line("customers", &json!({"name": "Early"}))])
+        .await;
+    // The first record made the sync list the company; wait until it has landed.
+    for _ in 0..100 {
+        if emulator.records("customers").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another integration creates "Late" now, after the listing.
+    let created = integration_tests::http_client()
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v2/customer", emulator.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"company": 1, "name": "Late", "city": "Oslo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    live.send(&[
+        record_line(
+            "customers",
+            &json!({"name": "late", "website": "late.example"}),
+        ),
+        state_line("customers", 1),
+    ])
+    .await;
+    live.close_input();
+    let (run, _) = live.finish().await;
+    run.assert_ok();
+    let late: Vec<Value> = emulator
+        .records("customers")
+        .into_iter()
+        .filter(|c| c["name"].as_str().unwrap().eq_ignore_ascii_case("late"))
+        .collect();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0]["website"], "late.example");
+    assert_eq!(late[0]["city"], "Oslo", "an update, not a replacement");
+    let lists = emulator
+        .requests()
+        .iter()
+        .filter(|(m, p, _)| m == "GET" && p.starts_with("/api/v2/customer/"))
+        .count();
+    assert_eq!(
+        lists, 2,
+        "the first listing, and one more after \"already exists\""
+    );
+}
