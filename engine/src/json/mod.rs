@@ -191,15 +191,10 @@ struct Seen {
 }
 
 impl Seen {
+    #[inline]
     fn repeats(&mut self, key: &str, members: &[(Cow<'_, str>, Doc<'_>)]) -> bool {
-        if let Some(hashed) = &mut self.hashed {
-            return !hashed.insert(key.to_owned());
-        }
-        if members.len() >= 64 {
-            let mut hashed: HashSet<String> = members.iter().map(|(k, _)| k.to_string()).collect();
-            let repeated = !hashed.insert(key.to_owned());
-            self.hashed = Some(hashed);
-            return repeated;
+        if self.hashed.is_some() || members.len() >= 64 {
+            return self.repeats_hashed(key, members);
         }
         let bytes = key.as_bytes();
         let shape = bytes.len()
@@ -209,6 +204,16 @@ impl Seen {
         let maybe = self.signature & bit != 0;
         self.signature |= bit;
         maybe && members.iter().any(|(k, _)| k == key)
+    }
+
+    /// Past 64 keys: a hashed set, so a wide object is not checked in quadratic time.
+    #[cold]
+    #[inline(never)]
+    fn repeats_hashed(&mut self, key: &str, members: &[(Cow<'_, str>, Doc<'_>)]) -> bool {
+        let hashed = self
+            .hashed
+            .get_or_insert_with(|| members.iter().map(|(k, _)| k.to_string()).collect());
+        !hashed.insert(key.to_owned())
     }
 }
 

@@ -156,19 +156,28 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// At the opening quote.
+    /// At the opening quote. Most strings have no escape: they are borrowed in a few
+    /// instructions, inlined where they are read; the rest go to [`Self::escaped_string`].
+    #[inline]
     fn string(&mut self) -> Parsed<Cow<'a, str>> {
         let bytes = self.text.as_bytes();
         let start = self.pos + 1;
-        let mut at = special_byte(bytes, start);
+        let at = special_byte(bytes, start);
         match bytes.get(at) {
             Some(b'"') => {
                 self.pos = at + 1;
-                return Ok(Cow::Borrowed(&self.text[start..at]));
+                Ok(Cow::Borrowed(&self.text[start..at]))
             }
-            Some(b'\\') => {}
-            _ => return Err(Fail::Syntax),
+            Some(b'\\') => self.escaped_string(start, at),
+            _ => Err(Fail::Syntax),
         }
+    }
+
+    /// A string from `start` whose first escape is at `at`.
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize, mut at: usize) -> Parsed<Cow<'a, str>> {
+        let bytes = self.text.as_bytes();
         let mut out = String::with_capacity(at - start + 16);
         out.push_str(&self.text[start..at]);
         loop {
@@ -293,6 +302,11 @@ impl<'a> Parser<'a> {
 
     /// The next byte that is not whitespace.
     fn peek(&mut self) -> Option<u8> {
+        let next = *self.text.as_bytes().get(self.pos)?;
+        // Every token starts above a space: compact JSON (what sources print) skips nothing.
+        if next > b' ' {
+            return Some(next);
+        }
         self.skip_whitespace();
         self.text.as_bytes().get(self.pos).copied()
     }
@@ -322,6 +336,7 @@ fn required_digits(bytes: &[u8], at: usize) -> Parsed<usize> {
 
 /// The first quote, backslash or control byte at or after `at` (or the end): the bytes a
 /// string scan must stop at. Eight bytes a step; string bytes are most of a record.
+#[inline]
 pub(crate) fn special_byte(bytes: &[u8], mut at: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
