@@ -232,7 +232,7 @@ impl Properties {
         let slot = self.next.get(after.map_or(0, |i| i + 1))?;
         let guess = slot.load(Ordering::Relaxed);
         if let Some((known, schema)) = self.schemas.get(guess) {
-            if known == name {
+            if super::same_text(known, name) {
                 return Some((guess, schema));
             }
         }

@@ -82,11 +82,17 @@ impl<'a> Members<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&Doc<'a>> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| same_text(k, key))
+            .map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Doc<'a>> {
-        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0
+            .iter_mut()
+            .find(|(k, _)| same_text(k, key))
+            .map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -96,7 +102,7 @@ impl<'a> Members<'a> {
     /// Sets `key`, in place when present, else at the end.
     pub fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Doc<'a>) {
         let key = key.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
+        match self.0.iter_mut().find(|(k, _)| same_text(k, &key)) {
             Some((_, slot)) => *slot = value,
             None => self.0.push((key, value)),
         }
@@ -104,7 +110,7 @@ impl<'a> Members<'a> {
 
     /// Takes `key` out, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Doc<'a>> {
-        let at = self.0.iter().position(|(k, _)| k == key)?;
+        let at = self.0.iter().position(|(k, _)| same_text(k, key))?;
         Some(self.0.remove(at).1)
     }
 
@@ -181,6 +187,30 @@ impl Error {
     }
 }
 
+/// Whether two short texts (column names) are equal, without a call to `memcmp`: two
+/// overlapping loads compare 4 to 16 bytes; longer or shorter ones compare as slices.
+#[inline]
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    match n {
+        8..=16 => {
+            let word =
+                |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+            word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
+        }
+        4..=7 => {
+            let word =
+                |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+            word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4)
+        }
+        _ => a == b,
+    }
+}
+
 /// Which keys an object has had so far: a 64-bit signature of short keys' shapes, so most
 /// keys are known new without comparing strings, and past 64 keys a hashed set (an input
 /// could otherwise make the check quadratic).
@@ -203,7 +233,7 @@ impl Seen {
         let bit = 1u64 << (shape % 64);
         let maybe = self.signature & bit != 0;
         self.signature |= bit;
-        maybe && members.iter().any(|(k, _)| k == key)
+        maybe && members.iter().any(|(k, _)| same_text(k, key))
     }
 
     /// Past 64 keys: a hashed set, so a wide object is not checked in quadratic time.
@@ -434,6 +464,37 @@ impl<'a> Array<'a, DocJson> for &'a [Doc<'a>] {
 
     fn elements(&self) -> std::slice::Iter<'a, Doc<'a>> {
         self.iter()
+    }
+}
+
+#[cfg(test)]
+mod same_text_tests {
+    use super::same_text;
+
+    #[test]
+    fn short_texts_compare_by_words_exactly() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefg",
+            "abcdefh",
+            "abcdefgh",
+            "abcdefgi",
+            "bbcdefgh",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 }
 
