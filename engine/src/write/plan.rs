@@ -120,6 +120,8 @@ pub struct Plan<O> {
     /// Fields a record of an object gets when it has none (a destination's configured
     /// defaults), already parsed.
     defaults: Vec<(O, &'static str, Doc<'static>)>,
+    /// The stream [`Plan::find`] found last.
+    last_found: std::sync::atomic::AtomicUsize,
 }
 
 impl<O: Object> Plan<O> {
@@ -238,6 +240,7 @@ impl<O: Object> Plan<O> {
             by_name,
             keep_nulls: false,
             defaults: Vec::new(),
+            last_found: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -267,6 +270,23 @@ impl<O: Object> Plan<O> {
     /// The stream a record belongs to: by name and namespace, or by name alone when only one
     /// configured stream has that name.
     pub fn find(&self, name: &str, namespace: Option<&str>) -> Option<usize> {
+        // Records come in runs of one stream: the last stream found is checked first. A name
+        // and namespace match one stream at most (the plan refuses a stream twice).
+        let last = self.last_found.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(stream) = self.streams.get(last) {
+            if crate::json::same_text(&stream.name, name)
+                && stream.namespace.as_deref() == namespace
+            {
+                return Some(last);
+            }
+        }
+        let found = self.find_hashed(name, namespace)?;
+        self.last_found
+            .store(found, std::sync::atomic::Ordering::Relaxed);
+        Some(found)
+    }
+
+    fn find_hashed(&self, name: &str, namespace: Option<&str>) -> Option<usize> {
         let candidates = self.by_name.get(name)?;
         candidates
             .iter()
