@@ -2,18 +2,25 @@
 
 use serde::Deserialize;
 use std::fmt;
+use std::sync::Arc;
 
 /// Holds a credential. `Debug` and `Display` print a mask, and it implements no `Serialize`,
 /// so it cannot end up in a log line, a trace, a panic message or an echoed config by accident.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// Shared, not copied: a credential goes out with every request, and a clone is a count.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
+    }
+}
 
 pub const MASK: &str = "**********";
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Arc::from(value.into()))
     }
 
     /// The only way to the value; call it where the value goes on the wire and nowhere else.
