@@ -58,7 +58,9 @@ impl PxWriter {
                 status: 404,
                 message,
             } => Ok(Put::NotFound { message }),
-            Reply::Refused { status, message } => Ok(Put::Refused(refused(status, message))),
+            Reply::Refused { status, message } => {
+                Ok(Put::Refused(Verdict::refused_with(status, message)))
+            }
             // A PUT is idempotent: the engine retries it; Unknown comes only for creates.
             Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
         }
@@ -81,13 +83,15 @@ impl PxWriter {
                         ));
                         return Ok(match self.put(object, id, body).await? {
                             Put::Updated => Verdict::Written,
-                            Put::NotFound { message } => refused(404, message),
+                            Put::NotFound { message } => Verdict::refused_with(404, message),
                             Put::Refused(verdict) => verdict,
                         });
                     }
-                    return Ok(refused(400, message));
+                    return Ok(Verdict::refused_with(400, message));
                 }
-                Reply::Refused { status, message } => return Ok(refused(status, message)),
+                Reply::Refused { status, message } => {
+                    return Ok(Verdict::refused_with(status, message))
+                }
                 Reply::Unknown { attempts, .. } => {
                     // It may have landed: look before sending it again.
                     if self.client.exists(object, id).await? == Some(true) {
@@ -97,13 +101,6 @@ impl PxWriter {
                 }
             }
         }
-    }
-}
-
-fn refused(status: u16, message: String) -> Verdict {
-    Verdict::Refused {
-        status: Some(status),
-        message,
     }
 }
 
@@ -135,7 +132,7 @@ impl Writer for PxWriter {
                 WriteMode::Insert => self.create(object, &id, body).await?,
                 WriteMode::Update => match self.put(object, &id, body).await? {
                     Put::Updated => Verdict::Written,
-                    Put::NotFound { message } => refused(404, message),
+                    Put::NotFound { message } => Verdict::refused_with(404, message),
                     Put::Refused(verdict) => verdict,
                 },
                 WriteMode::Upsert => match self.put(object, &id, body.clone()).await? {

@@ -216,7 +216,8 @@ impl Templates {
             .map_err(|f| f.message().to_owned())?;
         let mut templates = Self::default();
         for (object, configured) in chosen {
-            let kind = object.template_kind();
+            // A template's `type` is the object's name (`customer`, `supplier`).
+            let kind = object.name();
             let active = |t: &&Map<String, Value>| t.get("is_active") != Some(&Value::Bool(false));
             let picked = match configured {
                 Some(id) => {

@@ -174,11 +174,6 @@ impl RevnueObject {
             Self::Supplier => "/supplier",
         }
     }
-
-    /// The template kind holding this object's custom fields.
-    pub fn template_kind(self) -> &'static str {
-        self.name()
-    }
 }
 
 impl fmt::Display for RevnueObject {

@@ -52,24 +52,8 @@ pub struct RevnueWriter {
     put_instead_of_patch: AtomicBool,
     /// Requests spent on lookups and list pages (the rest are writes).
     lookups: AtomicU64,
-    /// Records settled, for requests per record.
-    settled: AtomicU64,
     /// Updates not sent because nothing differed.
     unchanged: AtomicU64,
-}
-
-fn refused(message: impl Into<String>) -> Verdict {
-    Verdict::Refused {
-        status: None,
-        message: message.into(),
-    }
-}
-
-fn refused_with(status: u16, message: String) -> Verdict {
-    Verdict::Refused {
-        status: Some(status),
-        message,
-    }
 }
 
 /// Whether two values mean the same to Revnue: an empty string is null; numbers compare by
@@ -166,7 +150,6 @@ impl RevnueWriter {
             listings: Default::default(),
             put_instead_of_patch: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
-            settled: AtomicU64::new(0),
             unchanged: AtomicU64::new(0),
         }
     }
@@ -454,7 +437,7 @@ impl RevnueWriter {
                 }
                 Reply::Refused { status: 400, message } if message.contains("already exists") => {
                     if mode == WriteMode::Insert && !uncertain {
-                        return Ok(refused_with(400, format!(
+                        return Ok(Verdict::refused_with(400, format!(
                             "{message}: append only creates; use append_dedup to update {object}s that exist"
                         )));
                     }
@@ -467,12 +450,12 @@ impl RevnueWriter {
                             Ok(Verdict::Written)
                         }
                         Some(id) => self.update_known(object, id, desired).await,
-                        None => Ok(refused_with(400, format!(
+                        None => Ok(Verdict::refused_with(400, format!(
                             "{message}: the name {name:?} is used by a {object} of another company of this account; Revnue names are unique account-wide and this connector never writes to another company"
                         ))),
                     };
                 }
-                Reply::Refused { status, message } => return Ok(refused_with(status, message)),
+                Reply::Refused { status, message } => return Ok(Verdict::refused_with(status, message)),
                 Reply::Unknown { attempts, reason } => {
                     // Sent again: the unique name makes a twin impossible, "already exists"
                     // then tells us it landed.
@@ -539,12 +522,14 @@ impl RevnueWriter {
                     status: 404,
                     message,
                 } => return self.not_found(object, id, message).await,
-                Reply::Refused { status, message } => return Ok(refused_with(status, message)),
+                Reply::Refused { status, message } => {
+                    return Ok(Verdict::refused_with(status, message))
+                }
                 Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
             }
         }
         let Some(record) = self.read(object, id).await? else {
-            return Ok(refused_with(
+            return Ok(Verdict::refused_with(
                 404,
                 format!(
                     "{object} {id} does not exist in company {}",
@@ -555,7 +540,7 @@ impl RevnueWriter {
         let mut whole = match self.to_request(object, &record) {
             Ok(whole) => whole,
             Err(why) => {
-                return Ok(refused(format!(
+                return Ok(Verdict::refused(format!(
                     "{object} {id} cannot be updated by read-merge-PUT without losing data: {why}"
                 )))
             }
@@ -578,7 +563,7 @@ impl RevnueWriter {
                 object.route()
             ))),
             Reply::Refused { status: 404, message } => self.not_found(object, id, message).await,
-            Reply::Refused { status, message } => Ok(refused_with(status, message)),
+            Reply::Refused { status, message } => Ok(Verdict::refused_with(status, message)),
             Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
         }
     }
@@ -596,7 +581,7 @@ impl RevnueWriter {
                 self.client.base_url()
             )));
         }
-        Ok(refused_with(
+        Ok(Verdict::refused_with(
             404,
             format!(
                 "{object} {id} does not exist in company {} ({message})",
@@ -620,7 +605,7 @@ impl RevnueWriter {
             .or_else(|| fields.get("id").and_then(Value::as_u64));
         fields.remove("id");
         if let Err(why) = self.resolve(&mut fields).await? {
-            return Ok(refused(why));
+            return Ok(Verdict::refused(why));
         }
         if let Some(Value::Object(template)) = fields.get_mut("template") {
             match self.templates.of(object) {
@@ -628,7 +613,7 @@ impl RevnueWriter {
                     template.insert("id".into(), json!(id));
                 }
                 None => {
-                    return Ok(refused(format!(
+                    return Ok(Verdict::refused(format!(
                         "this {object} has custom field values but company {} has no {object} template to hold them: set {object}_template_id",
                         self.client.company
                     )))
@@ -641,7 +626,7 @@ impl RevnueWriter {
                 self.ensure_listed(object).await?;
                 self.update_known(object, id, fields).await
             }
-            (WriteMode::Update, None) => Ok(refused("field `id` is required to update")),
+            (WriteMode::Update, None) => Ok(Verdict::refused("field `id` is required to update")),
             (WriteMode::Upsert, None) => {
                 self.ensure_listed(object).await?;
                 let name = fields
@@ -672,10 +657,9 @@ impl Writer for RevnueWriter {
         Some(self.client.concurrency_limit())
     }
 
-    fn progress(&self, waiting: u64) -> Option<String> {
+    fn progress(&self, settled: u64, waiting: u64) -> Option<String> {
         let spent = self.client.requests_sent();
         let lookups = self.lookups.load(Ordering::Relaxed);
-        let settled = self.settled.load(Ordering::Relaxed);
         let pace = self.client.pace_per_minute();
         let per_record = if settled > 0 {
             (spent - lookups.min(spent)) as f64 / settled as f64
@@ -716,7 +700,6 @@ impl Writer for RevnueWriter {
         let mut verdicts = Vec::with_capacity(records.len());
         for record in records {
             verdicts.push(self.write_one(object, mode, record).await?);
-            self.settled.fetch_add(1, Ordering::Relaxed);
         }
         Ok(verdicts)
     }

@@ -65,20 +65,6 @@ pub struct TrackopsWriter {
     cache: Mutex<Cache>,
 }
 
-fn refused(message: impl Into<String>) -> Verdict {
-    Verdict::Refused {
-        status: None,
-        message: message.into(),
-    }
-}
-
-fn refused_with(status: u16, message: String) -> Verdict {
-    Verdict::Refused {
-        status: Some(status),
-        message,
-    }
-}
-
 /// What a lookup found for one key.
 enum Found {
     None,
@@ -198,16 +184,16 @@ impl TrackopsWriter {
             return Ok(Ok(id));
         }
         let Some(code) = fields.get("client_account_code").and_then(Value::as_str) else {
-            return Ok(Err(refused(
+            return Ok(Err(Verdict::refused(
                 "name the client: give client_id or client_account_code",
             )));
         };
         Ok(match self.clients_with(code).await?.as_slice() {
-            [] => Err(refused(format!(
+            [] => Err(Verdict::refused(format!(
                 "no client has account_code {code:?}; a child row never creates its client: write the client first (a clients stream in the same sync is written before it)"
             ))),
             [id] => Ok(*id),
-            ids => Err(refused(format!("account_code {code:?} is ambiguous: clients {ids:?} carry it"))),
+            ids => Err(Verdict::refused(format!("account_code {code:?} is ambiguous: clients {ids:?} carry it"))),
         })
     }
 
@@ -245,12 +231,12 @@ impl TrackopsWriter {
                 .collect(),
         };
         Ok(match matches.as_slice() {
-            [] => Err(refused(match name {
+            [] => Err(Verdict::refused(match name {
                 Some(name) => format!("client {root} has no location named {name:?}"),
                 None => format!("client {root} has no location"),
             })),
             [one] => Ok(id_of(one)),
-            several => Err(refused(format!(
+            several => Err(Verdict::refused(format!(
                 "location name {:?} is ambiguous at client {root}: locations {:?}",
                 name.unwrap_or_default(),
                 several.iter().map(|l| id_of(l)).collect::<Vec<_>>()
@@ -289,7 +275,7 @@ impl TrackopsWriter {
                         self.client.base_url()
                     )))
                 }
-                Reply::Refused { status, message } => return Ok(Err(refused_with(status, message))),
+                Reply::Refused { status, message } => return Ok(Err(Verdict::refused_with(status, message))),
                 Reply::Unknown { attempts, reason } => {
                     if let Some(existing) = find().await? {
                         self.client.notice(format!("POST {} failed ({reason}) but the record exists: it landed", object.route()));
@@ -332,12 +318,12 @@ impl TrackopsWriter {
                         self.client.base_url()
                     )));
                 }
-                Ok(refused_with(
+                Ok(Verdict::refused_with(
                     404,
                     format!("{object} {id} does not exist ({message})"),
                 ))
             }
-            Reply::Refused { status, message } => Ok(refused_with(status, message)),
+            Reply::Refused { status, message } => Ok(Verdict::refused_with(status, message)),
             Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
         }
     }
@@ -391,7 +377,7 @@ impl TrackopsWriter {
                         }
                         Ok(verdict)
                     }
-                    Found::Several(ids) => Ok(refused(format!(
+                    Found::Several(ids) => Ok(Verdict::refused(format!(
                         "account_code {code:?} is ambiguous: clients {ids:?} carry it"
                     ))),
                 }
@@ -433,7 +419,7 @@ impl TrackopsWriter {
                         location.insert(field.into(), Value::String(code.clone()));
                     }
                     None => {
-                        return Err(refused(format!(
+                        return Err(Verdict::refused(format!(
                             "{what} needs `{field}` (a two-character code): map a {field} column or set {setting}"
                         )))
                     }
@@ -453,7 +439,9 @@ impl TrackopsWriter {
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
         {
-            return Ok(refused("field `name` is required to create a client"));
+            return Ok(Verdict::refused(
+                "field `name` is required to create a client",
+            ));
         }
         if !location.contains_key("name") {
             location.insert(
@@ -562,7 +550,7 @@ impl TrackopsWriter {
                     return Ok(verdict);
                 }
                 Found::Several(ids) => {
-                    return Ok(refused(format!(
+                    return Ok(Verdict::refused(format!(
                         "location {name:?} is ambiguous at client {root}: locations {ids:?}"
                     )))
                 }
@@ -664,7 +652,7 @@ impl TrackopsWriter {
                             .iter()
                             .any(|l| id_of(l) == their_location);
                         if !ours {
-                            return Ok(refused(format!(
+                            return Ok(Verdict::refused(format!(
                                 "the email {email:?} belongs to contact {} at another client (location {their_location}); contacts are not moved between clients",
                                 id_of(&current)
                             )));
@@ -680,14 +668,14 @@ impl TrackopsWriter {
                         .await;
                 }
                 Found::Several(ids) => {
-                    return Ok(refused(format!(
+                    return Ok(Verdict::refused(format!(
                         "email {email:?} is ambiguous: contacts {ids:?}"
                     )))
                 }
             }
         }
         if location.is_none() {
-            return Ok(refused(
+            return Ok(Verdict::refused(
                 "to create a contact, name its client: give client_id or client_account_code",
             ));
         }
@@ -701,7 +689,7 @@ impl TrackopsWriter {
                 .and_then(Value::as_str)
                 .is_none_or(str::is_empty)
             {
-                return Ok(refused(format!(
+                return Ok(Verdict::refused(format!(
                     "field `{required}` is required to create a contact"
                 )));
             }

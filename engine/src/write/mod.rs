@@ -864,7 +864,7 @@ impl<W: Writer> Coordinator<'_, W> {
         };
         let spent = self
             .writer
-            .progress(waiting)
+            .progress(self.summary.written + self.summary.rejected, waiting)
             .map(|s| format!("; {s}"))
             .unwrap_or_default();
         let message = format!(

@@ -18,6 +18,24 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// Refused by the connector before any request (or with no status to name).
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::Refused {
+            status: None,
+            message: message.into(),
+        }
+    }
+
+    /// Refused by the API with `status`.
+    pub fn refused_with(status: u16, message: impl Into<String>) -> Self {
+        Self::Refused {
+            status: Some(status),
+            message: message.into(),
+        }
+    }
+}
+
 pub trait Writer: Send + Sync + 'static {
     /// The destination's objects.
     type Object: Object;
@@ -32,8 +50,8 @@ pub trait Writer: Send + Sync + 'static {
     }
 
     /// What the writer adds to a progress line (requests spent, time left at its pace), given
-    /// the records read and not yet settled.
-    fn progress(&self, _waiting: u64) -> Option<String> {
+    /// the records settled so far (written or rejected) and those read and not yet settled.
+    fn progress(&self, _settled: u64, _waiting: u64) -> Option<String> {
         None
     }
 
