@@ -31,7 +31,7 @@ echo "== connector: 5,000 records of 50 KB each at 50 ms latency (peak RSS)"
 target/release/bench --records 5000 --runs 3 --latency-ms 50 --note-bytes 50000
 echo "== connector: instructions per record under callgrind (insert, then upsert)"
 target/release/bench --records 100000 --runs 1 --callgrind
-target/release/bench --records 20000 --runs 1 --callgrind --mode append_dedup
+target/release/bench --records 100000 --runs 1 --callgrind --mode append_dedup
 echo "== connector: inserts, clean, then with 5% of writes applied then failed (duplicates counted)"
 target/release/bench --records 20000 --runs 3
 target/release/bench --records 20000 --runs 3 --max-retries 10 --applied-then-failed-rate 0.05
