@@ -16,7 +16,7 @@
 //! raised a little after each quiet spell. So a short sync pays for one burst, not for a
 //! limit halved down to one a pause at a time.
 
-use rand::Rng;
+use rand::RngExt;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;

@@ -9,7 +9,7 @@ use crate::concurrency::{Adaptive, Signal, Throttle};
 use crate::error::{ConfigError, Fatal, TransientError};
 use crate::secret::Secret;
 use bytes::Bytes;
-use rand::Rng;
+use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use std::fmt::Display;
 use std::future::Future;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rules::Object;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};

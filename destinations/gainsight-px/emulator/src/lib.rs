@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use integration_tests::emukit::{Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
-use rand::Rng;
+use rand::RngExt;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use integration_tests::emukit::{json_answer, Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
-use rand::Rng;
+use rand::RngExt;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
