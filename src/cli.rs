@@ -5,11 +5,10 @@ use crate::catalog::{CustomColumns, ObjectKind};
 use crate::clientsuccess::custom::CustomFields;
 use crate::clientsuccess::{ApiClient, ApiSurface, ClientSuccessWriter};
 use crate::config::{self, Settings};
-use crate::protocol::{ConfiguredCatalog, ConnectorSpecification, LogLevel};
+use crate::protocol::{ConfiguredCatalog, LogLevel};
 use crate::write::plan::Plan;
 use crate::write::start::Connected;
 use engine::cli::Destination;
-use std::path::Path;
 use std::process::ExitCode;
 
 /// The ClientSuccess destination.
@@ -29,12 +28,11 @@ impl Destination for ClientSuccess {
     type Settings = Settings;
     type Writer = ClientSuccessWriter;
 
-    fn spec() -> ConnectorSpecification {
-        config::spec()
-    }
+    type Config = config::RawConfig;
+    const DOCUMENTATION_URL: &'static str = config::DOCUMENTATION_URL;
 
-    fn load(path: &Path) -> Result<Settings, engine::error::ConfigError> {
-        config::load(path)
+    fn settings(config: &serde_json::Value) -> Result<Settings, engine::error::ConfigError> {
+        config::from_value(config)
     }
 
     /// Signs in, makes one read, finds the write routes of every object without creating

@@ -3,7 +3,6 @@
 
 use crate::clientsuccess::ApiSurface;
 use crate::error::ConfigError;
-use crate::protocol::ConnectorSpecification;
 use crate::secret::Secret;
 pub use engine::config::{
     checked_url, dotted_path, no_control_characters, read_json_file, rejects_target,
@@ -12,7 +11,6 @@ pub use engine::config::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 use url::Url;
 
@@ -175,15 +173,6 @@ pub fn config_schema() -> Value {
     engine::config::config_schema::<RawConfig>()
 }
 
-pub fn spec() -> ConnectorSpecification {
-    engine::config::connector_spec::<RawConfig>(DOCUMENTATION_URL)
-}
-
-/// Loads, validates and types the config in one step.
-pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    engine::config::load(path, from_value)
-}
-
 pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
     settings_from(engine::config::decode::<RawConfig>(value)?)
 }
@@ -273,7 +262,7 @@ mod tests {
         assert_eq!(auth_url.as_str(), DEFAULT_AUTH_URL);
         // The earlier field name still works.
         assert!(
-            matches!(settings.rejects, RejectsTarget::Local(ref p) if p == Path::new("/tmp/r.jsonl"))
+            matches!(settings.rejects, RejectsTarget::Local(ref p) if p == std::path::Path::new("/tmp/r.jsonl"))
         );
     }
 

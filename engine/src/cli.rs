@@ -35,11 +35,24 @@ pub trait Destination: 'static {
     type Settings: Clone + Into<PipelineSettings> + Send + 'static;
     type Writer: Writer<Object = Self::Object>;
 
+    /// The config as the user writes it: its schema is the SPEC's.
+    type Config: schemars::JsonSchema;
+    /// Where the SPEC sends the user for documentation.
+    const DOCUMENTATION_URL: &'static str;
+
+    /// A config, checked against [`Self::Config`]'s schema and by the destination's own rules,
+    /// then typed.
+    fn settings(config: &serde_json::Value) -> Result<Self::Settings, ConfigError>;
+
     /// The SPEC: the config's schema, derived from its Rust type.
-    fn spec() -> ConnectorSpecification;
+    fn spec() -> ConnectorSpecification {
+        crate::config::connector_spec::<Self::Config>(Self::DOCUMENTATION_URL)
+    }
 
     /// The config file, validated and typed.
-    fn load(path: &Path) -> Result<Self::Settings, ConfigError>;
+    fn load(path: &Path) -> Result<Self::Settings, ConfigError> {
+        crate::config::load(path, Self::settings)
+    }
 
     /// Proves the credentials, the URL and the rejects store; says what the account offers
     /// (`Ok`), or exactly what to fix (`Err`).

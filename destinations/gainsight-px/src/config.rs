@@ -6,12 +6,10 @@ use engine::config::{
     RejectsTarget,
 };
 use engine::error::ConfigError;
-use engine::protocol::ConnectorSpecification;
 use engine::secret::Secret;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 pub const DOCUMENTATION_URL: &str =
@@ -139,14 +137,6 @@ impl From<Settings> for PipelineSettings {
             rejection_breaker_records: settings.rejection_breaker_records,
         }
     }
-}
-
-pub fn spec() -> ConnectorSpecification {
-    engine::config::connector_spec::<RawConfig>(DOCUMENTATION_URL)
-}
-
-pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    engine::config::load(path, from_value)
 }
 
 pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {

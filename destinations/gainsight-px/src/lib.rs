@@ -19,11 +19,10 @@ use config::Settings;
 use engine::catalog::{CustomColumns, Object};
 use engine::cli::Destination;
 use engine::error::ConfigError;
-use engine::protocol::{ConfiguredCatalog, ConnectorSpecification, LogLevel};
+use engine::protocol::{ConfiguredCatalog, LogLevel};
 use engine::write::plan::Plan;
 use engine::write::start::Connected;
 use objects::PxObject;
-use std::path::Path;
 use writer::PxWriter;
 
 /// The Gainsight PX destination.
@@ -39,12 +38,11 @@ impl Destination for GainsightPx {
     type Settings = Settings;
     type Writer = PxWriter;
 
-    fn spec() -> ConnectorSpecification {
-        config::spec()
-    }
+    type Config = config::RawConfig;
+    const DOCUMENTATION_URL: &'static str = config::DOCUMENTATION_URL;
 
-    fn load(path: &Path) -> Result<Settings, ConfigError> {
-        config::load(path)
+    fn settings(config: &serde_json::Value) -> Result<Settings, ConfigError> {
+        config::from_value(config)
     }
 
     /// Reads both attribute lists (the Read permission; nothing is written) and proves the

@@ -21,12 +21,11 @@ use config::Settings;
 use engine::catalog::CustomColumns;
 use engine::cli::Destination;
 use engine::error::ConfigError;
-use engine::protocol::{ConfiguredCatalog, ConnectorSpecification, LogLevel};
+use engine::protocol::{ConfiguredCatalog, LogLevel};
 use engine::write::plan::Plan;
 use engine::write::start::Connected;
 use lookups::Templates;
 use objects::RevnueObject;
-use std::path::Path;
 use writer::RevnueWriter;
 
 /// The Revnue destination.
@@ -59,12 +58,11 @@ impl Destination for Revnue {
     type Settings = Settings;
     type Writer = RevnueWriter;
 
-    fn spec() -> ConnectorSpecification {
-        config::spec()
-    }
+    type Config = config::RawConfig;
+    const DOCUMENTATION_URL: &'static str = config::DOCUMENTATION_URL;
 
-    fn load(path: &Path) -> Result<Settings, ConfigError> {
-        config::load(path)
+    fn settings(config: &serde_json::Value) -> Result<Settings, ConfigError> {
+        config::from_value(config)
     }
 
     /// One read of the company's customers proves the token and the company (one request of

@@ -19,11 +19,10 @@ use config::Settings;
 use engine::catalog::CustomColumns;
 use engine::cli::Destination;
 use engine::error::ConfigError;
-use engine::protocol::{ConfiguredCatalog, ConnectorSpecification, LogLevel};
+use engine::protocol::{ConfiguredCatalog, LogLevel};
 use engine::write::plan::Plan;
 use engine::write::start::Connected;
 use objects::TrackopsObject;
-use std::path::Path;
 use writer::TrackopsWriter;
 
 /// The Trackops destination.
@@ -39,12 +38,11 @@ impl Destination for Trackops {
     type Settings = Settings;
     type Writer = TrackopsWriter;
 
-    fn spec() -> ConnectorSpecification {
-        config::spec()
-    }
+    type Config = config::RawConfig;
+    const DOCUMENTATION_URL: &'static str = config::DOCUMENTATION_URL;
 
-    fn load(path: &Path) -> Result<Settings, ConfigError> {
-        config::load(path)
+    fn settings(config: &serde_json::Value) -> Result<Settings, ConfigError> {
+        config::from_value(config)
     }
 
     /// One count of clients (creating nothing) proves the tenant, the employee and the token;
