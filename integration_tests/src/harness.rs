@@ -443,6 +443,26 @@ pub async fn run_command(bin: &Path, command: &str, config: &Value) -> Run {
     run_bin(bin, &[command, "--config", &path], b"", &[]).await
 }
 
+/// `base` with each top-level key of `extra` set over it: a test's config from the
+/// destination's usual one.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let Value::Object(extra) = extra {
+        for (key, value) in extra {
+            base[key] = value;
+        }
+    }
+    base
+}
+
+/// `config.json` and `catalog.json` for `streams` (name, object, mode) in a fresh scratch
+/// directory: their paths, and the directory.
+pub fn write_files(config: &Value, streams: &[(&str, &str, &str)]) -> (String, String, PathBuf) {
+    let dir = scratch_dir("write");
+    let config_path = write_json(&dir, "config.json", config);
+    let catalog_path = write_json(&dir, "catalog.json", &catalog(streams));
+    (config_path, catalog_path, dir)
+}
+
 /// `bin write` of `lines` for `streams` (name, object, mode), with `config`; the files go to
 /// a fresh scratch directory, which is returned too.
 pub async fn run_write(
@@ -451,9 +471,7 @@ pub async fn run_write(
     streams: &[(&str, &str, &str)],
     lines: &[String],
 ) -> (Run, PathBuf) {
-    let dir = scratch_dir("write");
-    let config_path = write_json(&dir, "config.json", config);
-    let catalog_path = write_json(&dir, "catalog.json", &catalog(streams));
+    let (config_path, catalog_path, dir) = write_files(config, streams);
     let input = lines.join("\n") + "\n";
     let args = [
         "write",

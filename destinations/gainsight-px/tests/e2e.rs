@@ -3,8 +3,8 @@
 
 use gainsight_px_emulator::{Emulator, Options};
 use integration_tests::harness::{
-    self, bin_named, record_line, rejected_in, run_bin, run_command, run_write, scratch_dir,
-    state_counts, state_line, Run,
+    self, bin_named, merged, record_line, rejected_in, run_bin, run_command, run_write,
+    scratch_dir, state_counts, state_line, Run,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -14,15 +14,14 @@ fn bin() -> PathBuf {
 }
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    let mut config = json!({
-        "api_key": emulator.api_key(),
-        "base_url": emulator.base_url(),
-        "property_keys": ["AP-EMULATOR-2"],
-    });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        config[k] = v;
-    }
-    config
+    merged(
+        json!({
+            "api_key": emulator.api_key(),
+            "base_url": emulator.base_url(),
+            "property_keys": ["AP-EMULATOR-2"],
+        }),
+        extra,
+    )
 }
 
 async fn command(name: &str, config: &Value) -> Run {

@@ -4,30 +4,30 @@
 
 use gainsight_px_emulator::{Emulator, Options};
 use integration_tests::harness::{
-    bin_named, catalog, record_line, run_bin, scratch_dir, state_line, write_json, Live,
+    bin_named, merged, record_line, run_command, run_write, scratch_dir, state_line, write_files,
+    Live,
 };
 use integration_tests::moto::Moto;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn files(emulator: &Emulator, extra: Value) -> (String, String) {
-    let dir = scratch_dir("px-hardening");
-    let mut config = json!({
-        "api_key": emulator.api_key(),
-        "base_url": emulator.base_url(),
-        "property_keys": ["AP-EMULATOR-2"],
-    });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        config[k] = v;
-    }
-    (
-        write_json(&dir, "config.json", &config),
-        write_json(
-            &dir,
-            "catalog.json",
-            &catalog(&[("accounts", "account", "append")]),
-        ),
+const STREAMS: [(&str, &str, &str); 1] = [("accounts", "account", "append")];
+
+fn config(emulator: &Emulator, extra: Value) -> Value {
+    merged(
+        json!({
+            "api_key": emulator.api_key(),
+            "base_url": emulator.base_url(),
+            "property_keys": ["AP-EMULATOR-2"],
+        }),
+        extra,
     )
+}
+
+/// The config and catalog files of a write of accounts.
+fn files(emulator: &Emulator, extra: Value) -> (String, String) {
+    let (config, catalog, _) = write_files(&config(emulator, extra), &STREAMS);
+    (config, catalog)
 }
 
 fn account(i: usize) -> String {
@@ -86,7 +86,7 @@ async fn the_breaker_stops_a_sync_whose_first_records_all_fail_alike() {
     let emulator = Emulator::start(Options::default()).await.unwrap();
     let dir = scratch_dir("px-breaker");
     let rejects = dir.join("rejects.jsonl");
-    let (config, catalog) = files(
+    let config = config(
         &emulator,
         json!({"rejection_breaker_records": 5,
                "object_storage_config": {"storage_type": "Local", "path": rejects.to_string_lossy()}}),
@@ -96,12 +96,11 @@ async fn the_breaker_stops_a_sync_whose_first_records_all_fail_alike() {
         .map(|i| record_line("accounts", &json!({"id": format!("a-{i}")})))
         .collect();
     lines.push(state_line("accounts", 1));
-    let input = lines.join("\n") + "\n";
-    let run = run_bin(
+    let (run, _) = run_write(
         &bin_named("destination-gainsight-px"),
-        &["write", "--config", &config, "--catalog", &catalog],
-        input.as_bytes(),
-        &[],
+        &config,
+        &STREAMS,
+        &lines,
     )
     .await;
     assert!(!run.status.success());
@@ -127,17 +126,11 @@ async fn rejects_go_to_s3_and_check_proves_the_bucket() {
     let moto = Moto::start();
     moto.create_bucket("px-rejects").await;
     let emulator = Emulator::start(Options::default()).await.unwrap();
-    let (config, catalog) = files(
+    let config = config(
         &emulator,
         json!({"object_storage_config": moto.config("px-rejects")}),
     );
-    let check = run_bin(
-        &bin_named("destination-gainsight-px"),
-        &["check", "--config", &config],
-        b"",
-        &[],
-    )
-    .await;
+    let check = run_command(&bin_named("destination-gainsight-px"), "check", &config).await;
     let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
     assert_eq!(status["status"], "SUCCEEDED", "{status}");
     assert!(
@@ -156,12 +149,11 @@ async fn rejects_go_to_s3_and_check_proves_the_bucket() {
         ),
         state_line("accounts", 1),
     ];
-    let input = lines.join("\n") + "\n";
-    let run = run_bin(
+    let (run, _) = run_write(
         &bin_named("destination-gainsight-px"),
-        &["write", "--config", &config, "--catalog", &catalog],
-        input.as_bytes(),
-        &[],
+        &config,
+        &STREAMS,
+        &lines,
     )
     .await;
     run.assert_ok();

@@ -2,7 +2,7 @@
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
 use integration_tests::harness::{
-    bin_named, local_rejects, record_line, rejected_in, run_bin, run_command, run_write,
+    bin_named, local_rejects, merged, record_line, rejected_in, run_bin, run_command, run_write,
     scratch_dir, state_counts, state_line, Run,
 };
 use revnue_emulator::{Emulator, Options, TOKEN};
@@ -16,15 +16,14 @@ fn bin() -> PathBuf {
 
 /// A config for `emulator` whose budget never binds unless a test says so.
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    let mut config = json!({
-        "base_url": emulator.base_url(),
-        "api_token": TOKEN,
-        "requests_per_minute": 6000,
-    });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        config[k] = v;
-    }
-    config
+    merged(
+        json!({
+            "base_url": emulator.base_url(),
+            "api_token": TOKEN,
+            "requests_per_minute": 6000,
+        }),
+        extra,
+    )
 }
 
 fn fast() -> Options {

@@ -3,26 +3,25 @@
 //! mistake before the budget is spent on it, and a long sync says at start what it will take.
 
 use integration_tests::harness::{
-    bin_named, catalog, record_line, run_bin, scratch_dir, state_line, write_json, Live,
+    bin_named, merged, record_line, run_write, scratch_dir, state_line, write_files, Live,
 };
 use revnue_emulator::{Emulator, Options, TOKEN};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn files(emulator: &Emulator, extra: Value) -> (String, String) {
-    let dir = scratch_dir("revnue-hardening");
-    let mut config = json!({"base_url": emulator.base_url(), "api_token": TOKEN});
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        config[k] = v;
-    }
-    (
-        write_json(&dir, "config.json", &config),
-        write_json(
-            &dir,
-            "catalog.json",
-            &catalog(&[("customers", "customer", "append")]),
-        ),
+const STREAMS: [(&str, &str, &str); 1] = [("customers", "customer", "append")];
+
+fn config(emulator: &Emulator, extra: Value) -> Value {
+    merged(
+        json!({"base_url": emulator.base_url(), "api_token": TOKEN}),
+        extra,
     )
+}
+
+/// The config and catalog files of a write of customers.
+fn files(emulator: &Emulator, extra: Value) -> (String, String) {
+    let (config, catalog, _) = write_files(&config(emulator, extra), &STREAMS);
+    (config, catalog)
 }
 
 fn fast() -> Options {
@@ -70,7 +69,7 @@ async fn sigterm_sends_nothing_new_and_checkpoints_only_what_was_committed() {
 async fn the_breaker_stops_a_mapping_mistake_before_spending_the_budget() {
     let emulator = Emulator::start(fast()).await.unwrap();
     let dir = scratch_dir("revnue-breaker");
-    let (config, catalog) = files(
+    let config = config(
         &emulator,
         json!({"rejection_breaker_records": 4,
         "object_storage_config": {"storage_type": "Local", "path": dir.join("rejects.jsonl").to_string_lossy()}}),
@@ -79,14 +78,7 @@ async fn the_breaker_stops_a_mapping_mistake_before_spending_the_budget() {
         .map(|i| record_line("customers", &json!({"customer_name": format!("X{i}")})))
         .collect();
     lines.push(state_line("customers", 1));
-    let input = lines.join("\n") + "\n";
-    let run = run_bin(
-        &bin_named("destination-revnue"),
-        &["write", "--config", &config, "--catalog", &catalog],
-        input.as_bytes(),
-        &[],
-    )
-    .await;
+    let (run, _) = run_write(&bin_named("destination-revnue"), &config, &STREAMS, &lines).await;
     assert!(!run.status.success());
     assert!(run.states().is_empty());
     let error = run.error_trace().unwrap();
@@ -106,19 +98,12 @@ async fn the_breaker_stops_a_mapping_mistake_before_spending_the_budget() {
 #[tokio::test]
 async fn a_sync_says_at_start_how_long_ten_thousand_records_take_and_progress_counts_requests() {
     let emulator = Emulator::start(fast()).await.unwrap();
-    let (config, catalog) = files(&emulator, json!({}));
+    let config = config(&emulator, json!({}));
     let lines = [
         record_line("customers", &json!({"name": "Planned"})),
         state_line("customers", 1),
     ];
-    let input = lines.join("\n") + "\n";
-    let run = run_bin(
-        &bin_named("destination-revnue"),
-        &["write", "--config", &config, "--catalog", &catalog],
-        input.as_bytes(),
-        &[],
-    )
-    .await;
+    let (run, _) = run_write(&bin_named("destination-revnue"), &config, &STREAMS, &lines).await;
     run.assert_ok();
     let info = run.logs("INFO");
     assert!(
@@ -136,16 +121,9 @@ async fn a_sync_says_at_start_how_long_ten_thousand_records_take_and_progress_co
 #[tokio::test]
 async fn a_name_created_elsewhere_after_the_listing_is_updated_not_duplicated() {
     let emulator = Emulator::start(fast()).await.unwrap();
-    let dir = scratch_dir("revnue-late-name");
-    let config = write_json(
-        &dir,
-        "config.json",
-        &json!({"base_url": emulator.base_url(), "api_token": TOKEN, "requests_per_minute": 6000}),
-    );
-    let catalog = write_json(
-        &dir,
-        "catalog.json",
-        &catalog(&[("customers", "customer", "append_dedup")]),
+    let (config, catalog, _) = write_files(
+        &config(&emulator, json!({"requests_per_minute": 6000})),
+        &[("customers", "customer", "append_dedup")],
     );
     let mut live = Live::start(&bin_named("destination-revnue"), &config, &catalog).await;
     live.send(&[record_line("customers", &json!({"name": "Early"}))])

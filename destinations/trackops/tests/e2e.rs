@@ -2,7 +2,7 @@
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
 use integration_tests::harness::{
-    bin_named, local_rejects, record_line, rejected_in, run_bin, run_command, run_write,
+    bin_named, local_rejects, merged, record_line, rejected_in, run_bin, run_command, run_write,
     scratch_dir, state_counts, state_line, Run,
 };
 use serde_json::{json, Value};
@@ -14,18 +14,17 @@ fn bin() -> PathBuf {
 }
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    let mut config = json!({
-        "base_url": emulator.base_url(),
-        "username": LOGIN,
-        "api_token": TOKEN,
-        "default_role_id": 3,
-        "default_state": "CO",
-        "default_country": "US",
-    });
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        config[k] = v;
-    }
-    config
+    merged(
+        json!({
+            "base_url": emulator.base_url(),
+            "username": LOGIN,
+            "api_token": TOKEN,
+            "default_role_id": 3,
+            "default_state": "CO",
+            "default_country": "US",
+        }),
+        extra,
+    )
 }
 
 async fn command(name: &str, config: &Value) -> Run {

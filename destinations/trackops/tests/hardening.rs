@@ -3,27 +3,26 @@
 //! mapping mistake, and states count what was committed.
 
 use integration_tests::harness::{
-    bin_named, catalog, record_line, run_bin, scratch_dir, state_line, write_json, Live,
+    bin_named, merged, record_line, run_write, scratch_dir, state_line, write_files, Live,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
 use trackops_emulator::{Emulator, Options, LOGIN, TOKEN};
 
-fn files(emulator: &Emulator, extra: Value) -> (String, String) {
-    let dir = scratch_dir("trackops-hardening");
-    let mut config = json!({"base_url": emulator.base_url(), "username": LOGIN, "api_token": TOKEN,
-        "default_role_id": 3, "default_state": "CO", "default_country": "US"});
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        config[k] = v;
-    }
-    (
-        write_json(&dir, "config.json", &config),
-        write_json(
-            &dir,
-            "catalog.json",
-            &catalog(&[("clients", "client", "append")]),
-        ),
+const STREAMS: [(&str, &str, &str); 1] = [("clients", "client", "append")];
+
+fn config(emulator: &Emulator, extra: Value) -> Value {
+    merged(
+        json!({"base_url": emulator.base_url(), "username": LOGIN, "api_token": TOKEN,
+        "default_role_id": 3, "default_state": "CO", "default_country": "US"}),
+        extra,
     )
+}
+
+/// The config and catalog files of a write of clients.
+fn files(emulator: &Emulator, extra: Value) -> (String, String) {
+    let (config, catalog, _) = write_files(&config(emulator, extra), &STREAMS);
+    (config, catalog)
 }
 
 #[tokio::test]
@@ -67,7 +66,7 @@ async fn sigterm_sends_nothing_new_and_checkpoints_only_what_was_committed() {
 async fn the_breaker_stops_a_sync_whose_first_records_all_fail_alike() {
     let emulator = Emulator::start(Options::default()).await.unwrap();
     let dir = scratch_dir("trackops-breaker");
-    let (config, catalog) = files(
+    let config = config(
         &emulator,
         json!({"rejection_breaker_records": 4,
         "object_storage_config": {"storage_type": "Local", "path": dir.join("rejects.jsonl").to_string_lossy()}}),
@@ -76,12 +75,11 @@ async fn the_breaker_stops_a_sync_whose_first_records_all_fail_alike() {
         .map(|i| record_line("clients", &json!({"account_code": format!("X{i}")})))
         .collect();
     lines.push(state_line("clients", 1));
-    let input = lines.join("\n") + "\n";
-    let run = run_bin(
+    let (run, _) = run_write(
         &bin_named("destination-trackops"),
-        &["write", "--config", &config, "--catalog", &catalog],
-        input.as_bytes(),
-        &[],
+        &config,
+        &STREAMS,
+        &lines,
     )
     .await;
     assert!(!run.status.success());
