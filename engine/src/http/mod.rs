@@ -398,7 +398,7 @@ impl<C: Credentials> Sender<C> {
             // 5xx may have come after the write applied.
             let may_have_applied = match &sent {
                 Ok(answer) => answer.status.is_server_error(),
-                Err(no_answer) => !no_answer.before_connecting,
+                Err(no_answer) => !no_answer.never_sent,
             };
             let (reason, retry_after) = match sent {
                 Ok(answer) => {

@@ -86,7 +86,7 @@ impl Connections {
             None => {
                 let host = host_header(https, authority).ok_or(NoAnswer {
                     failure: TransportFailure::UnknownHost,
-                    before_connecting: true,
+                    never_sent: true,
                 })?;
                 origins.push(Origin {
                     https,
@@ -132,7 +132,7 @@ impl Connections {
         let mut connector = self.connector.clone();
         let never_connected = |e: &(dyn std::error::Error + 'static)| NoAnswer {
             failure: transport_failure(e, false),
-            before_connecting: true,
+            never_sent: true,
         };
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -177,7 +177,7 @@ pub struct NoAnswer {
     pub failure: TransportFailure,
     /// The request did not reach the API: no connection was made, or the one it was given
     /// closed before the request was written.
-    pub before_connecting: bool,
+    pub never_sent: bool,
 }
 
 impl Transport {
@@ -255,7 +255,7 @@ impl Transport {
     ) -> Result<Answer, NoAnswer> {
         let timed_out = NoAnswer {
             failure: TransportFailure::Timeout,
-            before_connecting: false,
+            never_sent: false,
         };
         tokio::time::timeout(
             self.timeout,
@@ -274,7 +274,7 @@ impl Transport {
     ) -> Result<Answer, NoAnswer> {
         let authorization = self.header_for(authorization).ok_or(NoAnswer {
             failure: TransportFailure::Dropped,
-            before_connecting: true,
+            never_sent: true,
         })?;
         match &self.via {
             Via::Direct(connections) => {
@@ -283,7 +283,7 @@ impl Transport {
                 else {
                     return Err(NoAnswer {
                         failure: TransportFailure::UnknownHost,
-                        before_connecting: true,
+                        never_sent: true,
                     });
                 };
                 let https = *scheme == Scheme::HTTPS;
@@ -315,7 +315,7 @@ impl Transport {
                         }
                         return Err(NoAnswer {
                             failure: transport_failure(&error, false),
-                            before_connecting: true,
+                            never_sent: true,
                         });
                     }
                     let response = match connection.try_send_request(request).await {
@@ -331,7 +331,7 @@ impl Transport {
                             unsent => {
                                 return Err(NoAnswer {
                                     failure: transport_failure(refused.error(), false),
-                                    before_connecting: unsent.is_some(),
+                                    never_sent: unsent.is_some(),
                                 })
                             }
                         },
@@ -339,7 +339,7 @@ impl Transport {
                     let (parts, body) = response.into_parts();
                     let body = body.collect().await.map_err(|e| NoAnswer {
                         failure: transport_failure(&e, false),
-                        before_connecting: false,
+                        never_sent: false,
                     })?;
                     connections.put_back(checkout.origin, connection);
                     return Ok(Answer {
@@ -360,7 +360,7 @@ impl Transport {
                 }
                 let no_answer = |e: reqwest::Error| NoAnswer {
                     failure: transport_failure(&e, e.is_timeout()),
-                    before_connecting: e.is_connect(),
+                    never_sent: e.is_connect(),
                 };
                 let response = request.send().await.map_err(no_answer)?;
                 let status = response.status();
@@ -544,7 +544,7 @@ mod tests {
         drop(listener);
         let failed = get(&transport(), port, "/").await.err().unwrap();
         assert_eq!(failed.failure, TransportFailure::Refused);
-        assert!(failed.before_connecting);
+        assert!(failed.never_sent);
     }
 
     #[test]
