@@ -14,14 +14,7 @@ fn bin() -> PathBuf {
 }
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    merged(
-        json!({
-            "api_key": emulator.api_key(),
-            "base_url": emulator.base_url(),
-            "property_keys": ["AP-EMULATOR-2"],
-        }),
-        extra,
-    )
+    merged(emulator.connector_config(), extra)
 }
 
 async fn command(name: &str, config: &Value) -> Run {

@@ -14,14 +14,7 @@ use std::time::Duration;
 const STREAMS: [(&str, &str, &str); 1] = [("accounts", "account", "append")];
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    merged(
-        json!({
-            "api_key": emulator.api_key(),
-            "base_url": emulator.base_url(),
-            "property_keys": ["AP-EMULATOR-2"],
-        }),
-        extra,
-    )
+    merged(emulator.connector_config(), extra)
 }
 
 /// The config and catalog files of a write of accounts.

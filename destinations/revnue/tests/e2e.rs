@@ -16,14 +16,11 @@ fn bin() -> PathBuf {
 
 /// A config for `emulator` whose budget never binds unless a test says so.
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    merged(
-        json!({
-            "base_url": emulator.base_url(),
-            "api_token": TOKEN,
-            "requests_per_minute": 6000,
-        }),
-        extra,
-    )
+    let unbound = merged(
+        emulator.connector_config(),
+        json!({"requests_per_minute": 6000}),
+    );
+    merged(unbound, extra)
 }
 
 fn fast() -> Options {

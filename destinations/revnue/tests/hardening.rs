@@ -12,10 +12,7 @@ use std::time::Duration;
 const STREAMS: [(&str, &str, &str); 1] = [("customers", "customer", "append")];
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    merged(
-        json!({"base_url": emulator.base_url(), "api_token": TOKEN}),
-        extra,
-    )
+    merged(emulator.connector_config(), extra)
 }
 
 /// The config and catalog files of a write of customers.

@@ -14,17 +14,7 @@ fn bin() -> PathBuf {
 }
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    merged(
-        json!({
-            "base_url": emulator.base_url(),
-            "username": LOGIN,
-            "api_token": TOKEN,
-            "default_role_id": 3,
-            "default_state": "CO",
-            "default_country": "US",
-        }),
-        extra,
-    )
+    merged(emulator.connector_config(), extra)
 }
 
 async fn command(name: &str, config: &Value) -> Run {

@@ -7,16 +7,12 @@ use integration_tests::harness::{
 };
 use serde_json::{json, Value};
 use std::time::Duration;
-use trackops_emulator::{Emulator, Options, LOGIN, TOKEN};
+use trackops_emulator::{Emulator, Options};
 
 const STREAMS: [(&str, &str, &str); 1] = [("clients", "client", "append")];
 
 fn config(emulator: &Emulator, extra: Value) -> Value {
-    merged(
-        json!({"base_url": emulator.base_url(), "username": LOGIN, "api_token": TOKEN,
-        "default_role_id": 3, "default_state": "CO", "default_country": "US"}),
-        extra,
-    )
+    merged(emulator.connector_config(), extra)
 }
 
 /// The config and catalog files of a write of clients.

@@ -422,6 +422,16 @@ impl Emulator {
         &self.shared.options.api_key
     }
 
+    /// The destination's config for this emulator: its base URL, the read-write key and the
+    /// product this emulator's accounts belong to.
+    pub fn connector_config(&self) -> Value {
+        json!({
+            "api_key": self.api_key(),
+            "base_url": self.base_url(),
+            "property_keys": ["AP-EMULATOR-2"],
+        })
+    }
+
     pub fn read_only_key(&self) -> &str {
         &self.shared.options.read_only_key
     }

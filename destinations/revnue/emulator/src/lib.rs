@@ -304,6 +304,11 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
+    /// The destination's config for this emulator: its base URL and token.
+    pub fn connector_config(&self) -> Value {
+        json!({"base_url": self.base_url(), "api_token": TOKEN})
+    }
+
     pub fn options(&self) -> &Options {
         &self.shared.options
     }

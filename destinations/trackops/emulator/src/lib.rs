@@ -278,6 +278,19 @@ impl Emulator {
         format!("http://{}/api/v1", self.addr)
     }
 
+    /// The destination's config for this emulator's default tenant: its employee, token and
+    /// client contact role, and defaults for a location's state and country.
+    pub fn connector_config(&self) -> Value {
+        json!({
+            "base_url": self.base_url(),
+            "username": LOGIN,
+            "api_token": TOKEN,
+            "default_role_id": 3,
+            "default_state": "CO",
+            "default_country": "US",
+        })
+    }
+
     pub fn options(&self) -> &Options {
         &self.shared.options
     }

@@ -8,6 +8,7 @@
 
 use clap::Parser;
 use gainsight_px_emulator::{Emulator, Options};
+use integration_tests::harness::merged;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -76,9 +77,10 @@ async fn run(
     let config = dir.join("config.json");
     std::fs::write(
         &config,
-        json!({"api_key": emulator.api_key(), "base_url": emulator.base_url(),
-        "property_keys": ["AP-EMULATOR-2"],
-        "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}})
+        merged(
+            emulator.connector_config(),
+            json!({"object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}}),
+        )
         .to_string(),
     )?;
     let catalog = dir.join("catalog.json");

@@ -7,7 +7,8 @@
 //! the budget used (requests accepted over the run's span), the 429s and requests per record.
 
 use clap::Parser;
-use revnue_emulator::{Emulator, Options, TOKEN};
+use integration_tests::harness::merged;
+use revnue_emulator::{Emulator, Options};
 use serde_json::json;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -75,9 +76,11 @@ async fn main() -> anyhow::Result<()> {
         let config = dir.join("config.json");
         std::fs::write(
             &config,
-            json!({"base_url": emulator.base_url(), "api_token": TOKEN,
-            "requests_per_minute": args.budget_per_minute,
-            "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}})
+            merged(
+                emulator.connector_config(),
+                json!({"requests_per_minute": args.budget_per_minute,
+                "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}}),
+            )
             .to_string(),
         )?;
         let started = Instant::now();

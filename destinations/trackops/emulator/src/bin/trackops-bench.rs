@@ -7,11 +7,12 @@
 //! requests a second against the budget, 429s, requests per record, writes.
 
 use clap::Parser;
+use integration_tests::harness::merged;
 use serde_json::json;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use trackops_emulator::{Emulator, Options, LOGIN, TOKEN};
+use trackops_emulator::{Emulator, Options};
 
 #[derive(Parser)]
 struct Args {
@@ -40,9 +41,10 @@ async fn main() -> anyhow::Result<()> {
     let config = dir.join("config.json");
     std::fs::write(
         &config,
-        json!({"base_url": emulator.base_url(), "username": LOGIN, "api_token": TOKEN,
-        "default_role_id": 3, "default_state": "CO", "default_country": "US",
-        "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}})
+        merged(
+            emulator.connector_config(),
+            json!({"object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}}),
+        )
         .to_string(),
     )?;
     let catalog = dir.join("catalog.json");
