@@ -217,7 +217,7 @@ pub async fn run<W: Writer>(
         plan: plan.clone(),
         batch_limits,
         out,
-        ledger: Ledger::default(),
+        ledger: Ledger::new(plan.streams.len()),
         rejects,
         batches: (0..plan.streams.len()).map(|_| Vec::new()).collect(),
         batch_started: vec![None; plan.streams.len()],
@@ -517,6 +517,14 @@ impl<W: Writer> Coordinator<'_, W> {
         Ok(())
     }
 
+    /// The ledger's id of a stream a line or a state names: its plan index when the catalog
+    /// has it.
+    fn stream_id(&mut self, name: &str, namespace: Option<&str>) -> usize {
+        self.plan
+            .find(name, namespace)
+            .unwrap_or_else(|| self.ledger.stream_id(name, namespace))
+    }
+
     fn flush_all_batches(&mut self) {
         for stream in 0..self.batches.len() {
             self.flush_batch(stream);
@@ -540,16 +548,25 @@ impl<W: Writer> Coordinator<'_, W> {
         match item {
             Item::Record(mut record) => {
                 self.summary.records += 1;
-                record.segment = self.ledger.receive();
+                record.segment = self.ledger.receive(record.stream);
                 return self.route(record, outcomes).await;
             }
             Item::Rejected(rejection) => {
                 self.summary.records += 1;
-                let segment = self.ledger.receive();
+                let stream = match &rejection.stream {
+                    Some(name) => self.stream_id(name, rejection.namespace.as_deref()),
+                    None => self.ledger.unattributed(),
+                };
+                let segment = self.ledger.receive(stream);
                 self.reject(&rejection)?;
-                self.ledger.commit(segment, true);
+                self.ledger.commit(segment, stream, true);
             }
-            Item::State(state) => self.ledger.receive_state(state),
+            Item::State(state) => {
+                let covers = ledger::covers(&state, |name, namespace| {
+                    self.plan.find(name, namespace).unwrap_or_else(|| self.ledger.stream_id(name, namespace))
+                });
+                self.ledger.receive_state(state, covers);
+            }
             Item::BadState { line, reason } => self.out.log(
                 LogLevel::Warn,
                 format!("line {line}: a STATE that is not a valid Airbyte state ({reason}) was not echoed; later states are echoed as usual"),
@@ -757,19 +774,21 @@ impl<W: Writer> Coordinator<'_, W> {
                 Verdict::Written => {
                     self.summary.written += 1;
                     self.breaker.written();
-                    self.ledger.commit(segment, false);
+                    self.ledger.commit(segment, committed.record.stream, false);
                 }
                 Verdict::Refused { status, message } => {
                     let record = committed.record;
+                    let stream = &self.plan.streams[record.stream];
                     let rejection = Rejection {
                         line: record.line,
-                        stream: Some(self.plan.streams[record.stream].name.clone()),
+                        stream: Some(stream.name.clone()),
+                        namespace: stream.namespace.clone(),
                         original: Original::Record(record.original),
                         reason: message,
                         http_status: status,
                     };
                     self.reject(&rejection)?;
-                    self.ledger.commit(segment, true);
+                    self.ledger.commit(segment, record.stream, true);
                 }
             }
         }

@@ -44,6 +44,8 @@ pub const ALLOCATION_OVERHEAD: usize = 48;
 pub struct Rejection {
     pub line: u64,
     pub stream: Option<String>,
+    /// The namespace the line named with its stream, which the state counts go by.
+    pub namespace: Option<String>,
     pub original: Original,
     pub reason: String,
     pub http_status: Option<u16>,
@@ -102,6 +104,7 @@ pub fn prepare<O: Object>(plan: &Plan<O>, line: u64, text: Line) -> Item {
         Item::Rejected(Rejection {
             line,
             stream,
+            namespace: None,
             original,
             reason,
             http_status: None,
@@ -166,6 +169,7 @@ fn prepare_record<O: Object>(
         Item::Rejected(Rejection {
             line,
             stream,
+            namespace: namespace.map(str::to_owned),
             original: Original::Record(data.into()),
             reason,
             http_status: None,
