@@ -280,6 +280,19 @@ impl Adaptive {
         self.stopping.notify_waiters();
     }
 
+    /// Waits `wait`, or less once the sync is stopping; `false` when it stopped.
+    pub async fn sleep_unless_stopped(&self, wait: Duration) -> bool {
+        let stopping = self.stopping.notified();
+        tokio::pin!(stopping);
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = &mut stopping => false,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -97,6 +97,40 @@ impl Run {
         );
     }
 
+    /// The sync ended as an API that stays down must end it: a non-zero exit, its last
+    /// message the one TRACE, a `transient_error` naming a route and the 503 it last got, and
+    /// fewer states echoed than the `states_sent` (the records after the outage began are not
+    /// committed). Returns the message.
+    pub fn assert_ended_by_outage(&self, states_sent: usize) -> String {
+        assert!(
+            !self.status.success(),
+            "a sync against a dead API exited 0:\n{}",
+            self.stdout
+        );
+        let traces = self.of_type("TRACE");
+        assert_eq!(traces.len(), 1, "{}", self.stdout);
+        assert_eq!(
+            self.messages.last(),
+            Some(traces[0]),
+            "the TRACE is the last message"
+        );
+        let error = &traces[0]["trace"]["error"];
+        assert_eq!(error["failure_type"], "transient_error", "{error}");
+        let message = error["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.contains("503"),
+            "the last answer is named: {message}"
+        );
+        assert!(
+            ["GET /", "POST /", "PUT /", "PATCH /"]
+                .iter()
+                .any(|m| message.contains(m)),
+            "the route is named: {message}"
+        );
+        assert!(self.states().len() < states_sent, "{}", self.stdout);
+        message
+    }
+
     /// No secret anywhere in what the process printed.
     pub fn assert_no_secret(&self, secret: &str) {
         assert!(

@@ -963,3 +963,57 @@ async fn an_upsert_that_creates_gets_the_insert_defaults_and_an_update_never_doe
         assert_eq!(got, want, "{name}");
     }
 }
+
+/// Every mode, with and without the look-ups that learn whether a failed create landed: an
+/// API that goes down for good mid-sync ends it with one `transient_error`, within the retries
+/// (a look-up spends the create's), never by waiting out each work unit's own retries.
+#[tokio::test]
+async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
+    let cases = [
+        (
+            "client",
+            "append",
+            "clients in bulk, then look-ups by externalId",
+        ),
+        (
+            "contract",
+            "append",
+            "contracts one by one, which nothing can look up",
+        ),
+        ("client", "update", "clients updated by uuid"),
+        ("client", "append_dedup", "clients upserted"),
+    ];
+    for (object, mode, what) in cases {
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        let uuids = seed_clients(&emulator, 50).await;
+        emulator.fail_after(15);
+        let mut input = Vec::new();
+        for i in 0..3000 {
+            let uuid = &uuids[i % uuids.len()];
+            let record = match (object, mode) {
+                ("contract", _) => json!({"clientId": uuid, "name": format!("Deal {i}")}),
+                (_, "update") => json!({"uuid": uuid, "name": format!("Down {i}")}),
+                _ => json!({"name": format!("Down {i}"), "externalId": format!("Down-{i}")}),
+            };
+            input.push(record_line("rows", &record));
+            if i % 100 == 99 {
+                input.push(state_line("rows", i as u64));
+            }
+        }
+        let started = std::time::Instant::now();
+        let s = sync(
+            &emulator,
+            json!({"batch_size": 50}),
+            &[("rows", object, mode)],
+            &input,
+        )
+        .await;
+        let took = started.elapsed();
+        let message = s.run.assert_ended_by_outage(30);
+        // The bound at the defaults is 0.7 s of waits with 503s answered at once (docs); a
+        // minute is only a ceiling that no hanging sync can pass.
+        assert!(took.as_secs() < 60, "{what}: {took:?}");
+        assert!(s.rejected.is_empty(), "{what}: an outage rejects no record");
+        eprintln!("{what}: ended in {:.2} s: {message}", took.as_secs_f64());
+    }
+}

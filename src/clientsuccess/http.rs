@@ -77,8 +77,6 @@ pub struct ApiRequest {
     /// It creates records, so sending it twice could create them twice: a failure that may
     /// have applied is answered [`Reply::Unknown`] instead of being retried blindly.
     pub creates: bool,
-    /// Attempts already spent on these records by earlier requests (after an unknown outcome).
-    pub prior_attempts: u32,
 }
 
 impl ApiRequest {
@@ -89,7 +87,6 @@ impl ApiRequest {
             path,
             body,
             creates: false,
-            prior_attempts: 0,
         }
     }
 
@@ -101,9 +98,8 @@ impl ApiRequest {
     }
 
     /// Marks a create: see [`ApiRequest::creates`].
-    pub fn creating(mut self, prior_attempts: u32) -> Self {
+    pub fn creating(mut self) -> Self {
         self.creates = true;
-        self.prior_attempts = prior_attempts;
         self
     }
 }
@@ -460,7 +456,6 @@ impl ApiClient {
                 uri: self.request_uri(request),
                 body: request.body.clone(),
                 creates: request.creates,
-                prior_attempts: request.prior_attempts,
             })
             .await
     }

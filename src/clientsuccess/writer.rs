@@ -14,6 +14,7 @@ use crate::json::Doc;
 use crate::write::prepare::Prepared;
 use crate::write::{Verdict, Writer};
 use bytes::Bytes;
+use engine::http::sharing_retries;
 use futures_util::future::join_all;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Method;
@@ -127,10 +128,10 @@ enum Answer {
     Refused(Verdict),
 }
 
-/// What a create came to: an answer, or an outcome unknown after this many attempts.
+/// What a create came to: an answer, or an outcome unknown.
 enum Attempt {
     Known(Answer),
-    Unknown(u32),
+    Unknown,
 }
 
 /// A create that is known to have happened: its answer, or the record found after an
@@ -258,7 +259,7 @@ impl ClientSuccessWriter {
     async fn call(&self, request: ApiRequest, collection: bool) -> Result<Answer, Fatal> {
         match self.attempt(request, collection).await? {
             Attempt::Known(answer) => Ok(answer),
-            Attempt::Unknown(_) => unreachable!("only a request marked `creates` answers Unknown"),
+            Attempt::Unknown => unreachable!("only a request marked `creates` answers Unknown"),
         }
     }
 
@@ -274,7 +275,7 @@ impl ClientSuccessWriter {
                 )))
             }
             Reply::Refused { status, message } => Answer::Refused(refused(Some(status), message)),
-            Reply::Unknown { attempts, .. } => return Ok(Attempt::Unknown(attempts)),
+            Reply::Unknown { .. } => return Ok(Attempt::Unknown),
         };
         Ok(Attempt::Known(answer))
     }
@@ -505,17 +506,27 @@ impl ClientSuccessWriter {
     /// A bulk insert is all or nothing and a refusal need not say which record was bad, so a
     /// refused batch is split in halves until each refusal is pinned to one record; every
     /// other record still lands.
+    /// Its requests (the halves, the look-ups after an unknown outcome) share one count of
+    /// retries.
     async fn bulk(&self, object: ObjectKind, bodies: &[&[u8]]) -> Result<Vec<Verdict>, Fatal> {
+        sharing_retries(self.bulk_chain(object, bodies)).await
+    }
+
+    async fn bulk_chain(
+        &self,
+        object: ObjectKind,
+        bodies: &[&[u8]],
+    ) -> Result<Vec<Verdict>, Fatal> {
         let mut verdicts: Vec<Option<Verdict>> = vec![None; bodies.len()];
-        // Records to send together, and the attempts already spent on them.
-        let mut pending: Vec<(Vec<usize>, u32)> = vec![((0..bodies.len()).collect(), 0)];
-        while let Some((chunk, attempts)) = pending.pop() {
+        // Records to send together.
+        let mut pending: Vec<Vec<usize>> = vec![(0..bodies.len()).collect()];
+        while let Some(chunk) = pending.pop() {
             let request = ApiRequest::v2(
                 Method::POST,
                 format!("/{object}/bulk"),
                 Some(json_array(chunk.iter().map(|&i| bodies[i]))),
             )
-            .creating(attempts);
+            .creating();
             match self.attempt(request, true).await? {
                 Attempt::Known(Answer::Body(created)) => {
                     self.learn(object, &created);
@@ -525,11 +536,11 @@ impl ClientSuccessWriter {
                 }
                 Attempt::Known(Answer::Refused(_)) if chunk.len() > 1 => {
                     let (left, right) = chunk.split_at(chunk.len() / 2);
-                    pending.push((right.to_vec(), attempts));
-                    pending.push((left.to_vec(), attempts));
+                    pending.push(right.to_vec());
+                    pending.push(left.to_vec());
                 }
                 Attempt::Known(Answer::Refused(verdict)) => verdicts[chunk[0]] = Some(verdict),
-                Attempt::Unknown(attempts) => {
+                Attempt::Unknown => {
                     let checks = chunk.iter().map(|&i| self.existing(object, bodies[i]));
                     let mut again = Vec::new();
                     for (&i, existence) in chunk.iter().zip(join_all(checks).await) {
@@ -539,7 +550,7 @@ impl ClientSuccessWriter {
                         }
                     }
                     if !again.is_empty() {
-                        pending.push((again, attempts));
+                        pending.push(again);
                     }
                 }
             }
@@ -651,16 +662,24 @@ impl ClientSuccessWriter {
         make: impl Fn() -> ApiRequest,
         v2_body: &[u8],
     ) -> Step<Created> {
-        let mut attempts = 0;
+        sharing_retries(self.create_known_chain(object, make, v2_body)).await
+    }
+
+    async fn create_known_chain(
+        &self,
+        object: ObjectKind,
+        make: impl Fn() -> ApiRequest,
+        v2_body: &[u8],
+    ) -> Step<Created> {
         loop {
-            attempts = match self.attempt(make().creating(attempts), true).await? {
+            match self.attempt(make().creating(), true).await? {
                 Attempt::Known(Answer::Body(created)) => {
                     self.learn(object, &created);
                     return Ok(Ok(Created::Answer(created)));
                 }
                 Attempt::Known(Answer::Refused(verdict)) => return Ok(Err(verdict)),
-                Attempt::Unknown(attempts) => attempts,
-            };
+                Attempt::Unknown => {}
+            }
             match self.existing(object, v2_body).await? {
                 Existence::Found(found) => return Ok(Ok(Created::Found(found))),
                 Existence::Absent => {}

@@ -264,19 +264,14 @@ impl ApiClient {
         method: Method,
         path: String,
         body: Option<Bytes>,
-        creates: Option<u32>,
+        creates: bool,
     ) -> Result<Reply, Fatal> {
         let uri = uri_of(&self.base_url, &path)?;
         self.send_to(method, uri, path.into(), body, creates).await
     }
 
     /// POSTs a create to `object`'s collection, whose URI is parsed once.
-    pub async fn create(
-        &self,
-        object: PxObject,
-        body: Bytes,
-        prior_attempts: u32,
-    ) -> Result<Reply, Fatal> {
+    pub async fn create(&self, object: PxObject, body: Bytes) -> Result<Reply, Fatal> {
         let uri = self
             .collections
             .iter()
@@ -287,14 +282,8 @@ impl ApiClient {
             PxObject::Account => "/v1/accounts",
             PxObject::User => "/v1/users",
         };
-        self.send_to(
-            Method::POST,
-            uri,
-            path.into(),
-            Some(body),
-            Some(prior_attempts),
-        )
-        .await
+        self.send_to(Method::POST, uri, path.into(), Some(body), true)
+            .await
     }
 
     async fn send_to(
@@ -303,7 +292,7 @@ impl ApiClient {
         uri: http::Uri,
         path: std::borrow::Cow<'static, str>,
         body: Option<Bytes>,
-        creates: Option<u32>,
+        creates: bool,
     ) -> Result<Reply, Fatal> {
         let label = Label {
             method: method.clone(),
@@ -315,8 +304,7 @@ impl ApiClient {
                 method,
                 uri,
                 body,
-                creates: creates.is_some(),
-                prior_attempts: creates.unwrap_or(0),
+                creates,
             })
             .await
     }
@@ -327,7 +315,7 @@ impl ApiClient {
         for &object in objects {
             let path = format!("/v1/admin/model/{}/attributes", object.model());
             let reply = self
-                .send(Method::GET, path.clone(), None, None)
+                .send(Method::GET, path.clone(), None, false)
                 .await
                 .map_err(|fatal| fatal.message().to_owned())?;
             let body = match reply {
@@ -372,7 +360,7 @@ impl ApiClient {
                 utf8_percent_encode(&format!("{}=={id}", object.id_field()), NON_ALPHANUMERIC)
             )
         };
-        match self.send(Method::GET, path, None, None).await? {
+        match self.send(Method::GET, path, None, false).await? {
             Reply::Success { body, .. } if path_safe(id) => Ok(Some(!body.is_empty())),
             Reply::Success { body, .. } => {
                 let found: Value = serde_json::from_slice(&body).unwrap_or_default();

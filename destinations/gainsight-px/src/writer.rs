@@ -8,6 +8,7 @@ use crate::objects::PxObject;
 use bytes::Bytes;
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
+use engine::http::sharing_retries;
 use engine::http::Reply;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -50,7 +51,7 @@ impl PxWriter {
         };
         match self
             .client
-            .send(Method::PUT, path, Some(body), None)
+            .send(Method::PUT, path, Some(body), false)
             .await?
         {
             Reply::Success { .. } => Ok(Put::Updated),
@@ -67,9 +68,9 @@ impl PxWriter {
     }
 
     async fn create(&self, object: PxObject, id: &str, body: Bytes) -> Result<Verdict, Fatal> {
-        let mut prior = 0;
+        sharing_retries(async {
         loop {
-            match self.client.create(object, body.clone(), prior).await? {
+            match self.client.create(object, body.clone()).await? {
                 Reply::Success { .. } => return Ok(Verdict::Written),
                 Reply::Refused {
                     status: 400,
@@ -92,15 +93,15 @@ impl PxWriter {
                 Reply::Refused { status, message } => {
                     return Ok(Verdict::refused_with(status, message))
                 }
-                Reply::Unknown { attempts, .. } => {
+                Reply::Unknown { .. } => {
                     // It may have landed: look before sending it again.
                     if self.client.exists(object, id).await? == Some(true) {
                         return Ok(Verdict::Written);
                     }
-                    prior = attempts;
                 }
             }
         }
+        }).await
     }
 }
 

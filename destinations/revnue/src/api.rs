@@ -165,7 +165,7 @@ impl ApiClient {
         method: Method,
         path: &str,
         body: Option<Bytes>,
-        creates: Option<u32>,
+        creates: bool,
     ) -> Result<Reply, Fatal> {
         let url = if path.starts_with('/') {
             format!("{}{path}", self.api_url)
@@ -181,8 +181,7 @@ impl ApiClient {
                 method: method.clone(),
                 uri,
                 body,
-                creates: creates.is_some(),
-                prior_attempts: creates.unwrap_or(0),
+                creates,
             })
             .await
     }
@@ -197,7 +196,7 @@ impl ApiClient {
         let mut pages = 0;
         while let Some(path) = next.take() {
             pages += 1;
-            let body = match self.send(Method::GET, &path, None, None).await? {
+            let body = match self.send(Method::GET, &path, None, false).await? {
                 Reply::Success { body, .. } => body,
                 Reply::Refused { status, message } => {
                     return Err(Fatal::config(format!(
@@ -259,7 +258,7 @@ impl ApiClient {
     pub async fn probe(&self) -> Result<Option<u64>, String> {
         let path = format!("/customer/?company={}&page_size=1", self.company);
         let reply = self
-            .send(Method::GET, &path, None, None)
+            .send(Method::GET, &path, None, false)
             .await
             .map_err(|f| f.message().to_owned())?;
         let body = match reply {

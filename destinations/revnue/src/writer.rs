@@ -12,6 +12,7 @@ use bytes::Bytes;
 use engine::catalog::Object;
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
+use engine::http::sharing_retries;
 use engine::http::Reply;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -368,7 +369,7 @@ impl RevnueWriter {
         id: u64,
     ) -> Result<Option<Map<String, Value>>, Fatal> {
         let path = format!("{}/{id}/?company={}", object.route(), self.client.company);
-        match self.client.send(Method::GET, &path, None, None).await? {
+        match self.client.send(Method::GET, &path, None, false).await? {
             Reply::Success { body, .. } => record_of(&body).map(Some).ok_or_else(|| {
                 Fatal::config(format!(
                     "GET {}/{{id}}/ did not answer with a JSON record: check base_url ({})",
@@ -406,12 +407,12 @@ impl RevnueWriter {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let mut prior = 0;
         let mut uncertain = false;
+        sharing_retries(async {
         loop {
             match self
                 .client
-                .send(Method::POST, object.route(), Some(bytes.clone()), Some(prior))
+                .send(Method::POST, object.route(), Some(bytes.clone()), true)
                 .await?
             {
                 Reply::Success { body: answer, .. } => {
@@ -456,7 +457,7 @@ impl RevnueWriter {
                     };
                 }
                 Reply::Refused { status, message } => return Ok(Verdict::refused_with(status, message)),
-                Reply::Unknown { attempts, reason } => {
+                Reply::Unknown { reason } => {
                     // Sent again: the unique name makes a twin impossible, "already exists"
                     // then tells us it landed.
                     self.client.notice(format!(
@@ -464,10 +465,10 @@ impl RevnueWriter {
                         object.route()
                     ));
                     uncertain = true;
-                    prior = attempts;
                 }
             }
         }
+        }).await
     }
 
     /// Updates `id` to hold `desired`: only what differs from what the listing holds.
@@ -503,7 +504,7 @@ impl RevnueWriter {
             body.insert("company".into(), json!(self.client.company));
             match self
                 .client
-                .send(Method::PATCH, &path, Some(Self::json_body(&body)), None)
+                .send(Method::PATCH, &path, Some(Self::json_body(&body)), false)
                 .await?
             {
                 Reply::Success { .. } => {
@@ -550,7 +551,7 @@ impl RevnueWriter {
         let put_path = format!("{path}?company={}", self.client.company);
         match self
             .client
-            .send(Method::PUT, &put_path, Some(Self::json_body(&whole)), None)
+            .send(Method::PUT, &put_path, Some(Self::json_body(&whole)), false)
             .await?
         {
             Reply::Success { .. } => {

@@ -160,7 +160,7 @@ impl ApiClient {
         method: Method,
         path: &str,
         body: Option<Bytes>,
-        creates: Option<u32>,
+        creates: bool,
     ) -> Result<Reply, Fatal> {
         let uri = http::Uri::try_from(format!("{}{path}", self.base_url))
             .map_err(|e| Fatal::config(format!("base_url {} with {path}: {e}", self.base_url)))?;
@@ -170,8 +170,7 @@ impl ApiClient {
                 method,
                 uri,
                 body,
-                creates: creates.is_some(),
-                prior_attempts: creates.unwrap_or(0),
+                creates,
             })
             .await
     }
@@ -190,7 +189,7 @@ impl ApiClient {
         let mut all = Vec::new();
         for page in 1.. {
             let path = format!("{route}?{query}per_page={PAGE}&page={page}");
-            let body = match self.send(Method::GET, &path, None, None).await? {
+            let body = match self.send(Method::GET, &path, None, false).await? {
                 Reply::Success { body, .. } => body,
                 Reply::Refused { status, message } => {
                     return Err(Fatal::config(format!(
@@ -218,7 +217,7 @@ impl ApiClient {
     /// `check`'s proof: one count of clients, no retries. Errors say what to fix.
     pub async fn probe(&self) -> Result<u64, String> {
         let reply = self
-            .send(Method::GET, "/clients?mode=count", None, None)
+            .send(Method::GET, "/clients?mode=count", None, false)
             .await
             .map_err(|f| f.message().to_owned())?;
         let body = match reply {

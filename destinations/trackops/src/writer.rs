@@ -10,6 +10,7 @@ use crate::objects::TrackopsObject;
 use bytes::Bytes;
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
+use engine::http::sharing_retries;
 use engine::http::Reply;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -256,9 +257,9 @@ impl TrackopsWriter {
         Fut: std::future::Future<Output = Result<Option<Map<String, Value>>, Fatal>>,
     {
         let body = Self::wrapped(object, record);
-        let mut prior = 0;
+        sharing_retries(async {
         loop {
-            match self.client.send(Method::POST, object.route(), Some(body.clone()), Some(prior)).await? {
+            match self.client.send(Method::POST, object.route(), Some(body.clone()), true).await? {
                 Reply::Success { body, .. } => {
                     return unwrap_record(&body, object.wrapper()).map(Ok).ok_or_else(|| {
                         Fatal::config(format!(
@@ -276,15 +277,15 @@ impl TrackopsWriter {
                     )))
                 }
                 Reply::Refused { status, message } => return Ok(Err(Verdict::refused_with(status, message))),
-                Reply::Unknown { attempts, reason } => {
+                Reply::Unknown { reason } => {
                     if let Some(existing) = find().await? {
                         self.client.notice(format!("POST {} failed ({reason}) but the record exists: it landed", object.route()));
                         return Ok(Ok(existing));
                     }
-                    prior = attempts;
                 }
             }
         }
+        }).await
     }
 
     /// PUTs a partial update; a 404 is the record's (it does not exist) or the route's.
@@ -301,7 +302,7 @@ impl TrackopsWriter {
                 Method::PUT,
                 &path,
                 Some(Self::wrapped(object, changes)),
-                None,
+                false,
             )
             .await?
         {
@@ -310,7 +311,7 @@ impl TrackopsWriter {
                 status: 404,
                 message,
             } => {
-                let read = self.client.send(Method::GET, &path, None, None).await?;
+                let read = self.client.send(Method::GET, &path, None, false).await?;
                 if matches!(read, Reply::Success { .. }) {
                     return Err(Fatal::config(format!(
                         "PUT {} answered 404 although {object} {id} exists: the update route is missing or this account cannot write; check base_url ({})",
@@ -388,7 +389,7 @@ impl TrackopsWriter {
     /// A record by id, for an upsert's comparison.
     async fn read(&self, object: TrackopsObject, id: u64) -> Result<Map<String, Value>, Fatal> {
         let path = format!("{}/{id}", object.route());
-        match self.client.send(Method::GET, &path, None, None).await? {
+        match self.client.send(Method::GET, &path, None, false).await? {
             Reply::Success { body, .. } => {
                 unwrap_record(&body, object.wrapper()).ok_or_else(|| {
                     Fatal::config(format!(

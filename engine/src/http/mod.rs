@@ -13,6 +13,7 @@ use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -59,17 +60,18 @@ pub fn classify(status: StatusCode) -> Disposition {
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 /// A 429 without `Retry-After` pauses requests this long.
 pub const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts when the server names none.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How long one request may be held back by 429s, in all, before the sync gives up.
 pub const THROTTLE_BUDGET: Duration = Duration::from_secs(15 * 60);
 
 /// Delay before retry number `attempt` (0-based): exponential with jitter, unless the server
 /// said how long to wait.
 pub fn backoff(attempt: u32, retry_after: Option<Duration>, base: Duration) -> Duration {
-    const CAP: Duration = Duration::from_secs(30);
     if let Some(wait) = retry_after {
         return wait.min(RETRY_AFTER_CAP);
     }
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(CAP);
+    let exp = backoff_ceiling(attempt, base);
     // "Equal jitter": at least half the delay, so retries still back off under bad luck.
     let half = exp / 2;
     half + rand::rng().random_range(Duration::ZERO..=half)
@@ -196,11 +198,28 @@ pub enum Reply {
     },
     /// A create failed in a way that may have applied (no answer, or a 5xx): whether its
     /// records exist is for the caller to find out before sending them again. The backoff
-    /// has been waited; `attempts` so far count toward `max_retries`.
+    /// has been waited, and the attempt counted in the chain [`sharing_retries`] began.
     Unknown {
         reason: String,
-        attempts: u32,
     },
+}
+
+tokio::task_local! {
+    /// The failed attempts of the chain of requests this task makes for the same records.
+    static SHARED_ATTEMPTS: Arc<AtomicU32>;
+}
+
+/// Runs `chain` (a create; after a failure that may have applied, the look-ups that learn
+/// whether it landed; the create again) with one count of failed attempts for all its
+/// requests: together they get `max_retries` retries and one growing backoff, so an API that
+/// stays down ends the chain as it ends one request. A create is sent within one.
+pub async fn sharing_retries<F: Future>(chain: F) -> F::Output {
+    if SHARED_ATTEMPTS.try_with(|_| ()).is_ok() {
+        return chain.await;
+    }
+    SHARED_ATTEMPTS
+        .scope(Arc::new(AtomicU32::new(0)), chain)
+        .await
 }
 
 /// How a destination proves who it is on each request.
@@ -253,10 +272,9 @@ pub struct Outgoing<'a> {
     pub uri: http::Uri,
     pub body: Option<Bytes>,
     /// It creates records, so sending it twice could create them twice: a failure that may
-    /// have applied is answered [`Reply::Unknown`] instead of being retried blindly.
+    /// have applied is answered [`Reply::Unknown`] instead of being retried blindly. Sent
+    /// within [`sharing_retries`].
     pub creates: bool,
-    /// Attempts already spent on these records by earlier requests (after an unknown outcome).
-    pub prior_attempts: u32,
 }
 
 /// What a destination says about its API's answers.
@@ -288,6 +306,10 @@ pub struct Sender<C> {
     limiter: Arc<Adaptive>,
     /// Requests sent (each attempt), for a destination that reports what a sync spent.
     sent: std::sync::atomic::AtomicU64,
+    /// Since when every answer has been a passing failure (milliseconds after `epoch`, plus
+    /// one; 0 while the last answer was not): an API down that long ends the sync.
+    failing_since: AtomicU64,
+    epoch: tokio::time::Instant,
 }
 
 impl<C: Credentials> Sender<C> {
@@ -310,7 +332,40 @@ impl<C: Credentials> Sender<C> {
             notices: None,
             limiter: Arc::new(limiter),
             sent: std::sync::atomic::AtomicU64::new(0),
+            failing_since: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
         }
+    }
+
+    /// How long no request may succeed before the API is taken as down and the sync ends:
+    /// as long as one request's attempts may take, every one timing out, with the waits
+    /// between them. 120.7 s at the defaults (3 retries, 30 s).
+    pub fn outage_limit(&self) -> Duration {
+        let waits: Duration = (0..self.max_retries)
+            .map(|attempt| backoff_ceiling(attempt, self.backoff_base))
+            .sum();
+        self.timeout * (self.max_retries + 1) + waits
+    }
+
+    /// An answer that was not a passing failure: the API is up.
+    fn answered(&self) {
+        if self.failing_since.load(Ordering::Relaxed) != 0 {
+            self.failing_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A passing failure: how long every answer has been one.
+    fn failing_for(&self) -> Duration {
+        let now = (tokio::time::Instant::now() - self.epoch).as_millis() as u64 + 1;
+        let since =
+            match self
+                .failing_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => now,
+                Err(since) => since,
+            };
+        Duration::from_millis(now.saturating_sub(since))
     }
 
     pub fn with_max_retries(mut self, max_retries: u32) -> Self {
@@ -359,7 +414,13 @@ impl<C: Credentials> Sender<C> {
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Reply, Fatal> {
         let request = out.label;
         let name = self.answers.platform.name;
-        let mut attempt = out.prior_attempts;
+        let shared = SHARED_ATTEMPTS.try_with(Arc::clone).ok();
+        debug_assert!(
+            !out.creates || shared.is_some(),
+            "a create is sent within sharing_retries"
+        );
+        let shared_attempts = || shared.as_ref().map_or(0, |a| a.load(Ordering::Relaxed));
+        let mut attempt = shared_attempts();
         let mut throttled_for = Duration::ZERO;
         let mut reauthenticated = false;
         loop {
@@ -403,7 +464,13 @@ impl<C: Credentials> Sender<C> {
             let (reason, retry_after) = match sent {
                 Ok(answer) => {
                     let status = answer.status;
-                    match classify(status) {
+                    let disposition = classify(status);
+                    // A 429 is an API that is up and says how much it takes.
+                    if disposition != Disposition::Retry || status == StatusCode::TOO_MANY_REQUESTS
+                    {
+                        self.answered();
+                    }
+                    match disposition {
                         Disposition::Success => {
                             return Ok(Reply::Success {
                                 status: status.as_u16(),
@@ -494,37 +561,65 @@ impl<C: Credentials> Sender<C> {
                     self.limiter.limit()
                 ));
                 // The shared pause (a budget's) holds the others in `acquire`.
-                tokio::time::sleep(wait).await;
+                self.pause(wait).await?;
                 continue;
             }
+            // Requests of the same chain running beside this one may have failed too.
+            attempt = attempt.max(shared_attempts());
             if attempt >= self.max_retries {
                 return Err(Fatal::Transient(TransientError(format!(
-                    "{request} failed after {} attempts; last error: {reason}",
+                    "{request} failed after {} attempts; last answer: {reason}",
                     attempt + 1
                 ))));
             }
+            let failing_for = self.failing_for();
+            if failing_for > self.outage_limit() {
+                return Err(Fatal::Transient(TransientError(format!(
+                    "{name} has answered no request successfully for {:.0} s, longer than max_retries ({}) attempts of request_timeout_secs ({}) with their waits: it looks down. Last: {request} failed: {reason}",
+                    failing_for.as_secs_f64(),
+                    self.max_retries,
+                    self.timeout.as_secs()
+                ))));
+            }
             let wait = backoff(attempt, retry_after, self.backoff_base);
+            attempt += 1;
+            if let Some(shared) = &shared {
+                shared.fetch_max(attempt, Ordering::Relaxed);
+            }
             if out.creates && may_have_applied {
                 self.notice(format!(
-                    "{request} failed ({reason}) and may have created its records; checking which exist before sending the others again in {:.1} s",
-                    wait.as_secs_f64()
+                    "{request} failed ({reason}) and may have created its records; checking which exist before sending the others again in {:.1} s (attempt {attempt} of {})",
+                    wait.as_secs_f64(),
+                    self.max_retries + 1
                 ));
-                tokio::time::sleep(wait).await;
-                return Ok(Reply::Unknown {
-                    reason,
-                    attempts: attempt + 1,
-                });
+                self.pause(wait).await?;
+                return Ok(Reply::Unknown { reason });
             }
             self.notice(format!(
-                "{request} failed ({reason}); retry {} of {} in {:.1} s",
-                attempt + 1,
+                "{request} failed ({reason}); retry {attempt} of {} in {:.1} s",
                 self.max_retries,
                 wait.as_secs_f64()
             ));
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+            self.pause(wait).await?;
         }
     }
+}
+
+impl<C> Sender<C> {
+    /// Waits before a retry, unless the sync stops meanwhile.
+    async fn pause(&self, wait: Duration) -> Result<(), Fatal> {
+        if self.limiter.sleep_unless_stopped(wait).await {
+            Ok(())
+        } else {
+            Err(Fatal::Stopped)
+        }
+    }
+}
+
+/// The longest [`backoff`] may wait before retry `attempt` when the server names no time.
+pub fn backoff_ceiling(attempt: u32, base: Duration) -> Duration {
+    base.saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP)
 }
 
 #[cfg(test)]

@@ -758,6 +758,9 @@ impl<W: Writer> Coordinator<'_, W> {
             Outcome::Failed(fatal) => {
                 if self.summary.fatal.is_none() {
                     self.summary.fatal = Some(fatal);
+                    // Requests of other work still in flight (their retries, look-ups) are
+                    // not sent: the sync ends now, not when each has used its retries.
+                    self.writer.stop();
                 }
             }
             Outcome::Skipped => {}

@@ -165,6 +165,8 @@ struct Shared {
     tokens: Mutex<HashMap<String, (Instant, u64)>>,
     authorized_requests: AtomicU64,
     sequence: AtomicU64,
+    /// Requests from this sequence number on are answered 503 ([`Emulator::fail_after`]).
+    outage_from: AtomicU64,
     in_flight: AtomicUsize,
     /// (current second since start, requests in it) for the rate budget.
     window: Mutex<(u64, u64)>,
@@ -245,6 +247,15 @@ impl Emulator {
     }
 
     /// Total requests to /v2 and /v1 endpoints.
+    /// From now on, the next `requests` requests are answered as usual and every one after
+    /// them 503: an outage that begins mid-test and does not end.
+    pub fn fail_after(&self, requests: u64) {
+        let next = self.shared.sequence.load(Ordering::SeqCst);
+        self.shared
+            .outage_from
+            .store(next + requests, Ordering::SeqCst);
+    }
+
     pub fn request_count(&self) -> u64 {
         self.stats()
             .values()
@@ -271,6 +282,7 @@ impl Shared {
             tokens: Mutex::new(HashMap::new()),
             authorized_requests: AtomicU64::new(0),
             sequence: AtomicU64::new(0),
+            outage_from: AtomicU64::new(u64::MAX),
             in_flight: AtomicUsize::new(0),
             window: Mutex::new((0, 0)),
             started: Instant::now(),
@@ -486,6 +498,7 @@ async fn respond(state: &Shared, request: ApiCall<'_>) -> Reply {
         .options
         .outage_after
         .is_some_and(|after| sequence >= after)
+        || sequence >= state.outage_from.load(Ordering::SeqCst)
     {
         state.count(&label, "503");
         return Ok(json_response(

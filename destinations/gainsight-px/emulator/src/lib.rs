@@ -65,6 +65,9 @@ pub struct Options {
     /// Requests allowed in flight at once; past it, 429.
     #[arg(long)]
     pub max_in_flight: Option<usize>,
+    /// After this many requests, every request is answered 503 (an outage that does not end).
+    #[arg(long)]
+    pub outage_after: Option<u64>,
     /// Share of requests answered 500, 502 or 503 without being applied.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -364,6 +367,8 @@ struct Shared {
     attributes: HashMap<Kind, Vec<Attribute>>,
     store: Mutex<Store>,
     sequence: AtomicU64,
+    /// Requests from this sequence number on are answered 503 ([`Emulator::fail_after`]).
+    outage_from: AtomicU64,
     in_flight: AtomicUsize,
     /// Token bucket: (tokens, last refill).
     bucket: Mutex<(f64, Instant)>,
@@ -401,6 +406,7 @@ impl Emulator {
             attributes,
             store: Mutex::new(Store::default()),
             sequence: AtomicU64::new(0),
+            outage_from: AtomicU64::new(u64::MAX),
             in_flight: AtomicUsize::new(0),
             today: AtomicU64::new(0),
             stats: Mutex::new(BTreeMap::new()),
@@ -454,6 +460,15 @@ impl Emulator {
     /// Requests per endpoint and status.
     pub fn stats(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
         self.shared.stats.lock().unwrap().clone()
+    }
+
+    /// From now on, the next `requests` requests are answered as usual and every one after
+    /// them 503: an outage that begins mid-test and does not end.
+    pub fn fail_after(&self, requests: u64) {
+        let next = self.shared.sequence.load(Ordering::SeqCst);
+        self.shared
+            .outage_from
+            .store(next + requests, Ordering::SeqCst);
     }
 
     pub fn request_count(&self) -> u64 {
@@ -684,6 +699,13 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
         tokio::time::sleep(Duration::from_secs(600)).await;
         finish("dropped");
         return Err(Dropped);
+    }
+    if o.outage_after.is_some_and(|after| sequence > after)
+        || sequence > shared.outage_from.load(Ordering::SeqCst)
+    {
+        wait().await;
+        finish("503");
+        return Ok(envelope(503, "Service unavailable", None));
     }
     if o.fail_nth == Some(sequence) || roll < o.error_rate {
         wait().await;

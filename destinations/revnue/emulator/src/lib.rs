@@ -82,6 +82,9 @@ pub struct Options {
     pub slow_nth: Vec<u64>,
     #[arg(long, default_value_t = 60_000)]
     pub slow_ms: u64,
+    /// After this many requests, every request is answered 503 (an outage that does not end).
+    #[arg(long)]
+    pub outage_after: Option<u64>,
     /// Share of requests answered 500, 502 or 503 without being applied.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -226,6 +229,8 @@ struct Shared {
     countries: Vec<Value>,
     store: Mutex<Store>,
     sequence: AtomicU64,
+    /// Requests from this sequence number on are answered 503 ([`Emulator::fail_after`]).
+    outage_from: AtomicU64,
     in_flight: AtomicUsize,
     /// When each counted request of the window arrived.
     window: Mutex<VecDeque<Instant>>,
@@ -285,6 +290,7 @@ impl Emulator {
             countries,
             store: Mutex::new(store),
             sequence: AtomicU64::new(0),
+            outage_from: AtomicU64::new(u64::MAX),
             in_flight: AtomicUsize::new(0),
             window: Mutex::new(VecDeque::new()),
             stats: Mutex::new(BTreeMap::new()),
@@ -341,6 +347,15 @@ impl Emulator {
     /// Every /api/v2 request in arrival order: method, path with query, status.
     pub fn requests(&self) -> Vec<(String, String, u16)> {
         self.shared.log.lock().unwrap().clone()
+    }
+
+    /// From now on, the next `requests` requests are answered as usual and every one after
+    /// them 503: an outage that begins mid-test and does not end.
+    pub fn fail_after(&self, requests: u64) {
+        let next = self.shared.sequence.load(Ordering::SeqCst);
+        self.shared
+            .outage_from
+            .store(next + requests, Ordering::SeqCst);
     }
 
     pub fn request_count(&self) -> u64 {
@@ -487,6 +502,13 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
             503 => html(503),
             other => detail(other, "Internal server error."),
         });
+    }
+    if o.outage_after.is_some_and(|after| sequence > after)
+        || sequence > shared.outage_from.load(Ordering::SeqCst)
+    {
+        wait().await;
+        finish(503, "503");
+        return Ok(html(503));
     }
     if roll < o.error_rate {
         wait().await;

@@ -56,6 +56,9 @@ pub struct Options {
     /// Requests in flight at once; past it, 429 with Retry-After: 1.
     #[arg(long, default_value_t = 4)]
     pub max_in_flight: usize,
+    /// After this many requests, every request is answered 503 (an outage that does not end).
+    #[arg(long)]
+    pub outage_after: Option<u64>,
     /// Share of requests answered 500, 502 or 503 without being applied.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -206,6 +209,8 @@ struct Shared {
     fixture: Value,
     store: Mutex<Store>,
     sequence: AtomicU64,
+    /// Requests from this sequence number on are answered 503 ([`Emulator::fail_after`]).
+    outage_from: AtomicU64,
     in_flight: AtomicUsize,
     /// When each request of the last 60 s arrived.
     window: Mutex<VecDeque<Instant>>,
@@ -261,6 +266,7 @@ impl Emulator {
             fixture,
             store: Mutex::new(store),
             sequence: AtomicU64::new(0),
+            outage_from: AtomicU64::new(u64::MAX),
             in_flight: AtomicUsize::new(0),
             window: Mutex::new(VecDeque::new()),
             stats: Mutex::new(BTreeMap::new()),
@@ -314,6 +320,15 @@ impl Emulator {
     /// Requests per endpoint and status.
     pub fn stats(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
         self.shared.stats.lock().unwrap().clone()
+    }
+
+    /// From now on, the next `requests` requests are answered as usual and every one after
+    /// them 503: an outage that begins mid-test and does not end.
+    pub fn fail_after(&self, requests: u64) {
+        let next = self.shared.sequence.load(Ordering::SeqCst);
+        self.shared
+            .outage_from
+            .store(next + requests, Ordering::SeqCst);
     }
 
     pub fn request_count(&self) -> u64 {
@@ -455,9 +470,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
         );
         return Ok(answer);
     }
-    if roll < o.error_rate || listed(&o.routes_503) {
+    let outage = o.outage_after.is_some_and(|after| sequence > after)
+        || sequence > shared.outage_from.load(Ordering::SeqCst);
+    if roll < o.error_rate || listed(&o.routes_503) || outage {
         wait().await;
-        let status = if listed(&o.routes_503) {
+        let status = if listed(&o.routes_503) || outage {
             503
         } else {
             [500, 502, 503][rng.random_range(0..3)]
