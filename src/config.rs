@@ -62,7 +62,7 @@ pub struct RawConfig {
     /// nowhere, an S3 bucket (or any S3-compatible store), or a local JSON-lines file. With
     /// None, a sync that rejects any record ends as failed after writing all it can.
     #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 6))]
+    #[schemars(title = "Object storage for rejected records", extend("order" = 6, "default" = {"storage_type": "None"}))]
     pub object_storage_config: ObjectStorageConfig,
 
     /// The earlier name of `object_storage_config` (None or Local), still read when
@@ -76,7 +76,7 @@ pub struct RawConfig {
     /// bulk + upsert, else v2 single-record routes, else v1 (clients and contacts only). Pin
     /// one only if detection picks wrong.
     #[serde(default)]
-    #[schemars(title = "API surface", extend("order" = 8))]
+    #[schemars(title = "API surface", extend("order" = 8, "default" = "auto"))]
     pub api_surface: ApiSurface,
 
     /// When every one of the first N records of a sync is rejected for the same reason, the

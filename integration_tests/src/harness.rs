@@ -539,3 +539,48 @@ pub fn state_counts(state: &Value) -> (f64, f64) {
         stats["rejectedRecordCount"].as_f64().unwrap_or(0.0),
     )
 }
+
+/// The SPEC says what an empty optional field becomes: each one not required names its
+/// `default` or may be null, and `minimal` (the required fields) with every default written
+/// out turns into the same settings as `minimal` alone, field by field.
+pub fn assert_spec_defaults<S: std::fmt::Debug, E: std::fmt::Debug>(
+    spec: &Value,
+    minimal: &Value,
+    settings: impl Fn(&Value) -> Result<S, E>,
+) {
+    let schema = &spec["connectionSpecification"];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let base = format!("{:?}", settings(minimal).expect("the minimal config loads"));
+    let properties = schema["properties"].as_object().expect("properties");
+    for (name, property) in properties {
+        // One of a pair the config needs (a subdomain or a URL) is set in `minimal`.
+        if required.contains(&name.as_str()) || minimal.get(name).is_some() {
+            continue;
+        }
+        let nullable = property["type"]
+            .as_array()
+            .is_some_and(|types| types.iter().any(|t| t == "null"));
+        let Some(default) = property.get("default") else {
+            assert!(
+                nullable,
+                "`{name}` is optional, may not be null and has no default in the SPEC: {property}"
+            );
+            continue;
+        };
+        let explicit = merged(minimal.clone(), json!({ name: default }));
+        let with_default = format!(
+            "{:?}",
+            settings(&explicit)
+                .unwrap_or_else(|e| panic!("`{name}` = its default {default}: {e:?}"))
+        );
+        assert_eq!(
+            with_default, base,
+            "`{name}`: the SPEC's default {default} is not what an empty field becomes"
+        );
+    }
+}

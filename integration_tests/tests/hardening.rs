@@ -169,7 +169,8 @@ async fn bad_utf8_a_bom_and_duplicate_keys_cost_only_their_own_line() {
     assert_eq!(states.len(), 1);
     assert_eq!(
         states[0]["destinationStats"],
-        json!({"recordCount": 2.0, "rejectedRecordCount": 2.0})
+        // The line that is not UTF-8 names no stream, so the clients state does not count it.
+        json!({"recordCount": 2.0, "rejectedRecordCount": 1.0})
     );
     let rejected = rejected(&rejects);
     assert_eq!(rejected.len(), 2);

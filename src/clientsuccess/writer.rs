@@ -14,7 +14,7 @@ use crate::json::Doc;
 use crate::write::prepare::Prepared;
 use crate::write::{Verdict, Writer};
 use bytes::Bytes;
-use engine::http::sharing_retries;
+use engine::http::{sharing_retries, sharing_retries_from};
 use futures_util::future::join_all;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Method;
@@ -506,18 +506,12 @@ impl ClientSuccessWriter {
     /// A bulk insert is all or nothing and a refusal need not say which record was bad, so a
     /// refused batch is split in halves until each refusal is pinned to one record; every
     /// other record still lands.
-    /// Its requests (the halves, the look-ups after an unknown outcome) share one count of
-    /// retries.
+    ///
+    /// Each record's attempts are counted: those of the requests that carried it and of its
+    /// own look-ups after an unknown outcome, one count of retries for all of them.
     async fn bulk(&self, object: ObjectKind, bodies: &[&[u8]]) -> Result<Vec<Verdict>, Fatal> {
-        sharing_retries(self.bulk_chain(object, bodies)).await
-    }
-
-    async fn bulk_chain(
-        &self,
-        object: ObjectKind,
-        bodies: &[&[u8]],
-    ) -> Result<Vec<Verdict>, Fatal> {
         let mut verdicts: Vec<Option<Verdict>> = vec![None; bodies.len()];
+        let mut spent = vec![0u32; bodies.len()];
         // Records to send together.
         let mut pending: Vec<Vec<usize>> = vec![(0..bodies.len()).collect()];
         while let Some(chunk) = pending.pop() {
@@ -527,7 +521,10 @@ impl ClientSuccessWriter {
                 Some(json_array(chunk.iter().map(|&i| bodies[i]))),
             )
             .creating();
-            match self.attempt(request, true).await? {
+            let before = chunk.iter().map(|&i| spent[i]).max().unwrap_or(0);
+            let (attempt, after) = sharing_retries_from(before, self.attempt(request, true)).await;
+            chunk.iter().for_each(|&i| spent[i] = after);
+            match attempt? {
                 Attempt::Known(Answer::Body(created)) => {
                     self.learn(object, &created);
                     chunk
@@ -541,9 +538,12 @@ impl ClientSuccessWriter {
                 }
                 Attempt::Known(Answer::Refused(verdict)) => verdicts[chunk[0]] = Some(verdict),
                 Attempt::Unknown => {
-                    let checks = chunk.iter().map(|&i| self.existing(object, bodies[i]));
+                    let checks = chunk
+                        .iter()
+                        .map(|&i| sharing_retries_from(spent[i], self.existing(object, bodies[i])));
                     let mut again = Vec::new();
-                    for (&i, existence) in chunk.iter().zip(join_all(checks).await) {
+                    for (&i, (existence, after)) in chunk.iter().zip(join_all(checks).await) {
+                        spent[i] = after;
                         match existence? {
                             Existence::Found(_) => verdicts[i] = Some(Verdict::Written),
                             Existence::Absent | Existence::Unknowable => again.push(i),

@@ -375,6 +375,23 @@ impl ApiClient {
             Reply::Refused { .. } | Reply::Unknown { .. } => Ok(None),
         }
     }
+
+    /// Whether `object`'s collection answers a read: a 404 to a record's route is the
+    /// record's only where it does (a wrong base_url answers 404 everywhere).
+    pub async fn collection_exists(&self, object: PxObject) -> Result<(), Fatal> {
+        let path = format!("/v1/{}?pageSize=1", object.collection());
+        match self.send(Method::GET, path.clone(), None, false).await? {
+            Reply::Refused {
+                status: status @ (404 | 405),
+                message,
+            } => Err(Fatal::config(format!(
+                "Gainsight PX answered {status} to GET {} ({message}) as to the record's own route: the route is missing there, not the record; check base_url ({}) and data_center",
+                path.split('?').next().unwrap_or(&path),
+                self.base_url
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

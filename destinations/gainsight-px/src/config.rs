@@ -27,7 +27,7 @@ pub struct RawConfig {
     /// The data center your PX subscription lives in: US (api.aptrinsic.com), EU
     /// (api-eu.aptrinsic.com) or US2 (api-us2.aptrinsic.com).
     #[serde(default)]
-    #[schemars(title = "Data center", extend("order" = 1))]
+    #[schemars(title = "Data center", extend("order" = 1, "default" = "US"))]
     pub data_center: DataCenter,
 
     /// The product tag keys (AP-XXXXXXXXXX-2, under Administration > Products) added to every
@@ -69,7 +69,7 @@ pub struct RawConfig {
     /// S3 bucket (or any S3-compatible store), or a local JSON-lines file. With None, a sync
     /// that rejects any record ends as failed after writing all it can.
     #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 8))]
+    #[schemars(title = "Object storage for rejected records", extend("order" = 8, "default" = {"storage_type": "None"}))]
     pub object_storage_config: ObjectStorageConfig,
 
     /// When every one of the first N records of a sync is rejected for the same reason, the

@@ -6,7 +6,7 @@
 use crate::api::{path_safe, ApiClient};
 use crate::objects::PxObject;
 use bytes::Bytes;
-use engine::catalog::WriteMode;
+use engine::catalog::{Object, WriteMode};
 use engine::error::Fatal;
 use engine::http::sharing_retries;
 use engine::http::Reply;
@@ -16,6 +16,8 @@ use reqwest::Method;
 
 pub struct PxWriter {
     client: ApiClient,
+    /// Per object, set once a read of its collection answered: the route exists.
+    collections_seen: [tokio::sync::OnceCell<()>; 2],
 }
 
 /// What a PUT found.
@@ -30,7 +32,10 @@ enum Put {
 
 impl PxWriter {
     pub fn new(client: ApiClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            collections_seen: Default::default(),
+        }
     }
 
     /// The record's body (the configured product keys are in it already: a plan default) and
@@ -58,7 +63,12 @@ impl PxWriter {
             Reply::Refused {
                 status: 404,
                 message,
-            } => Ok(Put::NotFound { message }),
+            } => {
+                let seen = &self.collections_seen[object.index()];
+                seen.get_or_try_init(|| self.client.collection_exists(object))
+                    .await?;
+                Ok(Put::NotFound { message })
+            }
             Reply::Refused { status, message } => {
                 Ok(Put::Refused(Verdict::refused_with(status, message)))
             }

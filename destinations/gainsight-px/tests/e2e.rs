@@ -210,7 +210,8 @@ async fn accounts_then_users_land_with_dates_keys_and_custom_attributes() {
     assert_eq!(users[0]["customAttributes"], json!({"beta": true}));
     let states = run.states();
     assert_eq!(states.len(), 2);
-    assert_eq!(state_counts(states[0]), (2.0, 0.0));
+    // Each state counts its own stream: acme; then u-1 and u-2.
+    assert_eq!(state_counts(states[0]), (1.0, 0.0));
     assert_eq!(state_counts(states[1]), (2.0, 0.0));
 }
 
@@ -339,7 +340,7 @@ async fn systemic_failures_end_the_sync_before_any_state() {
         trace["message"]
             .as_str()
             .unwrap()
-            .contains("does not exist"),
+            .contains("has no such route"),
         "{trace}"
     );
 
@@ -377,4 +378,135 @@ async fn an_empty_sync_makes_no_request() {
     run.assert_ok();
     assert_eq!(run.states().len(), 1);
     assert_eq!(emulator.request_count(), 0);
+}
+
+/// Three streams, their records interleaved, each state closing its own stream's window:
+/// the counts the platform checks per stream, over HTTP.
+#[tokio::test]
+async fn each_stream_state_counts_its_own_stream() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let dir = scratch_dir("px-three-streams");
+    let lines = vec![
+        record_line("accounts", &json!({"id": "a1", "name": "A1"})),
+        record_line("partners", &json!({"id": "p1", "name": "P1"})),
+        record_line("accounts", &json!({"id": "a2", "name": "A2"})),
+        record_line("users", &json!({"identifyId": "u1", "accountId": "a1"})),
+        record_line(
+            "partners",
+            &json!({"id": "p2", "name": "P2", "renewalDate": "someday"}),
+        ),
+        state_line("accounts", 1),
+        record_line("users", &json!({"identifyId": "u2", "accountId": "a2"})),
+        state_line("partners", 2),
+        state_line("users", 3),
+    ];
+    let (run, _) = write(
+        &config(&emulator, local_rejects(&dir)),
+        &[
+            ("accounts", "account", "append"),
+            ("partners", "account", "append"),
+            ("users", "user", "append"),
+        ],
+        &lines,
+    )
+    .await;
+    run.assert_ok();
+    let counts: Vec<(f64, f64)> = run.states().into_iter().map(state_counts).collect();
+    assert_eq!(counts, vec![(2.0, 0.0), (1.0, 1.0), (2.0, 0.0)]);
+}
+
+/// Insert (with the look-up after an unknown outcome), update and upsert: an API that goes
+/// down for good ends the sync with one `transient_error` within the retries.
+#[tokio::test]
+async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
+    for mode in ["append", "update", "append_dedup"] {
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        for i in 0..20 {
+            emulator.seed_record(
+                "accounts",
+                json!({"id": format!("acct-{i}"), "name": "Seeded", "propertyKeys": ["AP-EMULATOR-2"]}),
+            );
+        }
+        emulator.fail_after(10);
+        let mut lines = Vec::new();
+        for i in 0..600 {
+            let id = if mode == "update" {
+                format!("acct-{}", i % 20)
+            } else {
+                format!("new-{i}")
+            };
+            lines.push(record_line(
+                "accounts",
+                &json!({"id": id, "name": format!("Down {i}")}),
+            ));
+            if i % 20 == 19 {
+                lines.push(state_line("accounts", i));
+            }
+        }
+        let started = std::time::Instant::now();
+        let (run, _) = write(
+            &config(&emulator, json!({})),
+            &[("accounts", "account", mode)],
+            &lines,
+        )
+        .await;
+        let message = run.assert_ended_by_outage(30);
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        eprintln!(
+            "{mode}: ended in {:.2} s: {message}",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Every field the connector defaults has that default in its SPEC, so the Airbyte form shows
+/// what an empty field becomes.
+#[test]
+fn the_spec_names_every_default() {
+    use engine::cli::Destination;
+    let spec = serde_json::to_value(<destination_gainsight_px::GainsightPx>::spec()).unwrap();
+    integration_tests::harness::assert_spec_defaults(
+        &spec,
+        &json!({"api_key": "k", "property_keys": ["AP-1-2"]}),
+        <destination_gainsight_px::GainsightPx>::settings,
+    );
+}
+
+/// A base_url whose path is wrong (every route 404, in PX's own error envelope): no record is
+/// blamed for it. Insert and upsert meet the 404 on the collection they POST to; update on
+/// the record's route, and the collection read that follows says it is the route's.
+#[tokio::test]
+async fn a_wrong_base_url_path_is_a_config_error_not_rejected_records() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    for mode in ["append", "append_dedup", "update"] {
+        let dir = scratch_dir("px-wrong-path");
+        let mut extra = local_rejects(&dir);
+        extra["base_url"] = json!(format!("{}/api", emulator.base_url()));
+        let lines: Vec<String> = (0..30)
+            .map(|i| record_line("accounts", &json!({"id": format!("a{i}"), "name": "A"})))
+            .chain([state_line("accounts", 1)])
+            .collect();
+        let (run, _) = write(
+            &config(&emulator, extra),
+            &[("accounts", "account", mode)],
+            &lines,
+        )
+        .await;
+        assert!(!run.status.success(), "{mode}");
+        assert!(run.states().is_empty(), "{mode}");
+        let error = run.error_trace().unwrap();
+        assert_eq!(error["failure_type"], "config_error", "{mode}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("404"),
+            "{mode}: {error}"
+        );
+        assert!(
+            rejected_in(&dir).is_empty(),
+            "{mode}: no record is rejected for a wrong URL"
+        );
+    }
 }

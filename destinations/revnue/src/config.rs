@@ -78,7 +78,7 @@ pub struct RawConfig {
 
     /// Where refused records are kept: nowhere, S3 (or compatible), or a local JSON-lines file.
     #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 10))]
+    #[schemars(title = "Object storage for rejected records", extend("order" = 10, "default" = {"storage_type": "None"}))]
     pub object_storage_config: ObjectStorageConfig,
 
     /// When every one of the first N records is rejected for one reason, the sync fails with

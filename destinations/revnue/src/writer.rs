@@ -51,6 +51,10 @@ pub struct RevnueWriter {
     listings: [Listing; 2],
     /// PATCH answered 405: read–merge–PUT for the rest of the sync.
     put_instead_of_patch: AtomicBool,
+    /// Whether a PATCH has succeeded this sync; until one has, PATCHes go one at a time, so a
+    /// 405 is learnt from one request, not from every update already waiting for its turn.
+    patch_works: AtomicBool,
+    patch_probe: tokio::sync::Mutex<()>,
     /// Requests spent on lookups and list pages (the rest are writes).
     lookups: AtomicU64,
     /// Updates not sent because nothing differed.
@@ -150,6 +154,8 @@ impl RevnueWriter {
             categories: OnceCell::new(),
             listings: Default::default(),
             put_instead_of_patch: AtomicBool::new(false),
+            patch_works: AtomicBool::new(false),
+            patch_probe: tokio::sync::Mutex::new(()),
             lookups: AtomicU64::new(0),
             unchanged: AtomicU64::new(0),
         }
@@ -438,9 +444,7 @@ impl RevnueWriter {
                 }
                 Reply::Refused { status: 400, message } if message.contains("already exists") => {
                     if mode == WriteMode::Insert && !uncertain {
-                        return Ok(Verdict::refused_with(400, format!(
-                            "{message}: append only creates; use append_dedup to update {object}s that exist"
-                        )));
+                        return self.exists_on_insert(object, &name, &desired, message).await;
                     }
                     // The name appeared since the listing (or our own create landed before a
                     // timeout): read the company's list once more.
@@ -471,6 +475,48 @@ impl RevnueWriter {
         }).await
     }
 
+    /// An insert refused as "already exists": written when the company's record of that name
+    /// holds the row's values (a resumed sync sending again what its killed run stored), else
+    /// refused naming the fields that differ. One listing a sync, and another only for a name
+    /// that appeared since.
+    async fn exists_on_insert(
+        &self,
+        object: RevnueObject,
+        name: &str,
+        desired: &Map<String, Value>,
+        message: String,
+    ) -> Result<Verdict, Fatal> {
+        self.ensure_listed(object).await?;
+        let id = match self.id_named(object, name) {
+            Some(id) => Some(id),
+            None => {
+                self.relist(object).await?;
+                self.id_named(object, name)
+            }
+        };
+        let Some(id) = id else {
+            return Ok(Verdict::refused_with(400, format!(
+                "{message}: the name {name:?} is used by a {object} of another company of this account; Revnue names are unique account-wide and this connector never writes to another company"
+            )));
+        };
+        let differing = match self.current(object, id) {
+            Some(current) => changes(desired, &current),
+            None => desired.clone(),
+        };
+        let record = format!("{object} {id} named {name:?}");
+        let verdict = Verdict::for_existing(
+            Verdict::refused_with(400, message),
+            &record,
+            differing.keys(),
+        );
+        if verdict == Verdict::Written {
+            self.client.notice(format!(
+                "{record} exists already and holds the row's values: counted as written"
+            ));
+        }
+        Ok(verdict)
+    }
+
     /// Updates `id` to hold `desired`: only what differs from what the listing holds.
     async fn update_known(
         &self,
@@ -497,6 +543,14 @@ impl RevnueWriter {
         changed: Map<String, Value>,
     ) -> Result<Verdict, Fatal> {
         let path = Self::path_of(object, id);
+        let unknown = || {
+            !self.patch_works.load(Ordering::Relaxed)
+                && !self.put_instead_of_patch.load(Ordering::Relaxed)
+        };
+        let probing = match unknown() {
+            true => Some(self.patch_probe.lock().await),
+            false => None,
+        };
         if !self.put_instead_of_patch.load(Ordering::Relaxed) {
             // With the company, an id of another company of the account is not found there
             // (this connector never writes to another company).
@@ -508,6 +562,7 @@ impl RevnueWriter {
                 .await?
             {
                 Reply::Success { .. } => {
+                    self.patch_works.store(true, Ordering::Relaxed);
                     self.learn(object, id, &changed);
                     return Ok(Verdict::Written);
                 }
@@ -529,6 +584,7 @@ impl RevnueWriter {
                 Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
             }
         }
+        drop(probing);
         let Some(record) = self.read(object, id).await? else {
             return Ok(Verdict::refused_with(
                 404,

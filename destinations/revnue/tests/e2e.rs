@@ -690,3 +690,227 @@ async fn an_empty_sync_makes_no_request_and_a_bad_token_mid_sync_ends_it() {
     assert!(run.states().is_empty());
     run.assert_no_secret("rv-revoked-2718");
 }
+
+/// Three streams, their records interleaved, each state closing its own stream's window:
+/// the counts the platform checks per stream, over HTTP.
+#[tokio::test]
+async fn each_stream_state_counts_its_own_stream() {
+    let emulator = Emulator::start(fast()).await.unwrap();
+    let dir = scratch_dir("revnue-three-streams");
+    let lines = vec![
+        record_line("customers", &json!({"name": "C1"})),
+        record_line("vendors", &json!({"name": "V1"})),
+        record_line("customers", &json!({"name": "C2"})),
+        record_line("partners", &json!({"name": "P1", "country": "Atlantis"})),
+        record_line("vendors", &json!({"name": "V2"})),
+        state_line("customers", 1),
+        record_line("partners", &json!({"name": "P2"})),
+        state_line("vendors", 2),
+        state_line("partners", 3),
+    ];
+    let run = write(
+        &config(
+            &emulator,
+            json!({"object_storage_config": local_rejects(&dir)}),
+        ),
+        &[
+            ("customers", "customer", "append"),
+            ("vendors", "supplier", "append"),
+            ("partners", "customer", "append"),
+        ],
+        &lines,
+    )
+    .await;
+    run.assert_ok();
+    let counts: Vec<(f64, f64)> = run.states().into_iter().map(state_counts).collect();
+    assert_eq!(counts, vec![(2.0, 0.0), (2.0, 0.0), (1.0, 1.0)]);
+}
+
+/// Insert (sent again after an unknown outcome), update and upsert: an API that goes down
+/// for good ends the sync with one `transient_error` within the retries.
+#[tokio::test]
+async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
+    for mode in ["append", "update", "append_dedup"] {
+        let emulator = Emulator::start(fast()).await.unwrap();
+        let seed: Vec<String> = (0..10)
+            .map(|i| record_line("customers", &json!({"name": format!("Seed {i}")})))
+            .collect();
+        write(
+            &config(&emulator, json!({})),
+            &[("customers", "customer", "append")],
+            &seed,
+        )
+        .await
+        .assert_ok();
+        let ids: Vec<Value> = emulator
+            .records("customers")
+            .iter()
+            .map(|c| c["id"].clone())
+            .collect();
+        emulator.fail_after(5);
+        let mut lines = Vec::new();
+        for i in 0..200 {
+            let row = match mode {
+                "update" => json!({"id": ids[i % ids.len()], "city": format!("City {i}")}),
+                _ => json!({"name": format!("Down {i}"), "city": "Oslo"}),
+            };
+            lines.push(record_line("customers", &row));
+            if i % 10 == 9 {
+                lines.push(state_line("customers", i as u64));
+            }
+        }
+        let started = Instant::now();
+        let run = write(
+            &config(&emulator, json!({})),
+            &[("customers", "customer", mode)],
+            &lines,
+        )
+        .await;
+        let message = run.assert_ended_by_outage(20);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        eprintln!(
+            "{mode}: ended in {:.2} s: {message}",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// PATCH answering 405 is learnt once a sync: the updates waiting behind the first do not
+/// each spend a 405 (at 20 requests a minute, 3 s apiece) before reading and PUTting.
+#[tokio::test]
+async fn a_405_to_patch_is_learnt_from_one_request() {
+    let emulator = Emulator::start(Options {
+        no_patch: true,
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let config = config(&emulator, json!({"max_concurrency": 4}));
+    let rows = |city: &str| -> Vec<String> {
+        (0..9)
+            .map(|i| {
+                record_line(
+                    "customers",
+                    &json!({"name": format!("Shop {i}"), "city": city}),
+                )
+            })
+            .collect()
+    };
+    write(&config, &UPSERT, &rows("Oslo")).await.assert_ok();
+    let run = write(&config, &UPSERT, &rows("Bergen")).await;
+    run.assert_ok();
+    assert_eq!(emulator.count_status("405"), 1, "{}", run.stdout);
+    assert_eq!(emulator.count_method("PUT"), 9);
+    let shops: Vec<Value> = emulator
+        .records("customers")
+        .into_iter()
+        .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("Shop")))
+        .collect();
+    assert_eq!(shops.len(), 9);
+    assert!(shops.iter().all(|c| c["city"] == "Bergen"), "{shops:?}");
+}
+
+/// Every field the connector defaults has that default in its SPEC, so the Airbyte form shows
+/// what an empty field becomes.
+#[test]
+fn the_spec_names_every_default() {
+    use engine::cli::Destination;
+    let spec = serde_json::to_value(<destination_revnue::Revnue>::spec()).unwrap();
+    integration_tests::harness::assert_spec_defaults(
+        &spec,
+        &json!({"api_token": "t"}),
+        <destination_revnue::Revnue>::settings,
+    );
+}
+
+/// A resumed insert sends again what its killed run stored: a row whose customer exists and
+/// holds its values counts as written; one that differs is rejected naming the fields.
+#[tokio::test]
+async fn a_resumed_insert_counts_what_it_stored_as_written() {
+    let emulator = Emulator::start(fast()).await.unwrap();
+    let dir = scratch_dir("revnue-resumed-insert");
+    let config = config(
+        &emulator,
+        json!({"object_storage_config": local_rejects(&dir)}),
+    );
+    let rows = |n: usize, changed: &[usize]| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let city = if changed.contains(&i) {
+                    "Changed"
+                } else {
+                    "Oslo"
+                };
+                record_line(
+                    "customers",
+                    &json!({"name": format!("Resumed {i}"), "city": city}),
+                )
+            })
+            .chain([state_line("customers", 1)])
+            .collect()
+    };
+    let insert = [("customers", "customer", "append")];
+    write(&config, &insert, &rows(8, &[])).await.assert_ok();
+    let run = write(&config, &insert, &rows(12, &[3, 5])).await;
+    run.assert_ok();
+    assert_eq!(state_counts(run.states()[0]), (10.0, 2.0));
+    let rejected = rejected_in(&dir);
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    for reject in &rejected {
+        let reason = reject["reason"].as_str().unwrap();
+        assert!(reason.contains("differs from the row in city"), "{reason}");
+    }
+    assert_eq!(
+        emulator
+            .records("customers")
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("Resumed"))
+            .count(),
+        12
+    );
+}
+
+/// Upsert keeps more than one request in flight when the budget allows it, as insert does:
+/// at 50 ms an answer, a budget of 50 a second needs about three.
+#[tokio::test]
+async fn upsert_grows_its_requests_in_flight_within_the_budget() {
+    for mode in ["append", "append_dedup"] {
+        let emulator = Emulator::start(Options {
+            latency_ms: 50,
+            budget_per_minute: 3000,
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let rows: Vec<String> = (0..150)
+            .map(|i| {
+                record_line(
+                    "customers",
+                    &json!({"name": format!("Grow {i}"), "city": "Oslo"}),
+                )
+            })
+            .collect();
+        let started = Instant::now();
+        let config = config(
+            &emulator,
+            json!({"requests_per_minute": 3000, "max_concurrency": 4}),
+        );
+        write(&config, &[("customers", "customer", mode)], &rows)
+            .await
+            .assert_ok();
+        let rate = 150.0 / started.elapsed().as_secs_f64();
+        assert!(
+            emulator.peak_in_flight() >= 2,
+            "{mode}: {} in flight at most",
+            emulator.peak_in_flight()
+        );
+        eprintln!(
+            "{mode}: {rate:.1} records/s, {} in flight at most",
+            emulator.peak_in_flight()
+        );
+    }
+}

@@ -698,6 +698,22 @@ impl TrackopsWriter {
         let find = || async { Ok(with_email().await?.into_iter().next()) };
         match self.create(TrackopsObject::Contact, &fields, find).await? {
             Ok(_) => Ok(Verdict::Written),
+            // Emails are unique: an insert sent again after its run was killed finds its own.
+            Err(refused @ Verdict::Refused { .. }) if matches!(&refused, Verdict::Refused { message, .. } if message.contains("already been taken")) =>
+            {
+                let [current] = &with_email().await?[..] else {
+                    return Ok(refused);
+                };
+                let differing = changes(&fields, current);
+                let record = format!("contact {} with email {email:?}", id_of(current));
+                let verdict = Verdict::for_existing(refused, &record, differing.keys());
+                if verdict == Verdict::Written {
+                    self.client.notice(format!(
+                        "{record} exists already and holds the row's values: counted as written"
+                    ));
+                }
+                Ok(verdict)
+            }
             Err(verdict) => Ok(verdict),
         }
     }

@@ -139,6 +139,13 @@ async fn clients_locations_and_contacts_land_in_order_and_a_rerun_writes_nothing
     let run = write(&config, &STREAMS, &crm_rows()).await;
     run.assert_ok();
     run.assert_no_secret(TOKEN);
+    command("check", &config).await.assert_ok();
+    assert_eq!(
+        emulator.requests_without_json_accept(),
+        0,
+        "the contract: `Accept: application/json` on every call ({} requests)",
+        emulator.request_count()
+    );
     let clients = emulator.records("clients");
     assert_eq!(clients.len(), 2);
     let locations = emulator.records("locations");
@@ -189,7 +196,8 @@ async fn clients_locations_and_contacts_land_in_order_and_a_rerun_writes_nothing
         (bo["client_id"].clone(), bo["role_id"].clone()),
         (boulder["id"].clone(), json!(4))
     );
-    assert_eq!(state_counts(run.states()[0]), (6.0, 0.0));
+    // The state is the contacts stream's: its three contacts.
+    assert_eq!(state_counts(run.states()[0]), (3.0, 0.0));
 
     let writes = emulator.count_method("POST") + emulator.count_method("PUT");
     let again = write(&config, &STREAMS, &crm_rows()).await;
@@ -282,7 +290,8 @@ async fn bad_rows_are_rejected_with_their_reason_and_cost_nothing_else() {
     );
     assert_eq!(emulator.records("clients").len(), 1);
     assert_eq!(emulator.records("contacts").len(), 1);
-    assert_eq!(state_counts(run.states()[0]), (2.0, 4.0));
+    // The contacts state counts the three contacts: one written, two rejected.
+    assert_eq!(state_counts(run.states()[0]), (1.0, 2.0));
 }
 
 #[tokio::test]
@@ -392,32 +401,51 @@ async fn a_create_that_timed_out_is_looked_up_not_sent_twice() {
 
 #[tokio::test]
 async fn a_missing_write_route_fails_the_sync_before_any_state() {
-    let emulator = Emulator::start(Options {
-        routes_404: vec!["POST /client/locations".into()],
-        ..Options::default()
-    })
-    .await
-    .unwrap();
-    let lines = vec![
-        record_line("clients", &json!({"account_code": "A", "name": "A"})),
-        record_line(
-            "locations",
-            &json!({"client_account_code": "A", "name": "Second"}),
-        ),
-        state_line("locations", 1),
-    ];
-    let run = write(&config(&emulator, json!({})), &STREAMS, &lines).await;
-    assert!(!run.status.success());
-    assert!(run.states().is_empty());
-    let error = run.error_trace().unwrap();
-    assert_eq!(error["failure_type"], "config_error");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("POST /client/locations answered 404"),
-        "{error}"
-    );
+    for (routes_404, routes_405, status) in [
+        (vec!["POST /client/locations".to_owned()], vec![], "404"),
+        (vec![], vec!["POST /client/locations".to_owned()], "405"),
+    ] {
+        let emulator = Emulator::start(Options {
+            routes_404,
+            routes_405,
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let dir = scratch_dir("trackops-missing-route");
+        let lines = vec![
+            record_line("clients", &json!({"account_code": "A", "name": "A"})),
+            record_line(
+                "locations",
+                &json!({"client_account_code": "A", "name": "Second"}),
+            ),
+            state_line("locations", 1),
+        ];
+        let run = write(
+            &config(
+                &emulator,
+                json!({"object_storage_config": local_rejects(&dir)}),
+            ),
+            &STREAMS,
+            &lines,
+        )
+        .await;
+        assert!(!run.status.success());
+        assert!(run.states().is_empty());
+        let error = run.error_trace().unwrap();
+        assert_eq!(error["failure_type"], "config_error");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("POST /client/locations answered {status}")),
+            "{error}"
+        );
+        assert!(
+            rejected_in(&dir).is_empty(),
+            "a missing route is no record's fault"
+        );
+    }
 }
 
 #[tokio::test]
@@ -455,4 +483,164 @@ async fn nulls_are_left_out_unless_they_clear() {
     .await
     .assert_ok();
     assert!(emulator.records("clients")[0].get("website").is_none());
+}
+
+/// Three streams, their records interleaved, each state closing its own stream's window:
+/// the counts the platform checks per stream, over HTTP.
+#[tokio::test]
+async fn each_stream_state_counts_its_own_stream() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let dir = scratch_dir("trackops-three-streams");
+    let lines = vec![
+        record_line("clients", &json!({"account_code": "A", "name": "A"})),
+        record_line("clients", &json!({"account_code": "B", "name": "B"})),
+        state_line("clients", 1),
+        record_line(
+            "locations",
+            &json!({"client_account_code": "A", "name": "North"}),
+        ),
+        record_line(
+            "contacts",
+            &json!({"client_account_code": "A", "email": "a@a.test", "first_name": "A", "last_name": "A"}),
+        ),
+        record_line(
+            "contacts",
+            &json!({"client_account_code": "NOPE", "email": "n@a.test", "first_name": "N", "last_name": "N"}),
+        ),
+        record_line("clients", &json!({"account_code": "C", "name": "C"})),
+        state_line("contacts", 2),
+        state_line("locations", 3),
+        state_line("clients", 4),
+    ];
+    let run = write(
+        &config(
+            &emulator,
+            json!({"object_storage_config": local_rejects(&dir)}),
+        ),
+        &STREAMS,
+        &lines,
+    )
+    .await;
+    run.assert_ok();
+    let counts: Vec<(f64, f64)> = run.states().into_iter().map(state_counts).collect();
+    assert_eq!(counts, vec![(2.0, 0.0), (1.0, 1.0), (1.0, 0.0), (1.0, 0.0)]);
+}
+
+/// Insert (with the look-up after an unknown outcome), update and upsert: an API that goes
+/// down for good ends the sync with one `transient_error` within the retries.
+#[tokio::test]
+async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
+    for mode in ["append", "update", "append_dedup"] {
+        let emulator = Emulator::start(Options {
+            budget_per_minute: 100_000,
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let seed: Vec<String> = (0..10)
+            .map(|i| {
+                record_line(
+                    "clients",
+                    &json!({"account_code": format!("S{i}"), "name": format!("Seed {i}")}),
+                )
+            })
+            .collect();
+        write(
+            &config(&emulator, json!({})),
+            &[("clients", "client", "append")],
+            &seed,
+        )
+        .await
+        .assert_ok();
+        let ids: Vec<Value> = emulator
+            .records("clients")
+            .iter()
+            .map(|c| c["id"].clone())
+            .collect();
+        emulator.fail_after(5);
+        let mut lines = Vec::new();
+        for i in 0..200 {
+            let row = match mode {
+                "update" => json!({"id": ids[i % ids.len()], "city": format!("City {i}")}),
+                _ => json!({"account_code": format!("D{i}"), "name": format!("Down {i}")}),
+            };
+            lines.push(record_line("clients", &row));
+            if i % 10 == 9 {
+                lines.push(state_line("clients", i as u64));
+            }
+        }
+        let started = std::time::Instant::now();
+        let run = write(
+            &config(&emulator, json!({})),
+            &[("clients", "client", mode)],
+            &lines,
+        )
+        .await;
+        let message = run.assert_ended_by_outage(20);
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        eprintln!(
+            "{mode}: ended in {:.2} s: {message}",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Every field the connector defaults has that default in its SPEC, so the Airbyte form shows
+/// what an empty field becomes.
+#[test]
+fn the_spec_names_every_default() {
+    use engine::cli::Destination;
+    let spec = serde_json::to_value(<destination_trackops::Trackops>::spec()).unwrap();
+    integration_tests::harness::assert_spec_defaults(
+        &spec,
+        &json!({"username": "u", "api_token": "t", "default_role_id": 3, "subdomain": "acme"}),
+        <destination_trackops::Trackops>::settings,
+    );
+}
+
+/// A resumed insert sends again what its killed run stored: a contact whose email exists and
+/// holds the row's values counts as written; one that differs is rejected naming the fields.
+#[tokio::test]
+async fn a_resumed_insert_counts_what_it_stored_as_written() {
+    let emulator = Emulator::start(Options {
+        budget_per_minute: 100_000,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let dir = scratch_dir("trackops-resumed-insert");
+    let config = config(
+        &emulator,
+        json!({"object_storage_config": local_rejects(&dir)}),
+    );
+    let client = record_line("clients", &json!({"account_code": "R", "name": "Resumed"}));
+    write(&config, &[("clients", "client", "append")], &[client])
+        .await
+        .assert_ok();
+    let contacts = |n: usize, changed: &[usize]| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let last = if changed.contains(&i) { "Changed" } else { "Same" };
+                record_line("contacts", &json!({"client_account_code": "R", "email": format!("c{i}@r.test"), "first_name": "C", "last_name": last}))
+            })
+            .chain([state_line("contacts", 1)])
+            .collect()
+    };
+    let insert = [("contacts", "contact", "append")];
+    write(&config, &insert, &contacts(4, &[])).await.assert_ok();
+    let run = write(&config, &insert, &contacts(6, &[1])).await;
+    run.assert_ok();
+    assert_eq!(state_counts(run.states()[0]), (5.0, 1.0));
+    let rejected = rejected_in(&dir);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let reason = rejected[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("differs from the row in last_name"),
+        "{reason}"
+    );
+    assert_eq!(emulator.records("contacts").len(), 6);
 }

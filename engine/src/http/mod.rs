@@ -13,7 +13,7 @@ use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -214,12 +214,15 @@ tokio::task_local! {
 /// requests: together they get `max_retries` retries and one growing backoff, so an API that
 /// stays down ends the chain as it ends one request. A create is sent within one.
 pub async fn sharing_retries<F: Future>(chain: F) -> F::Output {
-    if SHARED_ATTEMPTS.try_with(|_| ()).is_ok() {
-        return chain.await;
-    }
-    SHARED_ATTEMPTS
-        .scope(Arc::new(AtomicU32::new(0)), chain)
-        .await
+    sharing_retries_from(0, chain).await.0
+}
+
+/// [`sharing_retries`] for a chain that has already spent `spent` attempts (the bulk request
+/// that carried a record, before that record's own look-up); returns what it has spent after.
+pub async fn sharing_retries_from<F: Future>(spent: u32, chain: F) -> (F::Output, u32) {
+    let count = Arc::new(AtomicU32::new(spent));
+    let output = SHARED_ATTEMPTS.scope(count.clone(), chain).await;
+    (output, count.load(Ordering::Relaxed))
 }
 
 /// How a destination proves who it is on each request.
@@ -306,10 +309,10 @@ pub struct Sender<C> {
     limiter: Arc<Adaptive>,
     /// Requests sent (each attempt), for a destination that reports what a sync spent.
     sent: std::sync::atomic::AtomicU64,
-    /// Since when every answer has been a passing failure (milliseconds after `epoch`, plus
-    /// one; 0 while the last answer was not): an API down that long ends the sync.
-    failing_since: AtomicU64,
-    epoch: tokio::time::Instant,
+    /// Whether the last answers were all passing failures, and since when and how many
+    /// (`failing` is read first, so an answer that clears nothing takes no lock).
+    failing: AtomicBool,
+    failures: std::sync::Mutex<Option<(tokio::time::Instant, u32)>>,
 }
 
 impl<C: Credentials> Sender<C> {
@@ -332,40 +335,36 @@ impl<C: Credentials> Sender<C> {
             notices: None,
             limiter: Arc::new(limiter),
             sent: std::sync::atomic::AtomicU64::new(0),
-            failing_since: AtomicU64::new(0),
-            epoch: tokio::time::Instant::now(),
+            failing: AtomicBool::new(false),
+            failures: std::sync::Mutex::new(None),
         }
     }
 
-    /// How long no request may succeed before the API is taken as down and the sync ends:
-    /// as long as one request's attempts may take, every one timing out, with the waits
-    /// between them. 120.7 s at the defaults (3 retries, 30 s).
-    pub fn outage_limit(&self) -> Duration {
-        let waits: Duration = (0..self.max_retries)
+    /// The waits of one request's retries at their longest: every answer failing for this
+    /// long, and more answers than one request's attempts, is an API that is down. 0.7 s at
+    /// the default 3 retries, 3.1 s at 5.
+    pub fn retry_waits(&self) -> Duration {
+        (0..self.max_retries)
             .map(|attempt| backoff_ceiling(attempt, self.backoff_base))
-            .sum();
-        self.timeout * (self.max_retries + 1) + waits
+            .sum()
     }
 
     /// An answer that was not a passing failure: the API is up.
     fn answered(&self) {
-        if self.failing_since.load(Ordering::Relaxed) != 0 {
-            self.failing_since.store(0, Ordering::Relaxed);
+        if self.failing.load(Ordering::Relaxed) {
+            self.failing.store(false, Ordering::Relaxed);
+            *self.failures.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 
-    /// A passing failure: how long every answer has been one.
-    fn failing_for(&self) -> Duration {
-        let now = (tokio::time::Instant::now() - self.epoch).as_millis() as u64 + 1;
-        let since =
-            match self
-                .failing_since
-                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => now,
-                Err(since) => since,
-            };
-        Duration::from_millis(now.saturating_sub(since))
+    /// A passing failure: how long every answer has failed, and how many have.
+    fn failed(&self) -> (Duration, u32) {
+        let now = tokio::time::Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        self.failing.store(true, Ordering::Relaxed);
+        let (since, count) = failures.get_or_insert((now, 0));
+        *count += 1;
+        (now - *since, *count)
     }
 
     pub fn with_max_retries(mut self, max_retries: u32) -> Self {
@@ -477,11 +476,14 @@ impl<C: Credentials> Sender<C> {
                                 body: answer.body,
                             })
                         }
+                        // A create goes to a collection, which names no record: a 404 or 405
+                        // to it is the route's, whatever the body says.
                         Disposition::Reject
-                            if (self.answers.missing_route)(status.as_u16(), &answer.body) =>
+                            if (self.answers.missing_route)(status.as_u16(), &answer.body)
+                                || (out.creates && matches!(status.as_u16(), 404 | 405)) =>
                         {
                             return Err(Fatal::Config(ConfigError::new(format!(
-                                "{name} answered {status} to {request} ({}): that route does not exist there; check base_url ({})",
+                                "{request} answered {status} ({}): {name} has no such route there, so no record was sent through it; check base_url ({})",
                                 (self.answers.error_message)(&answer.body),
                                 self.answers.base_url
                             ))));
@@ -572,13 +574,15 @@ impl<C: Credentials> Sender<C> {
                     attempt + 1
                 ))));
             }
-            let failing_for = self.failing_for();
-            if failing_for > self.outage_limit() {
+            // Requests waiting their turn behind many others would each take long to use
+            // their own retries: every answer failing for longer than one request's waits, and
+            // more of them than its attempts, is an API that is down.
+            let (failing_for, failures) = self.failed();
+            if failures > self.max_retries && failing_for >= self.retry_waits() {
                 return Err(Fatal::Transient(TransientError(format!(
-                    "{name} has answered no request successfully for {:.0} s, longer than max_retries ({}) attempts of request_timeout_secs ({}) with their waits: it looks down. Last: {request} failed: {reason}",
+                    "{name} failed every request for {:.1} s ({failures} in a row: as many as one request's {} attempts, for longer than their waits): it looks down. Last: {request} failed: {reason}",
                     failing_for.as_secs_f64(),
-                    self.max_retries,
-                    self.timeout.as_secs()
+                    self.max_retries + 1
                 ))));
             }
             let wait = backoff(attempt, retry_after, self.backoff_base);

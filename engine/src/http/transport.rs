@@ -10,7 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{
+    HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
+};
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -297,6 +299,7 @@ impl Transport {
                 headers.insert(HOST, checkout.host);
                 headers.insert(self.auth_header.clone(), authorization);
                 headers.insert(USER_AGENT, self.agent.clone());
+                headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
                 if has_body {
                     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 }
@@ -354,7 +357,8 @@ impl Transport {
                 let mut request = client
                     .request(method, url)
                     .header(&self.auth_header, authorization)
-                    .header(USER_AGENT, self.agent.clone());
+                    .header(USER_AGENT, self.agent.clone())
+                    .header(ACCEPT, "application/json");
                 if let Some(body) = body {
                     request = request.header(CONTENT_TYPE, "application/json").body(body);
                 }

@@ -34,6 +34,28 @@ impl Verdict {
             message: message.into(),
         }
     }
+
+    /// An insert the API `refused` because `record` exists already: written when the stored
+    /// record holds the row's values (a resumed sync sending again what its killed run
+    /// stored), else refused naming the fields that differ.
+    pub fn for_existing<'a>(
+        refused: Verdict,
+        record: &str,
+        differing: impl IntoIterator<Item = &'a String>,
+    ) -> Self {
+        let fields: Vec<&str> = differing.into_iter().map(String::as_str).collect();
+        match refused {
+            _ if fields.is_empty() => Self::Written,
+            Self::Refused { status, message } => Self::Refused {
+                status,
+                message: format!(
+                    "{message}: {record} exists and differs from the row in {}; append only creates, use append_dedup to update it",
+                    fields.join(", ")
+                ),
+            },
+            written => written,
+        }
+    }
 }
 
 pub trait Writer: Send + Sync + 'static {

@@ -209,6 +209,8 @@ struct Shared {
     fixture: Value,
     store: Mutex<Store>,
     sequence: AtomicU64,
+    /// API requests that came without `Accept: application/json`.
+    without_accept: AtomicU64,
     /// Requests from this sequence number on are answered 503 ([`Emulator::fail_after`]).
     outage_from: AtomicU64,
     in_flight: AtomicUsize,
@@ -266,6 +268,7 @@ impl Emulator {
             fixture,
             store: Mutex::new(store),
             sequence: AtomicU64::new(0),
+            without_accept: AtomicU64::new(0),
             outage_from: AtomicU64::new(u64::MAX),
             in_flight: AtomicUsize::new(0),
             window: Mutex::new(VecDeque::new()),
@@ -329,6 +332,11 @@ impl Emulator {
         self.shared
             .outage_from
             .store(next + requests, Ordering::SeqCst);
+    }
+
+    /// API requests that did not carry `Accept: application/json`, as the contract asks.
+    pub fn requests_without_json_accept(&self) -> u64 {
+        self.shared.without_accept.load(Ordering::SeqCst)
     }
 
     pub fn request_count(&self) -> u64 {
@@ -404,6 +412,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The contract: every call says it takes JSON.
+    let accepts_json = request
+        .headers()
+        .get("accept")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
     let body = request
         .into_body()
         .collect()
@@ -434,6 +447,9 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
             .join("/")
     );
     let label = format!("{method} {route_path}");
+    if !accepts_json {
+        shared.without_accept.fetch_add(1, Ordering::SeqCst);
+    }
     let started = Instant::now();
     let sequence = shared.sequence.fetch_add(1, Ordering::SeqCst) + 1;
     let o = &shared.options;

@@ -24,6 +24,15 @@ struct Args {
     budget_per_minute: usize,
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// `append_dedup` (half the rows exist, with another city) or `append` (none exist).
+    #[arg(long, default_value = "append_dedup")]
+    mode: String,
+    /// Of the rows, the share that exist before the sync (every other one), with another city.
+    #[arg(long, default_value_t = 0.5)]
+    existing: f64,
+    /// The connector's `max_concurrency`.
+    #[arg(long, default_value_t = 2)]
+    max_concurrency: usize,
 }
 
 #[tokio::main]
@@ -31,13 +40,17 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("revnue-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let existing = args.records / 2;
+    let existing = if args.mode == "append" {
+        0
+    } else {
+        (args.records as f64 * args.existing.clamp(0.0, 0.5)) as usize
+    };
     let connector = std::env::current_exe()?.with_file_name("destination-revnue");
     let catalog = dir.join("catalog.json");
     std::fs::write(
         &catalog,
         json!({"streams": [{"stream": {"name": "customers", "json_schema": {}},
-        "destination_sync_mode": "append_dedup", "destination_object_name": "customer"}]})
+        "destination_sync_mode": args.mode, "destination_object_name": "customer"}]})
         .to_string(),
     )?;
     let input = dir.join("input.jsonl");
@@ -78,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
             &config,
             merged(
                 emulator.connector_config(),
-                json!({"requests_per_minute": args.budget_per_minute,
+                json!({"requests_per_minute": args.budget_per_minute, "max_concurrency": args.max_concurrency,
                 "object_storage_config": {"storage_type": "Local", "path": dir.join("rejected.jsonl")}}),
             )
             .to_string(),
@@ -101,8 +114,10 @@ async fn main() -> anyhow::Result<()> {
         let share = 100.0 * accepted / budget;
         shares.push(share);
         println!(
-            "run {run}: {} upserts ({existing} existing) in {seconds:.1} s; {:.2} requests/s accepted = {share:.1}% of the budget ({} a minute); {requests} requests = {:.3} a record (POST {}, PATCH {}, list pages {}), {throttled} answered 429 ({:.2}%); customers stored {}",
+            "run {run}: {} rows {} ({existing} existing) in {seconds:.1} s = {:.1} records/s; {:.2} requests/s accepted = {share:.1}% of the budget ({} a minute); {requests} requests = {:.3} a record (POST {}, PATCH {}, list pages {}), {throttled} answered 429 ({:.2}%); customers stored {}; at most {} requests in flight",
             args.records,
+            args.mode,
+            args.records as f64 / seconds,
             accepted,
             args.budget_per_minute,
             requests as f64 / args.records as f64,
@@ -111,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             emulator.stats().get("GET /customer").map_or(0, |s| s.values().sum::<u64>()),
             100.0 * throttled as f64 / requests.max(1) as f64,
             emulator.records("customers").len(),
+            emulator.peak_in_flight(),
         );
     }
     shares.sort_by(f64::total_cmp);
