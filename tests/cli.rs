@@ -377,11 +377,7 @@ async fn check_reports_a_config_field_that_breaks_the_spec() {
 /// what an empty field becomes.
 #[test]
 fn the_spec_names_every_default() {
-    use engine::cli::Destination;
-    let spec = serde_json::to_value(destination_clientsuccess::cli::ClientSuccess::spec()).unwrap();
-    integration_tests::harness::assert_spec_defaults(
-        &spec,
+    integration_tests::harness::assert_spec_defaults::<destination_clientsuccess::cli::ClientSuccess>(
         &serde_json::json!({"credentials": {"auth_type": "api_key", "api_key": "k"}}),
-        destination_clientsuccess::cli::ClientSuccess::settings,
     );
 }

@@ -540,14 +540,15 @@ pub fn state_counts(state: &Value) -> (f64, f64) {
     )
 }
 
-/// The SPEC says what an empty optional field becomes: each one not required names its
-/// `default` or may be null, and `minimal` (the required fields) with every default written
-/// out turns into the same settings as `minimal` alone, field by field.
-pub fn assert_spec_defaults<S: std::fmt::Debug, E: std::fmt::Debug>(
-    spec: &Value,
-    minimal: &Value,
-    settings: impl Fn(&Value) -> Result<S, E>,
-) {
+/// The SPEC of destination `D` says what an empty optional field becomes: each one not
+/// required names its `default` or may be null, and `minimal` (the required fields) with every
+/// default written out turns into the same settings as `minimal` alone, field by field.
+pub fn assert_spec_defaults<D: engine::cli::Destination>(minimal: &Value)
+where
+    D::Settings: std::fmt::Debug,
+{
+    let spec = serde_json::to_value(D::spec()).expect("a SPEC serializes");
+    let settings = D::settings;
     let schema = &spec["connectionSpecification"];
     let required: Vec<&str> = schema["required"]
         .as_array()

@@ -467,12 +467,8 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
 /// what an empty field becomes.
 #[test]
 fn the_spec_names_every_default() {
-    use engine::cli::Destination;
-    let spec = serde_json::to_value(<destination_gainsight_px::GainsightPx>::spec()).unwrap();
-    integration_tests::harness::assert_spec_defaults(
-        &spec,
-        &json!({"api_key": "k", "property_keys": ["AP-1-2"]}),
-        <destination_gainsight_px::GainsightPx>::settings,
+    integration_tests::harness::assert_spec_defaults::<destination_gainsight_px::GainsightPx>(
+        &serde_json::json!({"api_key": "k", "property_keys": ["AP-1-2"]}),
     );
 }
 

@@ -818,12 +818,8 @@ async fn a_405_to_patch_is_learnt_from_one_request() {
 /// what an empty field becomes.
 #[test]
 fn the_spec_names_every_default() {
-    use engine::cli::Destination;
-    let spec = serde_json::to_value(<destination_revnue::Revnue>::spec()).unwrap();
-    integration_tests::harness::assert_spec_defaults(
-        &spec,
-        &json!({"api_token": "t"}),
-        <destination_revnue::Revnue>::settings,
+    integration_tests::harness::assert_spec_defaults::<destination_revnue::Revnue>(
+        &serde_json::json!({"api_token": "t"}),
     );
 }
 

@@ -593,12 +593,8 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
 /// what an empty field becomes.
 #[test]
 fn the_spec_names_every_default() {
-    use engine::cli::Destination;
-    let spec = serde_json::to_value(<destination_trackops::Trackops>::spec()).unwrap();
-    integration_tests::harness::assert_spec_defaults(
-        &spec,
-        &json!({"username": "u", "api_token": "t", "default_role_id": 3, "subdomain": "acme"}),
-        <destination_trackops::Trackops>::settings,
+    integration_tests::harness::assert_spec_defaults::<destination_trackops::Trackops>(
+        &serde_json::json!({"username": "u", "api_token": "t", "default_role_id": 3, "subdomain": "acme"}),
     );
 }
 
