@@ -9,6 +9,7 @@ pub mod emulator;
 pub mod harness;
 pub mod moto;
 pub mod packaging;
+pub mod proxy;
 
 pub use emulator::{Emulator, Options};
 

@@ -900,6 +900,51 @@ async fn a_proxy_named_in_the_environment_carries_every_request() {
     assert_eq!(run.states().len(), 1);
 }
 
+/// A deployment behind a proxy: with `HTTP_PROXY` naming a real forward proxy on loopback,
+/// every request of a sync (route detection, custom fields, writes) goes through it.
+#[tokio::test]
+async fn a_sync_behind_a_forward_proxy_sends_every_request_through_it() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let proxy = integration_tests::proxy::ForwardProxy::start()
+        .await
+        .unwrap();
+    let dir = scratch_dir("forward-proxy");
+    let config = write_json(
+        &dir,
+        "config.json",
+        &config_for(
+            &emulator.base_url(),
+            emulator.api_key(),
+            json!({"rejected_records": {"storage_type": "None"}}),
+        ),
+    );
+    let catalog = write_json(
+        &dir,
+        "catalog.json",
+        &catalog(&[("clients", "client", "append_dedup")]),
+    );
+    let mut input = lines("clients", &clients(30, "Behind"));
+    input.push(state_line("clients", 1));
+    let run = run_connector_with_env(
+        &["write", "--config", &config, "--catalog", &catalog],
+        (input.join("\n") + "\n").as_bytes(),
+        &[
+            ("HTTP_PROXY", &proxy.url()),
+            ("NO_PROXY", ""),
+            ("no_proxy", ""),
+        ],
+    )
+    .await;
+    run.assert_ok();
+    assert_eq!(emulator.count("client"), 30);
+    assert!(proxy.carried() >= 30, "{} carried", proxy.carried());
+    assert_eq!(
+        proxy.carried(),
+        emulator.request_count(),
+        "every request went through the proxy"
+    );
+}
+
 /// PyAirbyte's default path upserts rows that have no `active` column. A client the upsert
 /// creates gets the insert's defaults (`status` ACTIVE, `active` from the status), whichever
 /// route: a lookup knows the record is new, and the native upsert route's refusal naming only

@@ -1,32 +1,14 @@
-//! One HTTP exchange with the API: request out, status and body back, or why not. HTTP/1.1
-//! connections are opened, kept and reused here, over hyper's connection API; reqwest carries
-//! the exchange instead when the environment names a proxy, since reqwest honours
-//! `HTTPS_PROXY` and its kin.
+//! One HTTP exchange with the API: request out, status and body back, or why not. reqwest
+//! carries every request, proxy or not: HTTP/1.1, a kept-alive connection per request in
+//! flight, idle ones closed before servers commonly close them, TLS through rustls trusting
+//! the system's CA roots (`SSL_CERT_FILE` honoured) and the webpki roots.
 
 use super::{transport_failure, TransportFailure};
 use bytes::Bytes;
-use http::uri::{Authority, Scheme};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use reqwest::header::{
-    HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
-};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, StatusCode};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tower_service::Service;
-
-/// The variables through which an environment names a proxy.
-const PROXY_VARIABLES: [&str; 6] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// An idle connection older than this is closed rather than reused: servers and load balancers
 /// commonly drop keep-alive connections after 60 s, and a request sent into one that is
@@ -34,7 +16,7 @@ const PROXY_VARIABLES: [&str; 6] = [
 const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 pub struct Transport {
-    via: Via,
+    client: reqwest::Client,
     timeout: Duration,
     /// The header the credentials travel in (`Authorization`, or the API's own).
     auth_header: HeaderName,
@@ -43,127 +25,6 @@ pub struct Transport {
     /// The last credentials header built, by its text: most syncs send one value throughout,
     /// and building it checks every byte.
     authorization: Mutex<Option<(Box<str>, HeaderValue)>>,
-}
-
-enum Via {
-    Direct(Box<Connections>),
-    Proxied(reqwest::Client),
-}
-
-type Connection = http1::SendRequest<Full<Bytes>>;
-
-/// The connections this transport opened, by origin. A sync talks to one origin (two at
-/// most), so a short list searched in order beats a hashed pool keyed by the URL's parts,
-/// which hyper-util's client hashes on every request.
-struct Connections {
-    connector: HttpsConnector<HttpConnector>,
-    idle_per_origin: usize,
-    origins: Mutex<Vec<Origin>>,
-}
-
-struct Origin {
-    https: bool,
-    authority: Authority,
-    /// The `Host` header for it, built once.
-    host: HeaderValue,
-    /// Open connections with no request on them, the most recently used last.
-    idle: Vec<(Connection, Instant)>,
-}
-
-/// A request's origin and the connection it took, if one was idle.
-struct Checkout {
-    origin: usize,
-    host: HeaderValue,
-    idle: Option<Connection>,
-}
-
-impl Connections {
-    fn checkout(&self, https: bool, authority: &Authority) -> Result<Checkout, NoAnswer> {
-        let mut origins = self.origins.lock().unwrap();
-        let index = match origins
-            .iter()
-            .position(|o| o.https == https && o.authority == *authority)
-        {
-            Some(index) => index,
-            None => {
-                let host = host_header(https, authority).ok_or(NoAnswer {
-                    failure: TransportFailure::UnknownHost,
-                    never_sent: true,
-                })?;
-                origins.push(Origin {
-                    https,
-                    authority: authority.clone(),
-                    host,
-                    idle: Vec::new(),
-                });
-                origins.len() - 1
-            }
-        };
-        let origin = &mut origins[index];
-        let mut idle = None;
-        if !origin.idle.is_empty() {
-            let now = Instant::now();
-            while let Some((connection, since)) = origin.idle.pop() {
-                if !connection.is_closed() && now.duration_since(since) < IDLE_TIMEOUT {
-                    idle = Some(connection);
-                    break;
-                }
-            }
-        }
-        Ok(Checkout {
-            origin: index,
-            host: origin.host.clone(),
-            idle,
-        })
-    }
-
-    /// A connection whose exchange ended cleanly goes back for the next request.
-    fn put_back(&self, origin: usize, connection: Connection) {
-        if connection.is_closed() {
-            return;
-        }
-        let mut origins = self.origins.lock().unwrap();
-        let idle = &mut origins[origin].idle;
-        if idle.len() < self.idle_per_origin {
-            idle.push((connection, Instant::now()));
-        }
-    }
-
-    /// Opens a connection to `uri`'s origin; its I/O runs as a task of its own.
-    async fn open(&self, uri: &http::Uri) -> Result<Connection, NoAnswer> {
-        let mut connector = self.connector.clone();
-        let never_connected = |e: &(dyn std::error::Error + 'static)| NoAnswer {
-            failure: transport_failure(e, false),
-            never_sent: true,
-        };
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| never_connected(e.as_ref()))?;
-        let stream = connector
-            .call(uri.clone())
-            .await
-            .map_err(|e| never_connected(e.as_ref()))?;
-        let (sender, connection) = http1::handshake(stream)
-            .await
-            .map_err(|e| never_connected(&e))?;
-        tokio::spawn(async move {
-            // Its end (the server closed it, or every sender is gone) is seen by the sender.
-            let _ = connection.await;
-        });
-        Ok(sender)
-    }
-}
-
-/// `Host` for an origin: its authority without user info, and without the scheme's default port.
-fn host_header(https: bool, authority: &Authority) -> Option<HeaderValue> {
-    let text = authority.as_str();
-    let text = text.rsplit_once('@').map_or(text, |(_, host)| host);
-    let default_port = if https { 443 } else { 80 };
-    let text = match authority.port_u16() {
-        Some(port) if port == default_port => authority.host(),
-        _ => text,
-    };
-    HeaderValue::from_str(text).ok()
 }
 
 /// An answer: status, `Retry-After` if any, and the whole body.
@@ -177,56 +38,39 @@ pub struct Answer {
 #[derive(Debug)]
 pub struct NoAnswer {
     pub failure: TransportFailure,
-    /// The request did not reach the API: no connection was made, or the one it was given
-    /// closed before the request was written.
+    /// The request did not reach the API: no connection could be made.
     pub never_sent: bool,
 }
 
 impl Transport {
     /// `timeout` bounds each exchange, answer body included; connecting gets at most 10 s
     /// of it. Up to `idle_per_host` connections are kept open between requests. Credentials
-    /// go in `auth_header`; `agent` names the connector and its version.
+    /// go in `auth_header`; `agent` names the connector and its version. A proxy named in the
+    /// environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, either case, with `NO_PROXY`)
+    /// carries the requests.
     pub fn new(
         timeout: Duration,
         idle_per_host: usize,
         auth_header: HeaderName,
         agent: &str,
     ) -> anyhow::Result<Self> {
-        let connect_timeout = timeout.min(Duration::from_secs(10));
-        let proxied = PROXY_VARIABLES
+        crate::install_tls_provider();
+        let webpki_roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
-            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
-        let via = if proxied {
-            Via::Proxied(
-                reqwest::Client::builder()
-                    .connect_timeout(connect_timeout)
-                    .pool_max_idle_per_host(idle_per_host)
-                    .tcp_nodelay(true)
-                    // A redirect could carry the Authorization header somewhere else.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()?,
-            )
-        } else {
-            let mut http = HttpConnector::new();
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(connect_timeout));
-            http.enforce_http(false);
-            // HTTP/1.1 only: a sync keeps one connection per request in flight, and the APIs
-            // limit requests, not connections.
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
-            // Redirects are not followed: nothing here follows them.
-            Via::Direct(Box::new(Connections {
-                connector,
-                idle_per_origin: idle_per_host.max(1),
-                origins: Mutex::new(Vec::new()),
-            }))
-        };
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok());
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // One connection per request in flight: the APIs limit requests, not connections.
+            .http1_only()
+            .pool_max_idle_per_host(idle_per_host.max(1))
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            // A redirect could carry the credentials somewhere else: none is followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(webpki_roots)
+            .build()?;
         Ok(Self {
-            via,
+            client,
             timeout,
             auth_header,
             agent: HeaderValue::from_str(agent)?,
@@ -278,105 +122,34 @@ impl Transport {
             failure: TransportFailure::Dropped,
             never_sent: true,
         })?;
-        match &self.via {
-            Via::Direct(connections) => {
-                let (Some(scheme), Some(authority), Some(path)) =
-                    (uri.scheme(), uri.authority(), uri.path_and_query())
-                else {
-                    return Err(NoAnswer {
-                        failure: TransportFailure::UnknownHost,
-                        never_sent: true,
-                    });
-                };
-                let https = *scheme == Scheme::HTTPS;
-                let checkout = connections.checkout(https, authority)?;
-                let has_body = body.is_some();
-                let mut request = http::Request::new(Full::new(body.unwrap_or_default()));
-                *request.method_mut() = method;
-                // Origin form (`/path?query`): the connection already names the host.
-                *request.uri_mut() = http::Uri::from(path.clone());
-                let headers = request.headers_mut();
-                headers.insert(HOST, checkout.host);
-                headers.insert(self.auth_header.clone(), authorization);
-                headers.insert(USER_AGENT, self.agent.clone());
-                headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-                if has_body {
-                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                }
-                let mut idle = checkout.idle;
-                loop {
-                    let reused = idle.is_some();
-                    let mut connection = match idle.take() {
-                        Some(connection) => connection,
-                        None => connections.open(&uri).await?,
-                    };
-                    // Waits for the connection to have taken the last answer's end.
-                    if let Err(error) = connection.ready().await {
-                        if reused {
-                            idle = connections.checkout(https, authority)?.idle;
-                            continue;
-                        }
-                        return Err(NoAnswer {
-                            failure: transport_failure(&error, false),
-                            never_sent: true,
-                        });
-                    }
-                    let response = match connection.try_send_request(request).await {
-                        Ok(response) => response,
-                        Err(mut refused) => match refused.take_message() {
-                            // A kept connection the server had closed: the request never
-                            // left, so it goes on another one.
-                            Some(unsent) if reused => {
-                                request = unsent;
-                                idle = connections.checkout(https, authority)?.idle;
-                                continue;
-                            }
-                            unsent => {
-                                return Err(NoAnswer {
-                                    failure: transport_failure(refused.error(), false),
-                                    never_sent: unsent.is_some(),
-                                })
-                            }
-                        },
-                    };
-                    let (parts, body) = response.into_parts();
-                    let body = body.collect().await.map_err(|e| NoAnswer {
-                        failure: transport_failure(&e, false),
-                        never_sent: false,
-                    })?;
-                    connections.put_back(checkout.origin, connection);
-                    return Ok(Answer {
-                        status: parts.status,
-                        retry_after: parts.headers.get(RETRY_AFTER).cloned(),
-                        body: body.to_bytes(),
-                    });
-                }
-            }
-            Via::Proxied(client) => {
-                let url = reqwest::Url::parse(&uri.to_string()).expect("a URI is a URL");
-                let mut request = client
-                    .request(method, url)
-                    .header(&self.auth_header, authorization)
-                    .header(USER_AGENT, self.agent.clone())
-                    .header(ACCEPT, "application/json");
-                if let Some(body) = body {
-                    request = request.header(CONTENT_TYPE, "application/json").body(body);
-                }
-                let no_answer = |e: reqwest::Error| NoAnswer {
-                    failure: transport_failure(&e, e.is_timeout()),
-                    never_sent: e.is_connect(),
-                };
-                let response = request.send().await.map_err(no_answer)?;
-                let status = response.status();
-                let retry_after = response.headers().get(RETRY_AFTER).cloned();
-                let body = response.bytes().await.map_err(no_answer)?;
-                Ok(Answer {
-                    status,
-                    retry_after,
-                    body,
-                })
-            }
+        let url = reqwest::Url::parse(&uri.to_string()).map_err(|_| NoAnswer {
+            failure: TransportFailure::UnknownHost,
+            never_sent: true,
+        })?;
+        let mut request = self
+            .client
+            .request(method, url)
+            .header(&self.auth_header, authorization)
+            .header(USER_AGENT, self.agent.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body);
         }
+        let no_answer = |e: reqwest::Error| NoAnswer {
+            failure: transport_failure(&e, e.is_timeout()),
+            never_sent: e.is_connect(),
+        };
+        let response = request.send().await.map_err(no_answer)?;
+        let status = response.status();
+        let retry_after = response.headers().get(RETRY_AFTER).cloned();
+        let body = response.bytes().await.map_err(no_answer)?;
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
     }
 }
 
@@ -384,6 +157,7 @@ impl Transport {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -453,18 +227,13 @@ mod tests {
     }
 
     fn transport() -> Transport {
-        let transport = Transport::new(
+        Transport::new(
             Duration::from_secs(5),
             4,
             HeaderName::from_static("x-api-key"),
             "destination-test/1.0",
         )
-        .unwrap();
-        assert!(
-            matches!(transport.via, Via::Direct(_)),
-            "these tests run with no proxy variable set"
-        );
-        transport
+        .unwrap()
     }
 
     async fn get(transport: &Transport, port: u16, path: &str) -> Result<Answer, NoAnswer> {
@@ -549,14 +318,5 @@ mod tests {
         let failed = get(&transport(), port, "/").await.err().unwrap();
         assert_eq!(failed.failure, TransportFailure::Refused);
         assert!(failed.never_sent);
-    }
-
-    #[test]
-    fn host_leaves_out_user_info_and_the_default_port() {
-        let host = |https, a: &str| host_header(https, &a.parse().unwrap()).unwrap();
-        assert_eq!(host(true, "api.example.com"), "api.example.com");
-        assert_eq!(host(true, "api.example.com:443"), "api.example.com");
-        assert_eq!(host(false, "api.example.com:443"), "api.example.com:443");
-        assert_eq!(host(false, "u:p@127.0.0.1:8080"), "127.0.0.1:8080");
     }
 }
