@@ -1,28 +1,22 @@
 #!/usr/bin/env bash
 # Zero-setup demo: build, start each bundled emulator, sync the examples through the real
 # connector binaries, and show what landed and what was rejected.
-# Usage: scripts/demo.sh [all|clientsuccess|gainsight-px|trackops|revnue]   (default: all, in turn)
+# Usage: scripts/demo.sh [all|NAME]   (NAME: clientsuccess, or a folder of destinations/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/destinations.sh
 which="${1:-all}"
-case "$which" in
-  all|clientsuccess|gainsight-px|trackops|revnue) ;;
-  *) echo "unknown destination '$which': use all, clientsuccess, gainsight-px, trackops or revnue" >&2; exit 2 ;;
-esac
-cargo build --release --workspace --bins --quiet
-if [ "$which" = all ] || [ "$which" = clientsuccess ]; then
-  echo "##### destination-clientsuccess"
-  target/release/demo
+names=$(destinations | cut -d' ' -f1)
+if [ "$which" != all ] && ! grep -qx -- "$which" <<<"$names"; then
+  echo "unknown destination '$which': use all or one of: $(echo $names)" >&2
+  exit 2
 fi
-if [ "$which" = all ] || [ "$which" = gainsight-px ]; then
-  echo "##### destination-gainsight-px"
-  target/release/gainsight-px-demo
-fi
-if [ "$which" = all ] || [ "$which" = trackops ]; then
-  echo "##### destination-trackops"
-  target/release/trackops-demo
-fi
-if [ "$which" = all ] || [ "$which" = revnue ]; then
-  echo "##### destination-revnue"
-  target/release/revnue-demo
-fi
+echo "== building the connectors and their emulators (release; the first build takes several minutes)"
+cargo build --release --workspace --bins
+for name in $names; do
+  if [ "$which" = all ] || [ "$which" = "$name" ]; then
+    echo "##### destination-$name"
+    # ClientSuccess's demo is the root's `demo`; every other destination's is NAME-demo.
+    if [ "$name" = clientsuccess ]; then target/release/demo; else "target/release/$name-demo"; fi
+  fi
+done

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, unit and end-to-end tests, every printed line checked against
-# Airbyte's official models, the metadata validated, and the output searched for secrets.
+# Airbyte's official models, PyAirbyte into each destination, the metadata validated, and the
+# output searched for secrets. Destinations are found by looking (scripts/destinations.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/destinations.sh
 
 echo "== python models (.venv)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
@@ -21,41 +23,38 @@ test "${PIPESTATUS[0]}" -eq 0
 echo "== every printed line against AirbyteMessage"
 .venv/bin/python scripts/validate_messages.py target/debug/protocol-lines
 
-echo "== PyAirbyte (a real orchestrator, through a DuckDB cache as by default) into the emulator"
+echo "== PyAirbyte (a real orchestrator, through a DuckDB cache as by default) into each emulator"
 if [ ! -x .venv-pyairbyte/bin/python ]; then python3 -m venv .venv-pyairbyte; fi
 .venv-pyairbyte/bin/pip install --quiet --disable-pip-version-check -r scripts/pyairbyte/requirements.txt
 rm -rf target/pyairbyte && mkdir -p target/pyairbyte
-# Run from a scratch directory: PyAirbyte keeps its DuckDB cache and logs under the working one.
-(cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
-  ../../scripts/pyairbyte/e2e.py ../debug/destination-clientsuccess ../debug/clientsuccess-emulator . \
-  > output.log 2>&1) || { tail -40 target/pyairbyte/output.log; exit 1; }
-grep "PyAirbyte default path" target/pyairbyte/output.log
-(cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
-  ../../scripts/pyairbyte/e2e_gainsight_px.py ../debug/destination-gainsight-px ../debug/gainsight-px-emulator . \
-  > output-gainsight-px.log 2>&1) || { tail -40 target/pyairbyte/output-gainsight-px.log; exit 1; }
-grep "PyAirbyte default path" target/pyairbyte/output-gainsight-px.log
-(cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
-  ../../scripts/pyairbyte/e2e_revnue.py ../debug/destination-revnue ../debug/revnue-emulator . \
-  > output-revnue.log 2>&1) || { tail -40 target/pyairbyte/output-revnue.log; exit 1; }
-grep "PyAirbyte default path" target/pyairbyte/output-revnue.log
+destinations | while read -r name folder tests; do
+  log="target/pyairbyte/output-$name.log"
+  # Run from a scratch directory: PyAirbyte keeps its DuckDB cache and logs under the working one.
+  (cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
+    "../../$tests/pyairbyte.py" "../debug/destination-$name" "../debug/$name-emulator" . \
+    > "output-$name.log" 2>&1) || { tail -40 "$log"; exit 1; }
+  grep "PyAirbyte default path" "$log"
+done
 
 echo "== each destination's metadata.yaml against ConnectorMetadataDefinitionV0"
-.venv/bin/python scripts/validate_metadata.py metadata.yaml airbyte/destination-clientsuccess api.clientsuccess.com
-.venv/bin/python scripts/validate_metadata.py destinations/gainsight-px/metadata.yaml \
-  airbyte/destination-gainsight-px api.aptrinsic.com api-eu.aptrinsic.com api-us2.aptrinsic.com
-.venv/bin/python scripts/validate_metadata.py destinations/trackops/metadata.yaml \
-  airbyte/destination-trackops '*.viewcases.com'
-.venv/bin/python scripts/validate_metadata.py destinations/revnue/metadata.yaml \
-  airbyte/destination-revnue dashboard-api.revnue.com
+destinations | while read -r name folder tests; do
+  .venv/bin/python scripts/validate_metadata.py "$folder/metadata.yaml" "airbyte/destination-$name"
+done
+
+echo "== each docs page's settings table against its SPEC"
+destinations | while read -r name folder tests; do
+  page="$folder/docs/$name.md"
+  [ "$name" = clientsuccess ] && page=docs/clientsuccess.md
+  .venv/bin/python scripts/settings_table.py --check "$folder/spec/spec.json" "$page"
+done
 
 echo "== no secret in any output"
 leaks=0
-for secret in cs-emulator-key-5f2b9e cs-emulator-pass-8d1c4a revoked-key-31337 sekrit-999 wrong-pass-4242 testing-secret \
-  8f14e45f-ceea-467f-a0e6-7a2f1c5d3b9e 0c1d2e3f-4a5b-4c6d-8e7f-90a1b2c3d4e5 not-the-key-123 \
-  tk-emulator-7c41e2b9 tk-wrong-31337 rv-emulator-5d2c9a71e4 rv-wrong-31337 rv-revoked-2718; do
+secrets=$(destinations | while read -r name folder tests; do cat "$tests/test-secrets"; done)
+for secret in $secrets; do
   if grep -rlF -- "$secret" target/test-output.log target/debug/protocol-lines; then
     echo "LEAK: $secret appears in the output above"; leaks=1
   fi
 done
 test "$leaks" -eq 0
-echo "no secret found in $(ls target/debug/protocol-lines | wc -l) captured runs or the test log"
+echo "no secret of $(echo "$secrets" | wc -l) found in $(ls target/debug/protocol-lines | wc -l) captured runs or the test log"

@@ -90,31 +90,6 @@ async fn spec_files_match_the_code() {
 }
 
 #[tokio::test]
-async fn readme_configuration_reference_lists_every_field() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let schema = destination_clientsuccess::config::config_schema();
-    let mut fields: Vec<String> = schema["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    for choice in ["credentials", "object_storage_config"] {
-        for option in schema["properties"][choice]["oneOf"].as_array().unwrap() {
-            let keys = option["properties"].as_object().unwrap().keys();
-            fields.extend(keys.map(|k| format!("{choice}.{k}")));
-        }
-    }
-    for field in fields {
-        assert!(
-            readme.contains(&format!("| `{field}`")),
-            "README's configuration reference lacks `{field}`"
-        );
-    }
-}
-
-#[tokio::test]
 async fn discover_prints_nine_operations_and_needs_no_network() {
     let dir = scratch_dir("discover");
     // A base_url where nothing listens: discover still prints the static catalog.

@@ -41,107 +41,33 @@ fn metadata_field(key: &str) -> String {
 }
 
 #[test]
-fn dockerfile_is_multi_stage_from_standard_images() {
-    let from: Vec<String> = arguments_of("FROM");
-    assert_eq!(
-        from.len(),
-        2,
-        "a builder stage and a runtime stage: {from:?}"
-    );
-    assert!(
-        from[0].starts_with("rust:") && from[0].ends_with(" AS builder"),
-        "{from:?}"
-    );
-    assert!(
-        from[1].starts_with("debian:") && from[1].contains("slim")
-            || from[1].starts_with("gcr.io/distroless/cc"),
-        "{from:?}"
+fn the_image_builds_this_destination_from_the_workspace() {
+    integration_tests::packaging::assert_image_builds_this_destination(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        "destination-clientsuccess",
     );
 }
 
+/// A destination is one folder of destinations/, found by looking: the workspace, the scripts
+/// and the images need no list of them, so each folder must hold every part.
 #[test]
-fn dockerfile_caches_dependencies_in_their_own_layer() {
-    let all = instructions();
-    let manifest = all
-        .iter()
-        .position(|(op, a)| op == "COPY" && a.contains("Cargo.lock"))
-        .expect("manifests copied");
-    let sources = all
-        .iter()
-        .position(|(op, a)| op == "COPY" && a.starts_with("src "))
-        .expect("sources copied");
-    let deps_build = all
-        .iter()
-        .position(|(op, a)| op == "RUN" && a.contains("cargo build"))
-        .expect("a dependency build");
-    assert!(
-        manifest < deps_build && deps_build < sources,
-        "dependencies must build before the sources are copied"
-    );
-}
-
-/// Cargo reads every workspace member's manifest, so the image copies each one, and the
-/// sources of each crate the connector is built from.
-#[test]
-fn dockerfile_copies_every_workspace_member() {
-    let copies: Vec<String> = arguments_of("COPY");
-    let manifest = read("Cargo.toml");
-    let members = manifest
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("members = "))
-        .expect("a workspace members line");
-    for member in members.trim_matches(['[', ']']).split(',') {
-        let member = member.trim().trim_matches('"');
-        if member == "." {
-            continue;
+fn every_destination_folder_has_every_part() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = 0;
+    for entry in std::fs::read_dir(root.join("destinations")).unwrap() {
+        let folder = entry.unwrap().path();
+        if folder.is_dir() {
+            integration_tests::packaging::assert_destination_folder_complete(&folder);
+            found += 1;
         }
-        assert!(
-            copies
-                .iter()
-                .any(|c| c.starts_with(&format!("{member}/Cargo.toml "))),
-            "{member}/Cargo.toml is not copied: {copies:?}"
-        );
     }
-    assert!(
-        copies.iter().any(|c| c.starts_with("engine/src ")),
-        "{copies:?}"
-    );
-}
-
-#[test]
-fn dockerfile_runs_as_airbyte_with_an_absolute_entrypoint() {
-    let all = instructions();
-    let last = |op: &str| {
-        all.iter()
-            .rev()
-            .find(|(o, _)| o == op)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_default()
-    };
-    assert_eq!(last("USER"), "airbyte");
-    let run_text: String = all
-        .iter()
-        .filter(|(o, _)| o == "RUN")
-        .map(|(_, a)| a.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        run_text.contains("useradd") && run_text.contains("airbyte"),
-        "creates the airbyte user"
-    );
-    assert!(
-        run_text.contains("mkdir -p /airbyte")
-            && run_text.contains("chown airbyte:airbyte /airbyte"),
-        "a writable /airbyte"
-    );
-    assert!(
-        run_text.contains("ca-certificates"),
-        "CA certificates for https"
-    );
-    let entrypoint = last("ENTRYPOINT");
-    let path: Vec<String> = serde_json::from_str(&entrypoint).expect("exec-form ENTRYPOINT");
-    assert!(path[0].starts_with('/'), "absolute: {path:?}");
-    assert_eq!(last("ENV"), format!("AIRBYTE_ENTRYPOINT=\"{}\"", path[0]));
+    assert!(found >= 3, "{found} destination folders");
+    for part in [
+        "integration_tests/pyairbyte.py",
+        "integration_tests/test-secrets",
+    ] {
+        assert!(root.join(part).exists(), "ClientSuccess has no {part}");
+    }
 }
 
 #[test]

@@ -10,6 +10,10 @@ use reqwest::{Method, StatusCode};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// URLs kept parsed: the few routes a sync writes through. A URL parse with its host's IDNA
+/// pass costs more than the rest of reqwest's work on a request.
+const URL_CACHE: usize = 32;
+
 /// An idle connection older than this is closed rather than reused: servers and load balancers
 /// commonly drop keep-alive connections after 60 s, and a request sent into one that is
 /// closing fails.
@@ -25,6 +29,8 @@ pub struct Transport {
     /// The last credentials header built, by its text: most syncs send one value throughout,
     /// and building it checks every byte.
     authorization: Mutex<Option<(Box<str>, HeaderValue)>>,
+    /// The first [`URL_CACHE`] request URIs seen, parsed as reqwest takes them.
+    urls: Mutex<Vec<(http::Uri, reqwest::Url)>>,
 }
 
 /// An answer: status, `Retry-After` if any, and the whole body.
@@ -75,7 +81,21 @@ impl Transport {
             auth_header,
             agent: HeaderValue::from_str(agent)?,
             authorization: Mutex::new(None),
+            urls: Mutex::new(Vec::new()),
         })
+    }
+
+    /// `uri` as a URL, parsed once for the routes a sync uses again and again.
+    fn url_of(&self, uri: &http::Uri) -> Option<reqwest::Url> {
+        let mut urls = self.urls.lock().unwrap();
+        if let Some((_, url)) = urls.iter().find(|(known, _)| known == uri) {
+            return Some(url.clone());
+        }
+        let url = reqwest::Url::parse(&uri.to_string()).ok()?;
+        if urls.len() < URL_CACHE {
+            urls.push((uri.clone(), url.clone()));
+        }
+        Some(url)
     }
 
     /// The credentials header for `text`, marked sensitive (never printed by http's Debug).
@@ -122,7 +142,7 @@ impl Transport {
             failure: TransportFailure::Dropped,
             never_sent: true,
         })?;
-        let url = reqwest::Url::parse(&uri.to_string()).map_err(|_| NoAnswer {
+        let url = self.url_of(&uri).ok_or(NoAnswer {
             failure: TransportFailure::UnknownHost,
             never_sent: true,
         })?;

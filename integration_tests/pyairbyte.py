@@ -2,7 +2,7 @@
 a local source read into PyAirbyte's default cache (which lower-cases column names and adds
 `_airbyte_*` columns), then written to the bundled emulator. Checks what landed.
 
-Usage: python e2e.py <connector binary> <emulator binary> <scratch dir>"""
+Usage: python pyairbyte.py <connector binary> <emulator binary> <scratch dir>"""
 import json
 import os
 import subprocess
@@ -18,7 +18,35 @@ import airbyte as ab  # noqa: E402  (after the environment it reads at import)
 
 connector, emulator_bin, scratch = (Path(a).resolve() for a in sys.argv[1:4])
 scratch.mkdir(parents=True, exist_ok=True)
-here = Path(__file__).resolve().parent
+source_rows = Path(__file__).resolve().parents[1] / "scripts" / "pyairbyte" / "source_rows.py"
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "externalId": {"type": "string"},
+        "npsScore": {"type": ["null", "integer"]},
+        "city": {"type": ["null", "string"]},
+        "siteUrl": {"type": ["null", "string"]},
+        "status": {"type": ["null", "string"]},
+        "active": {"type": ["null", "boolean"]},
+    },
+}
+ROWS = [
+    {"name": "Acme Corp", "externalId": "PYA-1", "status": "ACTIVE", "active": True, "npsScore": 40, "city": "Denver"},
+    {"name": "Globex", "externalId": "PYA-2", "status": "ACTIVE", "active": True, "npsScore": -5, "siteUrl": "https://globex.example"},
+    {"name": "Initech", "externalId": "PYA-3", "status": "TRIAL", "active": True},
+]
+# As most warehouses' tables hold clients: a status, no `active` column.
+SCHEMA_WITHOUT_ACTIVE = {**SCHEMA, "properties": {k: v for k, v in SCHEMA["properties"].items() if k != "active"}}
+ROWS_WITHOUT_ACTIVE = [
+    {"name": "Acme Corp", "externalId": "PYA-1", "status": "ACTIVE"},
+    {"name": "Globex", "externalId": "PYA-2", "status": "INACTIVE"},
+    {"name": "Initech", "externalId": "PYA-3"},
+]
+
+
+def clients(schema, rows):
+    return {"streams": [{"name": "clients", "primary_key": ["externalId"], "schema": schema, "rows": rows}]}
 
 
 def sync(source_config, expected, label):
@@ -41,7 +69,7 @@ def sync(source_config, expected, label):
         source = ab.get_source(
             "source-warehouse",
             config=source_config,
-            local_executable=here / "source_warehouse.py",
+            local_executable=source_rows,
             streams="*",
         )
         destination = ab.get_destination("destination-clientsuccess", config=config, local_executable=connector)
@@ -62,14 +90,14 @@ def sync(source_config, expected, label):
         emulator.wait()
 
 
-sync({}, [
+sync(clients(SCHEMA, ROWS), [
     ("PYA-1", "Acme Corp", 40, "ACTIVE", True),
     ("PYA-2", "Globex", -5, "ACTIVE", True),
     ("PYA-3", "Initech", None, "TRIAL", True),
 ], "with-active")
 # No `active` column: PyAirbyte upserts (the stream has a primary key), and each new client
 # gets the insert's defaults.
-sync({"without_active": True}, [
+sync(clients(SCHEMA_WITHOUT_ACTIVE, ROWS_WITHOUT_ACTIVE), [
     ("PYA-1", "Acme Corp", None, "ACTIVE", True),
     ("PYA-2", "Globex", None, "INACTIVE", False),
     ("PYA-3", "Initech", None, "ACTIVE", True),

@@ -2,7 +2,7 @@
 product accounts read into PyAirbyte's default cache (lower-cased column names, `_airbyte_*`
 columns added), then written to the bundled PX emulator. Checks what landed.
 
-Usage: python e2e_gainsight_px.py <connector binary> <emulator binary> <scratch dir>"""
+Usage: python pyairbyte.py <connector binary> <emulator binary> <scratch dir>"""
 import json
 import os
 import subprocess
@@ -18,7 +18,21 @@ import airbyte as ab  # noqa: E402  (after the environment it reads at import)
 connector, emulator_bin, scratch = (Path(a).resolve() for a in sys.argv[1:4])
 folder = scratch / "gainsight-px"
 folder.mkdir(parents=True, exist_ok=True)
-here = Path(__file__).resolve().parent
+source_rows = Path(__file__).resolve().parents[2] / "scripts" / "pyairbyte" / "source_rows.py"
+ACCOUNTS = {"name": "accounts", "primary_key": ["id"], "schema": {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "plan": {"type": ["null", "string"]},
+        "numberOfEmployees": {"type": ["null", "integer"]},
+        "renewalDate": {"type": ["null", "string"]},
+    },
+}, "rows": [
+    {"id": "PYA-1", "name": "Acme Corp", "plan": "enterprise", "numberOfEmployees": 1200, "renewalDate": "2027-03-31"},
+    {"id": "PYA-2", "name": "Globex", "plan": "starter", "numberOfEmployees": None, "renewalDate": None},
+    {"id": "PYA-3", "name": "Initech", "plan": None, "numberOfEmployees": 40, "renewalDate": "2026-12-31T00:00:00Z"},
+]}
 
 emulator = subprocess.Popen([str(emulator_bin)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 try:
@@ -33,8 +47,8 @@ try:
     }
     source = ab.get_source(
         "source-warehouse",
-        config={"accounts": True},
-        local_executable=here / "source_warehouse.py",
+        config={"streams": [ACCOUNTS]},
+        local_executable=source_rows,
         streams="*",
     )
     destination = ab.get_destination("destination-gainsight-px", config=config, local_executable=connector)

@@ -2,7 +2,7 @@
 customer master read into PyAirbyte's default cache (lower-cased, snake-cased column names,
 `_airbyte_*` columns added), then written to the bundled Revnue emulator. Checks what landed.
 
-Usage: python e2e_revnue.py <connector binary> <emulator binary> <scratch dir>"""
+Usage: python pyairbyte.py <connector binary> <emulator binary> <scratch dir>"""
 import json
 import os
 import subprocess
@@ -18,7 +18,23 @@ import airbyte as ab  # noqa: E402  (after the environment it reads at import)
 connector, emulator_bin, scratch = (Path(a).resolve() for a in sys.argv[1:4])
 folder = scratch / "revnue"
 folder.mkdir(parents=True, exist_ok=True)
-here = Path(__file__).resolve().parent
+source_rows = Path(__file__).resolve().parents[2] / "scripts" / "pyairbyte" / "source_rows.py"
+# A customer master keyed by name, with a custom field column named as the finance team wrote it.
+CUSTOMERS = {"name": "customers", "primary_key": ["name"], "schema": {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "country": {"type": ["null", "string"]},
+        "category": {"type": ["null", "string"]},
+        "city": {"type": ["null", "string"]},
+        "Contract Value": {"type": ["null", "number"]},
+        "nda_signed_date": {"type": ["null", "string"], "format": "date"},
+    },
+}, "rows": [
+    {"name": "Acme GmbH", "country": "Germany", "category": "Retail", "city": "Berlin", "Contract Value": 1500.5, "nda_signed_date": "2024-05-01"},
+    {"name": "Globex", "country": "US", "category": None, "city": None, "Contract Value": None, "nda_signed_date": None},
+    {"name": "Initrode", "country": "826", "category": "Services", "city": "London", "Contract Value": 99, "nda_signed_date": "2023-01-15"},
+]}
 
 # A budget that lets the test finish in seconds; the connector keeps to the same one.
 emulator = subprocess.Popen([str(emulator_bin), "--budget-per-minute", "3000"],
@@ -35,8 +51,8 @@ try:
     }
     source = ab.get_source(
         "source-warehouse",
-        config={"customers": True},
-        local_executable=here / "source_warehouse.py",
+        config={"streams": [CUSTOMERS]},
+        local_executable=source_rows,
         streams="*",
     )
     destination = ab.get_destination("destination-revnue", config=config, local_executable=connector)
