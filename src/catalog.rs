@@ -3,15 +3,15 @@
 //! `discover` prints these operations, and `write` validates records against the very same
 //! `operation_schema` values, so what is published is what is enforced.
 
-use crate::clientsuccess::custom::{CustomField, CustomFields};
-use crate::json::Members;
+use crate::json::{Doc, Members};
 use crate::objects::{Client, Contact, Contract};
 use crate::protocol::DestinationCatalog;
 pub use engine::catalog::{
     drop_nonstandard_formats, matching_keys, operation_schema, schema_of, schema_settings,
     CustomColumn, CustomColumns, Object, WriteMode,
 };
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,9 +130,7 @@ impl Object for ObjectKind {
         fields: &mut Members,
         _custom: &[CustomColumn],
     ) -> Result<bool, String> {
-        Ok(crate::clientsuccess::fill_create_defaults(
-            self, mode, fields,
-        ))
+        Ok(fill_create_defaults(self, mode, fields))
     }
 }
 
@@ -179,8 +177,135 @@ pub fn destination_catalog() -> DestinationCatalog {
     destination_catalog_with(&CustomFields::default())
 }
 
+/// One custom field as ClientSuccess defines it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomField {
+    pub field_key: String,
+    #[serde(default)]
+    pub field_label: Option<String>,
+    pub field_type_name: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub picklist_values: Vec<Value>,
+}
+
+impl CustomField {
+    /// The JSON schema of a value of this field; null always allowed (a null is not sent).
+    pub fn value_schema(&self) -> Value {
+        let mut schema = match self.field_type_name.as_str() {
+            "INTEGER" => json!({"type": ["integer", "null"]}),
+            "DECIMAL" => json!({"type": ["number", "null"]}),
+            "BOOLEAN" => json!({"type": ["boolean", "null"]}),
+            "DATE" => json!({"type": ["string", "null"], "format": "date"}),
+            "PICKLIST" => {
+                let mut options = self.picklist_values.clone();
+                options.push(Value::Null);
+                json!({"type": ["string", "null"], "enum": options})
+            }
+            // STRING, and any type this connector does not know yet: sent as text.
+            _ => json!({"type": ["string", "null"]}),
+        };
+        let label = self.field_label.as_deref().unwrap_or(&self.field_key);
+        schema["title"] = json!(label);
+        schema["description"] = json!(format!(
+            "Custom field {label} (`{}`, {}{}), written into the record's `custom` object.",
+            self.field_key,
+            self.field_type_name,
+            if self.required { ", required" } else { "" }
+        ));
+        schema
+    }
+}
+
+/// The custom fields of each object, as read from the account.
+#[derive(Debug, Clone, Default)]
+pub struct CustomFields {
+    by_object: [Vec<CustomField>; 3],
+}
+
+impl CustomFields {
+    /// Every object's fields as the engine's typed columns.
+    pub fn columns(&self) -> CustomColumns {
+        let mut columns = CustomColumns::default();
+        for object in ObjectKind::ALL {
+            columns.set(object, custom_columns(self.of(object)));
+        }
+        columns
+    }
+
+    pub fn of(&self, object: ObjectKind) -> &[CustomField] {
+        &self.by_object[object.index()]
+    }
+
+    pub fn set(&mut self, object: ObjectKind, fields: Vec<CustomField>) {
+        self.by_object[object.index()] = fields;
+    }
+}
+
+/// ClientSuccess requires `status` and `active` to create a client. On insert a missing
+/// `status` is sent as `ACTIVE`, and a missing `active` as whether the status is `ACTIVE` or
+/// `TRIAL`. Upserts and updates get nothing filled in: it could overwrite what the client has.
+/// Returns whether a field was added.
+pub fn fill_create_defaults(object: ObjectKind, mode: WriteMode, fields: &mut Members) -> bool {
+    if object != ObjectKind::Client || mode != WriteMode::Insert {
+        return false;
+    }
+    let mut added = false;
+    if !fields.contains_key("status") {
+        fields.insert("status", Doc::String("ACTIVE".into()));
+        added = true;
+    }
+    if !fields.contains_key("active") {
+        let active = matches!(
+            fields.get("status").and_then(Doc::as_str),
+            Some("ACTIVE" | "TRIAL")
+        );
+        fields.insert("active", Doc::Bool(active));
+        added = true;
+    }
+    added
+}
+
 #[cfg(test)]
 mod tests {
+    fn members(json: &str) -> Members<'_> {
+        match Doc::parse(json).unwrap() {
+            Doc::Object(members) => members,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn inserted_clients_get_status_and_active_and_nothing_else_does() {
+        let mut fields = members(r#"{"name":"A"}"#);
+        assert!(fill_create_defaults(
+            ObjectKind::Client,
+            WriteMode::Insert,
+            &mut fields
+        ));
+        assert_eq!(
+            Doc::Object(fields).to_value(),
+            json!({"name": "A", "status": "ACTIVE", "active": true})
+        );
+        let mut terminated = members(r#"{"status":"TERMINATED"}"#);
+        fill_create_defaults(ObjectKind::Client, WriteMode::Insert, &mut terminated);
+        assert_eq!(terminated.get("active"), Some(&Doc::Bool(false)));
+        let mut upsert = Members::default();
+        assert!(!fill_create_defaults(
+            ObjectKind::Client,
+            WriteMode::Upsert,
+            &mut upsert
+        ));
+        assert!(!fill_create_defaults(
+            ObjectKind::Contact,
+            WriteMode::Insert,
+            &mut upsert
+        ));
+        assert!(upsert.is_empty());
+    }
+
     use super::*;
     use crate::protocol::DestinationSyncMode;
     use serde_json::json;

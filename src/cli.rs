@@ -2,9 +2,8 @@
 //! this platform. Parsing, exit codes, signals and the pipeline are the engine's.
 
 use crate::catalog::{CustomColumns, ObjectKind};
-use crate::clientsuccess::custom::CustomFields;
-use crate::clientsuccess::{ApiClient, ApiSurface, ClientSuccessWriter};
-use crate::config::{self, Settings};
+use crate::clientsuccess::{custom, ApiClient, ClientSuccessWriter};
+use crate::config::{self, ApiSurface, Settings};
 use crate::protocol::{ConfiguredCatalog, LogLevel};
 use crate::write::plan::Plan;
 use crate::write::start::Connected;
@@ -59,9 +58,7 @@ impl Destination for ClientSuccess {
         let client = ApiClient::new(settings)
             .map_err(|e| e.to_string())?
             .with_max_retries(0);
-        Ok(CustomFields::read(&client, &ObjectKind::ALL)
-            .await?
-            .columns())
+        Ok(custom::read(&client, &ObjectKind::ALL).await?.columns())
     }
 
     async fn connect(

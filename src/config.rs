@@ -1,7 +1,6 @@
 //! The connector's configuration: Rust types whose schemars schema *is* the SPEC, and the one
 //! step that turns a config file into validated, typed `Settings`.
 
-use crate::clientsuccess::ApiSurface;
 use crate::error::ConfigError;
 use crate::secret::Secret;
 pub use engine::config::{
@@ -228,6 +227,22 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
         rejection_breaker_records: raw.rejection_breaker_records,
         api_surface: raw.api_surface,
     })
+}
+
+/// The `api_surface` setting: detect, or pin one surface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiSurface {
+    /// Probe the account at the start of each check and sync, and use the best surface it has.
+    #[default]
+    Auto,
+    /// `/v2/{object}/bulk`, `/v2/{object}/upsert`, `PUT /v2/{object}/{uuid}`.
+    V2Bulk,
+    /// `POST /v2/{object}` one record at a time and `PUT /v2/{object}/{uuid}`; upserts look
+    /// records up through v1.
+    V2Single,
+    /// The v1 API (clients and contacts only).
+    V1,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use destination_clientsuccess::output::Emitter;
 use destination_clientsuccess::protocol::{AirbyteMessage, Lines, LogLevel};
 use destination_clientsuccess::write::prepare::Prepared;
 use destination_clientsuccess::write::prepare::{prepare, Item};
-use destination_clientsuccess::write::{self, plan::Plan, Destination, Verdict, Writer};
+use destination_clientsuccess::write::{self, plan::Plan, Sink, Verdict, Writer};
 use destination_clientsuccess::{config, error};
 use integration_tests::harness::{
     append_protocol_lines, catalog, config_for, keep_output, record_line, state_line,
@@ -82,12 +82,12 @@ async fn a_stdin_read_error_still_writes_and_checkpoints_what_was_read() {
         .await
         .unwrap();
     let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
-    let destination = Destination {
+    let sink = Sink {
         writer: Arc::new(writer),
         notices,
         shutdown,
     };
-    let summary = write::run(settings, plan, destination, input, &mut out)
+    let summary = write::run(settings, plan, sink, input, &mut out)
         .await
         .unwrap();
     let error = summary.into_result().unwrap_err();
@@ -154,18 +154,18 @@ impl Writer for FakeWriter {
 
 /// A destination over a fresh [`FakeWriter`]; the senders of its notices and signals are kept
 /// by the caller for as long as the sync runs.
-fn fake_destination() -> (Arc<FakeWriter>, Destination<FakeWriter>, impl Sized) {
+fn fake_sink() -> (Arc<FakeWriter>, Sink<FakeWriter>, impl Sized) {
     let writer = Arc::new(FakeWriter {
         seen: Mutex::new(Vec::new()),
     });
     let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
     let (signals, shutdown) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let destination = Destination {
+    let sink = Sink {
         writer: writer.clone(),
         notices,
         shutdown,
     };
-    (writer, destination, (notice_tx, signals))
+    (writer, sink, (notice_tx, signals))
 }
 
 /// A whole sync of `lines` over a fresh [`FakeWriter`]: the writer, the summary, the output.
@@ -174,11 +174,11 @@ async fn sync_over_fake_writer(
     plan: Plan<ObjectKind>,
     lines: &[String],
 ) -> (Arc<FakeWriter>, write::Summary, Captured) {
-    let (writer, destination, _senders) = fake_destination();
+    let (writer, sink, _senders) = fake_sink();
     let captured = Captured::default();
     let mut out = Emitter::new(captured.clone());
     let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
-    let summary = write::run(settings, plan, destination, input, &mut out)
+    let summary = write::run(settings, plan, sink, input, &mut out)
         .await
         .unwrap();
     (writer, summary, captured)
@@ -437,7 +437,7 @@ async fn a_paused_source_still_has_what_it_sent_written() {
     .unwrap();
     let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
     let plan = Plan::new(&configured).unwrap();
-    let (writer, destination, _senders) = fake_destination();
+    let (writer, sink, _senders) = fake_sink();
     let (feed, pieces) = std::sync::mpsc::channel();
     let input = Fed {
         pieces,
@@ -461,7 +461,7 @@ async fn a_paused_source_still_has_what_it_sent_written() {
     });
     let captured = Captured::default();
     let mut out = Emitter::new(captured.clone());
-    let summary = write::run(settings, plan, destination, input, &mut out)
+    let summary = write::run(settings, plan, sink, input, &mut out)
         .await
         .unwrap();
     assert_eq!(source.join().unwrap(), 3, "records were held back");

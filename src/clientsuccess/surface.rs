@@ -4,28 +4,11 @@
 
 use super::http::{ApiClient, ApiRequest, Reply};
 use crate::catalog::{ObjectKind, WriteMode};
+pub use crate::config::ApiSurface;
 use crate::error::Fatal;
 use bytes::Bytes;
 use reqwest::Method;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use std::fmt;
-
-/// The `api_surface` setting: detect, or pin one surface.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiSurface {
-    /// Probe the account at the start of each check and sync, and use the best surface it has.
-    #[default]
-    Auto,
-    /// `/v2/{object}/bulk`, `/v2/{object}/upsert`, `PUT /v2/{object}/{uuid}`.
-    V2Bulk,
-    /// `POST /v2/{object}` one record at a time and `PUT /v2/{object}/{uuid}`; upserts look
-    /// records up through v1.
-    V2Single,
-    /// The v1 API (clients and contacts only).
-    V1,
-}
 
 /// The write routes one object has on this account.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -3,11 +3,11 @@
 //! there is no upsert route, and a missing collection route turned into a fatal config error,
 //! never into rejections.
 
-use super::custom::CustomFields;
+use super::custom;
 use super::http::{ApiClient, ApiRequest, Reply};
 use super::surface::{ApiSurface, Create, ObjectRoutes, SurfacePlan, Update, Upsert};
 use super::v1;
-use crate::catalog::{ObjectKind, WriteMode};
+use crate::catalog::{CustomFields, ObjectKind, WriteMode};
 use crate::config::Settings;
 use crate::error::Fatal;
 use crate::json::Doc;
@@ -71,7 +71,7 @@ fn with_create_defaults(object: ObjectKind, body: &[u8]) -> Option<Vec<u8>> {
     let Ok(Doc::Object(mut fields)) = Doc::parse(text) else {
         return None;
     };
-    super::fill_create_defaults(object, WriteMode::Insert, &mut fields)
+    crate::catalog::fill_create_defaults(object, WriteMode::Insert, &mut fields)
         .then(|| serde_json::to_vec(&Doc::Object(fields)).expect("JSON values serialize"))
 }
 
@@ -206,7 +206,7 @@ impl ClientSuccessWriter {
         };
         let read_custom = async {
             if custom {
-                CustomFields::read(&client, objects).await
+                custom::read(&client, objects).await
             } else {
                 Ok(CustomFields::default())
             }

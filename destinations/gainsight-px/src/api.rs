@@ -8,8 +8,7 @@ use bytes::Bytes;
 use engine::catalog::{CustomColumn, CustomColumns, Object};
 use engine::concurrency::Adaptive;
 use engine::error::Fatal;
-use engine::http::{Answers, Credentials, Outgoing, Platform, Reply, Sender, Transport};
-use engine::secret::Secret;
+use engine::http::{Answers, Key, Outgoing, Platform, Reply, Sender, Transport};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::header::HeaderName;
 use reqwest::Method;
@@ -24,18 +23,8 @@ pub const PLATFORM: Platform = Platform {
 const AGENT: &str = concat!("destination-gainsight-px/", env!("CARGO_PKG_VERSION"));
 const KEY_HEADER: &str = "x-aptrinsic-api-key";
 
-/// The API key, sent as it is in its own header.
-pub struct ApiKey(Secret);
-
-impl Credentials for ApiKey {
-    async fn authorization(&self) -> Result<(Secret, u64), Fatal> {
-        Ok((self.0.clone(), 0))
-    }
-
-    fn unauthorized(&self) -> String {
-        "Gainsight PX rejected the API key (401 Unauthorized): create a key under Administration > REST API with the Read and Write permissions and paste it into api_key; check data_center too, since a key works only in its own".to_owned()
-    }
-}
+/// What to do when PX refuses the key, sent as it is in its own header.
+const KEY_REFUSED: &str = "Gainsight PX rejected the API key (401 Unauthorized): create a key under Administration > REST API with the Read and Write permissions and paste it into api_key; check data_center too, since a key works only in its own";
 
 /// The message of a PX error body: `externalapierror.subErrors[0].message`, its `message`,
 /// its `status`, a top-level `errorMessage`, else the text itself (some bodies are HTML).
@@ -185,7 +174,7 @@ impl Attributes {
 }
 
 pub struct ApiClient {
-    sender: Sender<ApiKey>,
+    sender: Sender<Key>,
     base_url: String,
     /// `/v1/accounts` and `/v1/users` as URIs, parsed once: every create goes there.
     collections: Vec<(PxObject, http::Uri)>,
@@ -212,7 +201,10 @@ impl ApiClient {
         Ok(Self {
             sender: Sender::new(
                 transport,
-                ApiKey(settings.api_key.clone()),
+                Key {
+                    key: settings.api_key.clone(),
+                    refused: KEY_REFUSED,
+                },
                 answers,
                 Adaptive::with_budget(
                     settings.max_concurrency,

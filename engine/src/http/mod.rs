@@ -240,16 +240,19 @@ pub trait Credentials: Send + Sync + 'static {
     fn unauthorized(&self) -> String;
 }
 
-/// A fixed key, sent as it is.
-pub struct Key(pub Secret);
+/// A fixed key, sent as it is, and what to tell the user when the API refuses it.
+pub struct Key {
+    pub key: Secret,
+    pub refused: &'static str,
+}
 
 impl Credentials for Key {
     async fn authorization(&self) -> Result<(Secret, u64), Fatal> {
-        Ok((self.0.clone(), 0))
+        Ok((self.key.clone(), 0))
     }
 
     fn unauthorized(&self) -> String {
-        "the API rejected the key (401 Unauthorized)".to_owned()
+        self.refused.to_owned()
     }
 }
 

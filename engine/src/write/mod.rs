@@ -154,7 +154,7 @@ fn item_size(item: &Item) -> usize {
 }
 
 /// Where a sync's records go and what it hears while it runs.
-pub struct Destination<W> {
+pub struct Sink<W> {
     pub writer: Arc<W>,
     /// Retries, re-authentications and other events worth a WARN line, from the writer.
     pub notices: mpsc::UnboundedReceiver<String>,
@@ -168,15 +168,15 @@ pub struct Destination<W> {
 pub async fn run<W: Writer>(
     settings: impl Into<PipelineSettings>,
     plan: Plan<W::Object>,
-    destination: Destination<W>,
+    sink: Sink<W>,
     input: impl Read + Send + 'static,
     out: &mut Emitter,
 ) -> anyhow::Result<Summary> {
-    let Destination {
+    let Sink {
         writer,
         notices,
         shutdown,
-    } = destination;
+    } = sink;
     let settings: PipelineSettings = settings.into();
     let rejects = RejectStore::open(&settings.rejects)?;
     let batch_limits = plan

@@ -4,7 +4,7 @@
 
 use super::plan::Plan;
 use super::prepare::Prepared;
-use super::{Destination, Summary, Verdict, Writer};
+use super::{Sink, Summary, Verdict, Writer};
 use crate::catalog::{Object, WriteMode};
 use crate::config::PipelineSettings;
 use crate::error::{Fatal, TransientError};
@@ -67,12 +67,12 @@ where
     let input = io::Cursor::new(ahead.held).chain(ahead.rest);
     if !records_follow {
         let (_, notices) = mpsc::unbounded_channel();
-        let destination = Destination {
+        let sink = Sink {
             writer: Arc::new(NothingToWrite::<W::Object>(std::marker::PhantomData)),
             notices,
             shutdown,
         };
-        return super::run(settings, plan, destination, input, out).await;
+        return super::run(settings, plan, sink, input, out).await;
     }
     // A cancel while connecting (each probe may be slow) stops at once: nothing was sent yet,
     // and the states held so far are taken again from the last one echoed before.
@@ -85,12 +85,12 @@ where
     for (level, message) in connected.logs {
         out.log(level, message)?;
     }
-    let destination = Destination {
+    let sink = Sink {
         writer: Arc::new(connected.writer),
         notices: connected.notices,
         shutdown,
     };
-    super::run(settings, connected.plan, destination, input, out).await
+    super::run(settings, connected.plan, sink, input, out).await
 }
 
 /// The input up to and including the first line that may be a record, and the rest of it.

@@ -8,7 +8,7 @@ use engine::error::Fatal;
 use engine::output::Emitter;
 use engine::write::plan::Plan;
 use engine::write::prepare::Prepared;
-use engine::write::{self, Destination, Verdict, Writer};
+use engine::write::{self, Sink, Verdict, Writer};
 use serde_json::{json, Value};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,7 +147,7 @@ pub async fn sync(
     let writer = Arc::new(FakeWriter::default());
     let (_notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
     let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let destination = Destination {
+    let sink = Sink {
         writer: writer.clone(),
         notices,
         shutdown,
@@ -155,7 +155,7 @@ pub async fn sync(
     let captured = Captured::default();
     let mut out = Emitter::new(captured.clone());
     let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
-    let summary = write::run(settings, plan, destination, input, &mut out)
+    let summary = write::run(settings, plan, sink, input, &mut out)
         .await
         .unwrap();
     (writer, summary, captured)
