@@ -21,7 +21,8 @@ FROM debian:bookworm-slim
 # container with sh -c 'eval "$AIRBYTE_ENTRYPOINT ..."'.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
     && useradd --create-home --shell /usr/sbin/nologin --uid 1000 airbyte \
     && mkdir -p /airbyte \
     && chown airbyte:airbyte /airbyte

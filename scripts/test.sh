@@ -32,7 +32,7 @@ destinations | while read -r name folder tests; do
   # Run from a scratch directory: PyAirbyte keeps its DuckDB cache and logs under the working one.
   (cd target/pyairbyte && HOME="$PWD" ../../.venv-pyairbyte/bin/python -W ignore::FutureWarning \
     "../../$tests/pyairbyte.py" "../debug/destination-$name" "../debug/$name-emulator" . \
-    > "output-$name.log" 2>&1) || { tail -40 "$log"; exit 1; }
+    > "output-$name.log" 2>&1 </dev/null) || { tail -40 "$log"; exit 1; }
   grep "PyAirbyte default path" "$log"
 done
 
@@ -58,3 +58,17 @@ for secret in $secrets; do
 done
 test "$leaks" -eq 0
 echo "no secret of $(echo "$secrets" | wc -l) found in $(ls target/debug/protocol-lines | wc -l) captured runs or the test log"
+
+echo "== each destination's image, built and run end to end (scripts/image.sh)"
+engine=""
+if command -v podman >/dev/null && podman info >/dev/null 2>&1; then engine=podman
+elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then engine=docker; fi
+if [ -z "$engine" ]; then
+  echo "no container engine (podman or docker) runs here: the images were not built or run"
+elif ! "$engine" image inspect debian:bookworm-slim >/dev/null 2>&1 \
+  || ! "$engine" image inspect "rust:$(rustc --version | awk '{print $2}' | cut -d. -f1,2)-slim-bookworm" >/dev/null 2>&1; then
+  echo "$engine runs here but the base images are not present (no registry to pull them from):"
+  echo "the images were not built; ../shared/tools/offline-base-images.sh makes them"
+else
+  destinations | while read -r name folder tests; do scripts/image.sh "$name" </dev/null | tail -1; done
+fi
