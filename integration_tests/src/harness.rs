@@ -585,3 +585,37 @@ where
         );
     }
 }
+
+/// `n` records of `stream`, `row(i)` each, with a STATE after every `every`; and how many
+/// states that is. The input of the outage tests.
+pub fn records_with_states(
+    stream: &str,
+    n: usize,
+    every: usize,
+    row: impl Fn(usize) -> Value,
+) -> (Vec<String>, usize) {
+    let mut lines = Vec::with_capacity(n + n / every);
+    for i in 0..n {
+        lines.push(record_line(stream, &row(i)));
+        if i % every == every - 1 {
+            lines.push(state_line(stream, i as u64));
+        }
+    }
+    (lines, n / every)
+}
+
+/// Runs `sync`, a write against an API that went down for good mid-way, and asserts it ended
+/// as it must ([`Run::assert_ended_by_outage`]) within a minute: a ceiling no hanging sync
+/// passes (the bound at the defaults is seconds, docs/sync.md). Prints how long it took.
+pub async fn assert_outage_ends(
+    what: &str,
+    states: usize,
+    sync: impl std::future::Future<Output = Run>,
+) {
+    let started = std::time::Instant::now();
+    let run = sync.await;
+    let took = started.elapsed();
+    let message = run.assert_ended_by_outage(states);
+    assert!(took.as_secs() < 60, "{what}: {took:?}");
+    eprintln!("{what}: ended in {:.2} s: {message}", took.as_secs_f64());
+}

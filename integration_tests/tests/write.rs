@@ -1,8 +1,8 @@
 //! `write` end to end: the real binary, real HTTP, the emulator's records compared.
 
 use integration_tests::harness::{
-    catalog, config_for, record_line, run_connector, run_connector_with_env, scratch_dir,
-    state_line, write_json, Sync,
+    assert_outage_ends, catalog, config_for, record_line, records_with_states, run_connector,
+    run_connector_with_env, scratch_dir, state_line, write_json, Sync,
 };
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
@@ -1034,33 +1034,20 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
         let emulator = Emulator::start(Options::default()).await.unwrap();
         let uuids = seed_clients(&emulator, 50).await;
         emulator.fail_after(15);
-        let mut input = Vec::new();
-        for i in 0..3000 {
+        let (input, states) = records_with_states("rows", 3000, 100, |i| {
             let uuid = &uuids[i % uuids.len()];
-            let record = match (object, mode) {
+            match (object, mode) {
                 ("contract", _) => json!({"clientId": uuid, "name": format!("Deal {i}")}),
                 (_, "update") => json!({"uuid": uuid, "name": format!("Down {i}")}),
                 _ => json!({"name": format!("Down {i}"), "externalId": format!("Down-{i}")}),
-            };
-            input.push(record_line("rows", &record));
-            if i % 100 == 99 {
-                input.push(state_line("rows", i as u64));
             }
-        }
-        let started = std::time::Instant::now();
-        let s = sync(
-            &emulator,
-            json!({"batch_size": 50}),
-            &[("rows", object, mode)],
-            &input,
-        )
+        });
+        let extra = json!({"batch_size": 50});
+        assert_outage_ends(what, states, async {
+            let s = sync(&emulator, extra, &[("rows", object, mode)], &input).await;
+            assert!(s.rejected.is_empty(), "{what}: an outage rejects no record");
+            s.run
+        })
         .await;
-        let took = started.elapsed();
-        let message = s.run.assert_ended_by_outage(30);
-        // The bound at the defaults is 0.7 s of waits with 503s answered at once (docs); a
-        // minute is only a ceiling that no hanging sync can pass.
-        assert!(took.as_secs() < 60, "{what}: {took:?}");
-        assert!(s.rejected.is_empty(), "{what}: an outage rejects no record");
-        eprintln!("{what}: ended in {:.2} s: {message}", took.as_secs_f64());
     }
 }

@@ -428,38 +428,25 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
             );
         }
         emulator.fail_after(10);
-        let mut lines = Vec::new();
-        for i in 0..600 {
-            let id = if mode == "update" {
-                format!("acct-{}", i % 20)
-            } else {
-                format!("new-{i}")
-            };
-            lines.push(record_line(
-                "accounts",
-                &json!({"id": id, "name": format!("Down {i}")}),
-            ));
-            if i % 20 == 19 {
-                lines.push(state_line("accounts", i));
-            }
-        }
-        let started = std::time::Instant::now();
-        let (run, _) = write(
-            &config(&emulator, json!({})),
-            &[("accounts", "account", mode)],
-            &lines,
-        )
+        let (lines, states) =
+            integration_tests::harness::records_with_states("accounts", 600, 20, |i| {
+                let id = if mode == "update" {
+                    format!("acct-{}", i % 20)
+                } else {
+                    format!("new-{i}")
+                };
+                json!({"id": id, "name": format!("Down {i}")})
+            });
+        integration_tests::harness::assert_outage_ends(mode, states, async {
+            write(
+                &config(&emulator, json!({})),
+                &[("accounts", "account", mode)],
+                &lines,
+            )
+            .await
+            .0
+        })
         .await;
-        let message = run.assert_ended_by_outage(30);
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "{mode}: {:?}",
-            started.elapsed()
-        );
-        eprintln!(
-            "{mode}: ended in {:.2} s: {message}",
-            started.elapsed().as_secs_f64()
-        );
     }
 }
 

@@ -558,34 +558,20 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
             .map(|c| c["id"].clone())
             .collect();
         emulator.fail_after(5);
-        let mut lines = Vec::new();
-        for i in 0..200 {
-            let row = match mode {
+        let (lines, states) =
+            integration_tests::harness::records_with_states("clients", 200, 10, |i| match mode {
                 "update" => json!({"id": ids[i % ids.len()], "city": format!("City {i}")}),
                 _ => json!({"account_code": format!("D{i}"), "name": format!("Down {i}")}),
-            };
-            lines.push(record_line("clients", &row));
-            if i % 10 == 9 {
-                lines.push(state_line("clients", i as u64));
-            }
-        }
-        let started = std::time::Instant::now();
-        let run = write(
-            &config(&emulator, json!({})),
-            &[("clients", "client", mode)],
-            &lines,
-        )
+            });
+        integration_tests::harness::assert_outage_ends(mode, states, async {
+            write(
+                &config(&emulator, json!({})),
+                &[("clients", "client", mode)],
+                &lines,
+            )
+            .await
+        })
         .await;
-        let message = run.assert_ended_by_outage(20);
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "{mode}: {:?}",
-            started.elapsed()
-        );
-        eprintln!(
-            "{mode}: ended in {:.2} s: {message}",
-            started.elapsed().as_secs_f64()
-        );
     }
 }
 
