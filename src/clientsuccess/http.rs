@@ -208,6 +208,8 @@ impl SignIn {
             let sent = self
                 .http
                 .post(url)
+                .timeout(self.timeout)
+                .header(reqwest::header::USER_AGENT, AGENT)
                 .json(&serde_json::json!({"username": login.username, "password": login.password.expose()}))
                 .send()
                 .await;
@@ -302,16 +304,14 @@ impl engine::http::Credentials for SignIn {
 
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        crate::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(settings.max_concurrency.max(1))
-            .tcp_nodelay(true)
-            // A redirect could carry the Authorization header somewhere else; treat it as an error.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(AGENT)
-            .build()?;
+        let transport = Transport::new(
+            settings.request_timeout,
+            settings.max_concurrency.max(1),
+            reqwest::header::AUTHORIZATION,
+            AGENT,
+        )?;
+        // Sign-in and the probe go through the same client as every request.
+        let http = transport.client();
         let credentials = match &settings.auth {
             Auth::ApiKey(key) => Credentials::ApiKey(key.clone()),
             Auth::UsernamePassword {
@@ -334,12 +334,6 @@ impl ApiClient {
             // Short first retries: most failures are blips; repeated ones still back off fast.
             backoff_base: Duration::from_millis(100),
         };
-        let transport = Transport::new(
-            settings.request_timeout,
-            settings.max_concurrency.max(1),
-            reqwest::header::AUTHORIZATION,
-            AGENT,
-        )?;
         let answers = Answers {
             platform: PLATFORM,
             base_url: settings.base_url.clone(),
@@ -475,6 +469,8 @@ impl ApiClient {
             .credentials
             .http
             .get(&url)
+            .timeout(self.timeout)
+            .header(reqwest::header::USER_AGENT, AGENT)
             .header(reqwest::header::AUTHORIZATION, authorization.expose())
             .send()
             .await

@@ -182,7 +182,6 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        engine::install_tls_provider();
         let transport = Transport::new(
             settings.request_timeout,
             settings.max_concurrency.max(1),

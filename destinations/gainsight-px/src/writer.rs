@@ -8,8 +8,7 @@ use crate::objects::PxObject;
 use bytes::Bytes;
 use engine::catalog::{Object, WriteMode};
 use engine::error::Fatal;
-use engine::http::sharing_retries;
-use engine::http::Reply;
+use engine::http::{sharing_retries, Reply};
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
 use reqwest::Method;
@@ -79,38 +78,38 @@ impl PxWriter {
 
     async fn create(&self, object: PxObject, id: &str, body: Bytes) -> Result<Verdict, Fatal> {
         sharing_retries(async {
-        loop {
-            match self.client.create(object, body.clone()).await? {
-                Reply::Success { .. } => return Ok(Verdict::Written),
-                Reply::Refused {
-                    status: 400,
-                    message,
-                } => {
-                    // "Possible duplicate": another writer, or an earlier attempt, made it.
-                    if self.client.exists(object, id).await? == Some(true) {
-                        self.client.notice(format!(
-                            "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
-                            object.collection()
-                        ));
-                        return Ok(match self.put(object, id, body).await? {
-                            Put::Updated => Verdict::Written,
-                            Put::NotFound { message } => Verdict::refused_with(404, message),
-                            Put::Refused(verdict) => verdict,
-                        });
+            loop {
+                match self.client.create(object, body.clone()).await? {
+                    Reply::Success { .. } => return Ok(Verdict::Written),
+                    Reply::Refused {
+                        status: 400,
+                        message,
+                    } => {
+                        // "Possible duplicate": another writer, or an earlier attempt, made it.
+                        if self.client.exists(object, id).await? == Some(true) {
+                            self.client.notice(format!(
+                                "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
+                                object.collection()
+                            ));
+                            return Ok(match self.put(object, id, body).await? {
+                                Put::Updated => Verdict::Written,
+                                Put::NotFound { message } => Verdict::refused_with(404, message),
+                                Put::Refused(verdict) => verdict,
+                            });
+                        }
+                        return Ok(Verdict::refused_with(400, message));
                     }
-                    return Ok(Verdict::refused_with(400, message));
-                }
-                Reply::Refused { status, message } => {
-                    return Ok(Verdict::refused_with(status, message))
-                }
-                Reply::Unknown { .. } => {
-                    // It may have landed: look before sending it again.
-                    if self.client.exists(object, id).await? == Some(true) {
-                        return Ok(Verdict::Written);
+                    Reply::Refused { status, message } => {
+                        return Ok(Verdict::refused_with(status, message))
+                    }
+                    Reply::Unknown { .. } => {
+                        // It may have landed: look before sending it again.
+                        if self.client.exists(object, id).await? == Some(true) {
+                            return Ok(Verdict::Written);
+                        }
                     }
                 }
             }
-        }
         }).await
     }
 }

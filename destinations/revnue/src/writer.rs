@@ -117,6 +117,13 @@ pub fn changes(desired: &Map<String, Value>, current: &Map<String, Value>) -> Ma
     changed
 }
 
+/// A create refused as "already exists" for a name no record of this company holds.
+fn another_company(message: &str, object: RevnueObject, name: &str) -> Verdict {
+    Verdict::refused_with(400, format!(
+        "{message}: the name {name:?} is used by a {object} of another company of this account; Revnue names are unique account-wide and this connector never writes to another company"
+    ))
+}
+
 fn compact(record: Map<String, Value>) -> Box<str> {
     Value::Object(record).to_string().into_boxed_str()
 }
@@ -415,63 +422,61 @@ impl RevnueWriter {
             .to_owned();
         let mut uncertain = false;
         sharing_retries(async {
-        loop {
-            match self
-                .client
-                .send(Method::POST, object.route(), Some(bytes.clone()), true)
-                .await?
-            {
-                Reply::Success { body: answer, .. } => {
-                    let id = record_of(&answer)
-                        .and_then(|r| r.get("id").and_then(Value::as_u64))
-                        .ok_or_else(|| {
-                            Fatal::config(format!(
-                                "POST {} answered without a record id: check base_url ({})",
-                                object.route(),
-                                self.client.base_url()
-                            ))
-                        })?;
-                    body.remove("company");
-                    self.learn(object, id, &body);
-                    return Ok(Verdict::Written);
-                }
-                Reply::Refused { status: status @ (404 | 405), message } => {
-                    return Err(Fatal::config(format!(
-                        "POST {} answered {status} ({message}): the route is missing there; check base_url ({})",
-                        object.route(),
-                        self.client.base_url()
-                    )))
-                }
-                Reply::Refused { status: 400, message } if message.contains("already exists") => {
-                    if mode == WriteMode::Insert && !uncertain {
-                        return self.exists_on_insert(object, &name, &desired, message).await;
+            loop {
+                match self
+                    .client
+                    .send(Method::POST, object.route(), Some(bytes.clone()), true)
+                    .await?
+                {
+                    Reply::Success { body: answer, .. } => {
+                        let id = record_of(&answer)
+                            .and_then(|r| r.get("id").and_then(Value::as_u64))
+                            .ok_or_else(|| {
+                                Fatal::config(format!(
+                                    "POST {} answered without a record id: check base_url ({})",
+                                    object.route(),
+                                    self.client.base_url()
+                                ))
+                            })?;
+                        body.remove("company");
+                        self.learn(object, id, &body);
+                        return Ok(Verdict::Written);
                     }
-                    // The name appeared since the listing (or our own create landed before a
-                    // timeout): read the company's list once more.
-                    self.relist(object).await?;
-                    return match self.id_named(object, &name) {
-                        Some(id) if uncertain && mode == WriteMode::Insert => {
-                            self.client.notice(format!("POST {} had an unknown outcome; {object} {id} named {name:?} exists: it landed", object.route()));
-                            Ok(Verdict::Written)
+                    Reply::Refused { status: status @ (404 | 405), message } => {
+                        return Err(Fatal::config(format!(
+                            "POST {} answered {status} ({message}): the route is missing there; check base_url ({})",
+                            object.route(),
+                            self.client.base_url()
+                        )))
+                    }
+                    Reply::Refused { status: 400, message } if message.contains("already exists") => {
+                        if mode == WriteMode::Insert && !uncertain {
+                            return self.exists_on_insert(object, &name, &desired, message).await;
                         }
-                        Some(id) => self.update_known(object, id, desired).await,
-                        None => Ok(Verdict::refused_with(400, format!(
-                            "{message}: the name {name:?} is used by a {object} of another company of this account; Revnue names are unique account-wide and this connector never writes to another company"
-                        ))),
-                    };
-                }
-                Reply::Refused { status, message } => return Ok(Verdict::refused_with(status, message)),
-                Reply::Unknown { reason } => {
-                    // Sent again: the unique name makes a twin impossible, "already exists"
-                    // then tells us it landed.
-                    self.client.notice(format!(
-                        "POST {} failed ({reason}) and may have created {name:?}; sending it again, a name that now exists is taken as landed",
-                        object.route()
-                    ));
-                    uncertain = true;
+                        // The name appeared since the listing (or our own create landed before a
+                        // timeout): read the company's list once more.
+                        self.relist(object).await?;
+                        return match self.id_named(object, &name) {
+                            Some(id) if uncertain && mode == WriteMode::Insert => {
+                                self.client.notice(format!("POST {} had an unknown outcome; {object} {id} named {name:?} exists: it landed", object.route()));
+                                Ok(Verdict::Written)
+                            }
+                            Some(id) => self.update_known(object, id, desired).await,
+                            None => Ok(another_company(&message, object, &name)),
+                        };
+                    }
+                    Reply::Refused { status, message } => return Ok(Verdict::refused_with(status, message)),
+                    Reply::Unknown { reason } => {
+                        // Sent again: the unique name makes a twin impossible, "already exists"
+                        // then tells us it landed.
+                        self.client.notice(format!(
+                            "POST {} failed ({reason}) and may have created {name:?}; sending it again, a name that now exists is taken as landed",
+                            object.route()
+                        ));
+                        uncertain = true;
+                    }
                 }
             }
-        }
         }).await
     }
 
@@ -495,26 +500,19 @@ impl RevnueWriter {
             }
         };
         let Some(id) = id else {
-            return Ok(Verdict::refused_with(400, format!(
-                "{message}: the name {name:?} is used by a {object} of another company of this account; Revnue names are unique account-wide and this connector never writes to another company"
-            )));
+            return Ok(another_company(&message, object, name));
         };
         let differing = match self.current(object, id) {
             Some(current) => changes(desired, &current),
             None => desired.clone(),
         };
         let record = format!("{object} {id} named {name:?}");
-        let verdict = Verdict::for_existing(
+        Ok(Verdict::for_existing(
             Verdict::refused_with(400, message),
             &record,
             differing.keys(),
-        );
-        if verdict == Verdict::Written {
-            self.client.notice(format!(
-                "{record} exists already and holds the row's values: counted as written"
-            ));
-        }
-        Ok(verdict)
+            |text| self.client.notice(text),
+        ))
     }
 
     /// Updates `id` to hold `desired`: only what differs from what the listing holds.

@@ -258,33 +258,33 @@ impl TrackopsWriter {
     {
         let body = Self::wrapped(object, record);
         sharing_retries(async {
-        loop {
-            match self.client.send(Method::POST, object.route(), Some(body.clone()), true).await? {
-                Reply::Success { body, .. } => {
-                    return unwrap_record(&body, object.wrapper()).map(Ok).ok_or_else(|| {
-                        Fatal::config(format!(
-                            "POST {} answered without a JSON record (a login page?): check base_url ({})",
+            loop {
+                match self.client.send(Method::POST, object.route(), Some(body.clone()), true).await? {
+                    Reply::Success { body, .. } => {
+                        return unwrap_record(&body, object.wrapper()).map(Ok).ok_or_else(|| {
+                            Fatal::config(format!(
+                                "POST {} answered without a JSON record (a login page?): check base_url ({})",
+                                object.route(),
+                                self.client.base_url()
+                            ))
+                        })
+                    }
+                    Reply::Refused { status: 404, message } => {
+                        return Err(Fatal::config(format!(
+                            "POST {} answered 404 ({message}): the route is missing, or this account has no write access to it; check base_url ({})",
                             object.route(),
                             self.client.base_url()
-                        ))
-                    })
-                }
-                Reply::Refused { status: 404, message } => {
-                    return Err(Fatal::config(format!(
-                        "POST {} answered 404 ({message}): the route is missing, or this account has no write access to it; check base_url ({})",
-                        object.route(),
-                        self.client.base_url()
-                    )))
-                }
-                Reply::Refused { status, message } => return Ok(Err(Verdict::refused_with(status, message))),
-                Reply::Unknown { reason } => {
-                    if let Some(existing) = find().await? {
-                        self.client.notice(format!("POST {} failed ({reason}) but the record exists: it landed", object.route()));
-                        return Ok(Ok(existing));
+                        )))
+                    }
+                    Reply::Refused { status, message } => return Ok(Err(Verdict::refused_with(status, message))),
+                    Reply::Unknown { reason } => {
+                        if let Some(existing) = find().await? {
+                            self.client.notice(format!("POST {} failed ({reason}) but the record exists: it landed", object.route()));
+                            return Ok(Ok(existing));
+                        }
                     }
                 }
             }
-        }
         }).await
     }
 
@@ -699,20 +699,19 @@ impl TrackopsWriter {
         match self.create(TrackopsObject::Contact, &fields, find).await? {
             Ok(_) => Ok(Verdict::Written),
             // Emails are unique: an insert sent again after its run was killed finds its own.
-            Err(refused @ Verdict::Refused { .. }) if matches!(&refused, Verdict::Refused { message, .. } if message.contains("already been taken")) =>
-            {
+            Err(Verdict::Refused { status, message }) if message.contains("already been taken") => {
+                let refused = Verdict::Refused { status, message };
                 let [current] = &with_email().await?[..] else {
                     return Ok(refused);
                 };
-                let differing = changes(&fields, current);
                 let record = format!("contact {} with email {email:?}", id_of(current));
-                let verdict = Verdict::for_existing(refused, &record, differing.keys());
-                if verdict == Verdict::Written {
-                    self.client.notice(format!(
-                        "{record} exists already and holds the row's values: counted as written"
-                    ));
-                }
-                Ok(verdict)
+                let differing = changes(&fields, current);
+                Ok(Verdict::for_existing(
+                    refused,
+                    &record,
+                    differing.keys(),
+                    |text| self.client.notice(text),
+                ))
             }
             Err(verdict) => Ok(verdict),
         }

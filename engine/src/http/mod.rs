@@ -61,7 +61,7 @@ pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 /// A 429 without `Retry-After` pauses requests this long.
 pub const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts when the server names none.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How long one request may be held back by 429s, in all, before the sync gives up.
 pub const THROTTLE_BUDGET: Duration = Duration::from_secs(15 * 60);
 
@@ -346,7 +346,7 @@ impl<C: Credentials> Sender<C> {
     /// The waits of one request's retries at their longest: every answer failing for this
     /// long, and more answers than one request's attempts, is an API that is down. 0.7 s at
     /// the default 3 retries, 3.1 s at 5.
-    pub fn retry_waits(&self) -> Duration {
+    fn retry_waits(&self) -> Duration {
         (0..self.max_retries)
             .map(|attempt| backoff_ceiling(attempt, self.backoff_base))
             .sum()
@@ -624,7 +624,7 @@ impl<C> Sender<C> {
 }
 
 /// The longest [`backoff`] may wait before retry `attempt` when the server names no time.
-pub fn backoff_ceiling(attempt: u32, base: Duration) -> Duration {
+fn backoff_ceiling(attempt: u32, base: Duration) -> Duration {
     base.saturating_mul(1u32 << attempt.min(16))
         .min(BACKOFF_CAP)
 }

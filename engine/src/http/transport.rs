@@ -98,6 +98,12 @@ impl Transport {
         Some(url)
     }
 
+    /// The client itself, for a request outside the API's retry loop (a sign-in, `check`'s
+    /// probe): the same connections, proxy and trusted roots. Give it the agent and a timeout.
+    pub fn client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+
     /// The credentials header for `text`, marked sensitive (never printed by http's Debug).
     fn header_for(&self, text: &str) -> Option<HeaderValue> {
         let mut cached = self.authorization.lock().unwrap();

@@ -562,9 +562,7 @@ impl<W: Writer> Coordinator<'_, W> {
                 self.ledger.commit(segment, stream, true);
             }
             Item::State(state) => {
-                let covers = ledger::covers(&state, |name, namespace| {
-                    self.plan.find(name, namespace).unwrap_or_else(|| self.ledger.stream_id(name, namespace))
-                });
+                let covers = ledger::covers(&state, |name, namespace| self.stream_id(name, namespace));
                 self.ledger.receive_state(state, covers);
             }
             Item::BadState { line, reason } => self.out.log(

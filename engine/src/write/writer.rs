@@ -37,15 +37,21 @@ impl Verdict {
 
     /// An insert the API `refused` because `record` exists already: written when the stored
     /// record holds the row's values (a resumed sync sending again what its killed run
-    /// stored), else refused naming the fields that differ.
+    /// stored), which `notice` is told, else refused naming the fields that differ.
     pub fn for_existing<'a>(
         refused: Verdict,
         record: &str,
         differing: impl IntoIterator<Item = &'a String>,
+        notice: impl FnOnce(String),
     ) -> Self {
         let fields: Vec<&str> = differing.into_iter().map(String::as_str).collect();
         match refused {
-            _ if fields.is_empty() => Self::Written,
+            _ if fields.is_empty() => {
+                notice(format!(
+                    "{record} exists already and holds the row's values: counted as written"
+                ));
+                Self::Written
+            }
             Self::Refused { status, message } => Self::Refused {
                 status,
                 message: format!(
