@@ -3,13 +3,13 @@
 //! `discover` prints these operations, and `write` validates records against the very same
 //! `operation_schema` values, so what is published is what is enforced.
 
-use crate::json::{Doc, Members};
 use crate::objects::{Client, Contact, Contract};
-use crate::protocol::DestinationCatalog;
 pub use engine::catalog::{
     drop_nonstandard_formats, matching_keys, operation_schema, schema_of, schema_settings,
     CustomColumn, CustomColumns, Object, WriteMode,
 };
+use engine::json::{Doc, Members};
+use engine::protocol::DestinationCatalog;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt;
@@ -307,7 +307,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::protocol::DestinationSyncMode;
+    use engine::protocol::DestinationSyncMode;
     use serde_json::json;
 
     fn validator(object: ObjectKind, mode: WriteMode) -> jsonschema::Validator {

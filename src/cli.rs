@@ -4,10 +4,10 @@
 use crate::catalog::{CustomColumns, ObjectKind};
 use crate::clientsuccess::{custom, ApiClient, ClientSuccessWriter};
 use crate::config::{self, ApiSurface, Settings};
-use crate::protocol::{ConfiguredCatalog, LogLevel};
-use crate::write::plan::Plan;
-use crate::write::start::Connected;
 use engine::cli::Destination;
+use engine::protocol::{ConfiguredCatalog, LogLevel};
+use engine::write::plan::Plan;
+use engine::write::start::Connected;
 use std::process::ExitCode;
 
 /// The ClientSuccess destination.
@@ -47,7 +47,7 @@ impl Destination for ClientSuccess {
             ApiSurface::Auto => "detected",
             _ => "set by api_surface, not probed",
         };
-        let rejects = crate::write::rejects::prove(&settings.rejects, Self::NAME).await?;
+        let rejects = engine::write::rejects::prove(&settings.sync.rejects, Self::NAME).await?;
         Ok(format!(
             "ClientSuccess write API ({how}): {}. {rejects}",
             writer.surfaces()

@@ -1,16 +1,15 @@
 //! The connector's configuration: Rust types whose schemars schema *is* the SPEC, and the one
 //! step that turns a config file into validated, typed `Settings`.
 
-use crate::error::ConfigError;
-use crate::secret::Secret;
-pub use engine::config::{
-    checked_url, dotted_path, no_control_characters, read_json_file, rejects_target,
-    ObjectStorageConfig, PipelineSettings, RejectsFormat, RejectsTarget, S3Target,
+use engine::config::{
+    checked_url, no_control_characters, ObjectStorageConfig, PipelineSettings, SyncLimits,
+    SyncOptions, SyncSettings,
 };
+use engine::error::ConfigError;
+use engine::secret::Secret;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use std::time::Duration;
 use url::Url;
 
 pub const DOCUMENTATION_URL: &str =
@@ -38,32 +37,6 @@ pub struct RawConfig {
     #[schemars(title = "Batch size", range(min = 1, max = 100), extend("order" = 2))]
     pub batch_size: u32,
 
-    /// The most requests the connector keeps in flight at once (1 to 64). The number in use
-    /// adapts to how ClientSuccess answers: it grows while answers come back fast and clean and
-    /// shrinks on 429, 5xx, timeouts or slow answers, so there is seldom a reason to change this.
-    #[serde(default = "default_max_concurrency")]
-    #[schemars(title = "Maximum concurrent requests", range(min = 1, max = 64), extend("order" = 3))]
-    pub max_concurrency: u32,
-
-    /// How many times a request that failed for a passing reason (429, 408, 5xx, timeout,
-    /// dropped connection) is retried, with exponential backoff, before the sync fails (0 to 10).
-    #[serde(default = "default_max_retries")]
-    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = 4))]
-    pub max_retries: u32,
-
-    /// Seconds to wait for ClientSuccess to answer one request before treating it as failed and
-    /// retrying it (1 to 600).
-    #[serde(default = "default_request_timeout_secs")]
-    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 5))]
-    pub request_timeout_secs: u64,
-
-    /// Where records that ClientSuccess refuses (or that break the object's schema) are kept:
-    /// nowhere, an S3 bucket (or any S3-compatible store), or a local JSON-lines file. With
-    /// None, a sync that rejects any record ends as failed after writing all it can.
-    #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 6, "default" = {"storage_type": "None"}))]
-    pub object_storage_config: ObjectStorageConfig,
-
     /// The earlier name of `object_storage_config` (None or Local), still read when
     /// `object_storage_config` is absent so existing configs keep working.
     #[serde(default)]
@@ -78,13 +51,22 @@ pub struct RawConfig {
     #[schemars(title = "API surface", extend("order" = 8, "default" = "auto"))]
     pub api_surface: ApiSurface,
 
-    /// When every one of the first N records of a sync is rejected for the same reason, the
-    /// cause is a field mapping or configuration mistake, not bad data: the sync then fails with
-    /// that reason and emits no state for those records (all of them if the sync has fewer than
-    /// N). Raise N to tolerate longer runs of identical rejections; 0 turns the check off.
-    #[serde(default = "default_rejection_breaker_records")]
-    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 7))]
-    pub rejection_breaker_records: u64,
+    /// The options every destination shares (concurrency, retries, timeout, rejects store,
+    /// rejection breaker), with this destination's defaults and bounds.
+    #[serde(flatten)]
+    pub sync: SyncOptions<Limits>,
+}
+
+/// This destination's defaults and bounds for the options every destination shares.
+#[derive(Debug)]
+pub struct Limits;
+
+impl SyncLimits for Limits {
+    const MAX_CONCURRENCY: (u32, u32) = (32, 64);
+    const CONCURRENCY_NOTE: &'static str = "The most requests the connector keeps in flight at once (1 to 64). The number in use adapts to how ClientSuccess answers: it grows while answers come back fast and clean and shrinks on 429, 5xx, timeouts or slow answers, so there is seldom a reason to change this.";
+    const MAX_RETRIES: u32 = 3;
+    const REJECTION_BREAKER_RECORDS: u64 = 1000;
+    const FIRST_ORDER: u32 = 9;
 }
 
 /// How the connector authenticates.
@@ -127,18 +109,6 @@ fn default_auth_url() -> String {
 fn default_batch_size() -> u32 {
     100
 }
-fn default_max_concurrency() -> u32 {
-    32
-}
-fn default_max_retries() -> u32 {
-    3
-}
-fn default_request_timeout_secs() -> u64 {
-    30
-}
-fn default_rejection_breaker_records() -> u64 {
-    1000
-}
 
 /// How the connector authenticates, validated.
 #[derive(Debug, Clone)]
@@ -158,12 +128,8 @@ pub struct Settings {
     /// Without a trailing slash; endpoint paths are appended to it.
     pub base_url: String,
     pub batch_size: usize,
-    pub max_concurrency: usize,
-    pub max_retries: u32,
-    pub request_timeout: Duration,
-    pub rejects: RejectsTarget,
-    /// 0: off. See `RawConfig::rejection_breaker_records`.
-    pub rejection_breaker_records: u64,
+    /// The options every destination shares, checked.
+    pub sync: SyncSettings,
     pub api_surface: ApiSurface,
 }
 
@@ -178,11 +144,7 @@ pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
 
 impl From<&Settings> for PipelineSettings {
     fn from(settings: &Settings) -> Self {
-        Self {
-            max_concurrency: settings.max_concurrency,
-            rejects: settings.rejects.clone(),
-            rejection_breaker_records: settings.rejection_breaker_records,
-        }
+        (&settings.sync).into()
     }
 }
 
@@ -217,14 +179,7 @@ fn settings_from(raw: RawConfig) -> Result<Settings, ConfigError> {
         auth,
         base_url: base_url.as_str().trim_end_matches('/').to_owned(),
         batch_size: raw.batch_size as usize,
-        max_concurrency: raw.max_concurrency as usize,
-        max_retries: raw.max_retries,
-        request_timeout: Duration::from_secs(raw.request_timeout_secs),
-        rejects: rejects_target(match (raw.object_storage_config, raw.rejected_records) {
-            (ObjectStorageConfig::None, Some(earlier)) => earlier,
-            (config, _) => config,
-        })?,
-        rejection_breaker_records: raw.rejection_breaker_records,
+        sync: raw.sync.settle(raw.rejected_records)?,
         api_surface: raw.api_surface,
     })
 }
@@ -248,7 +203,9 @@ pub enum ApiSurface {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::config::RejectsTarget;
     use serde_json::json;
+    use std::time::Duration;
 
     fn api_key_config() -> Value {
         json!({"credentials": {"auth_type": "api_key", "api_key": "k-123"}})
@@ -259,10 +216,10 @@ mod tests {
         let settings = from_value(&api_key_config()).unwrap();
         assert_eq!(settings.base_url, DEFAULT_BASE_URL);
         assert_eq!(settings.batch_size, 100);
-        assert_eq!(settings.max_concurrency, 32);
-        assert_eq!(settings.max_retries, 3);
-        assert_eq!(settings.request_timeout, Duration::from_secs(30));
-        assert!(matches!(settings.rejects, RejectsTarget::Nowhere));
+        assert_eq!(settings.sync.max_concurrency, 32);
+        assert_eq!(settings.sync.max_retries, 3);
+        assert_eq!(settings.sync.request_timeout, Duration::from_secs(30));
+        assert!(matches!(settings.sync.rejects, RejectsTarget::Nowhere));
         assert!(matches!(settings.auth, Auth::ApiKey(_)));
     }
 
@@ -277,7 +234,7 @@ mod tests {
         assert_eq!(auth_url.as_str(), DEFAULT_AUTH_URL);
         // The earlier field name still works.
         assert!(
-            matches!(settings.rejects, RejectsTarget::Local(ref p) if p == std::path::Path::new("/tmp/r.jsonl"))
+            matches!(settings.sync.rejects, RejectsTarget::Local(ref p) if p == std::path::Path::new("/tmp/r.jsonl"))
         );
     }
 
@@ -288,7 +245,7 @@ mod tests {
             "s3_bucket_name": "b", "s3_bucket_region": "", "s3_endpoint": "http://127.0.0.1:9000",
             "format": {"format_type": "JSONL"}, "bucket_path": "/rejects/"}}))
         .unwrap();
-        let RejectsTarget::S3(target) = settings.rejects else {
+        let RejectsTarget::S3(target) = settings.sync.rejects else {
             panic!()
         };
         assert_eq!(

@@ -42,7 +42,7 @@ fn metadata_field(key: &str) -> String {
 
 #[test]
 fn the_image_builds_this_destination_from_the_workspace() {
-    integration_tests::packaging::assert_image_builds_this_destination(
+    emukit::packaging::assert_image_builds_this_destination(
         Path::new(env!("CARGO_MANIFEST_DIR")),
         "destination-clientsuccess",
     );
@@ -57,7 +57,7 @@ fn every_destination_folder_has_every_part() {
     for entry in std::fs::read_dir(root.join("destinations")).unwrap() {
         let folder = entry.unwrap().path();
         if folder.is_dir() {
-            integration_tests::packaging::assert_destination_folder_complete(&folder);
+            emukit::packaging::assert_destination_folder_complete(&folder);
             found += 1;
         }
     }

@@ -342,3 +342,113 @@ fn discriminator_of(options: &[Value]) -> Option<(String, Vec<String>)> {
         .collect();
     Some((key, consts))
 }
+
+/// A destination's defaults and bounds for the options every config shares ([`SyncOptions`]).
+pub trait SyncLimits {
+    /// Requests in flight by default, and the most a user may set.
+    const MAX_CONCURRENCY: (u32, u32);
+    /// What the concurrency setting means for this API, for its description.
+    const CONCURRENCY_NOTE: &'static str;
+    /// Retries of a failed request by default.
+    const MAX_RETRIES: u32;
+    /// Identical rejections that end a sync, by default.
+    const REJECTION_BREAKER_RECORDS: u64;
+    /// The field order of the first shared option in the SPEC: after the destination's own.
+    const FIRST_ORDER: u32;
+
+    fn max_concurrency() -> u32 {
+        Self::MAX_CONCURRENCY.0
+    }
+    fn max_retries() -> u32 {
+        Self::MAX_RETRIES
+    }
+    fn request_timeout_secs() -> u64 {
+        30
+    }
+    fn rejection_breaker_records() -> u64 {
+        Self::REJECTION_BREAKER_RECORDS
+    }
+}
+
+/// The options every destination's config shares, flattened into it with the destination's
+/// [`SyncLimits`]: how many requests at once, how often to retry, how long to wait, where
+/// rejected records go, and when identical rejections end a sync.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(bound = "")]
+#[schemars(bound = "L: SyncLimits")]
+pub struct SyncOptions<L: SyncLimits> {
+    #[serde(default = "L::max_concurrency")]
+    #[schemars(title = "Maximum concurrent requests", description = L::CONCURRENCY_NOTE,
+        range(min = 1, max = L::MAX_CONCURRENCY.1), extend("order" = L::FIRST_ORDER))]
+    pub max_concurrency: u32,
+
+    /// How many times a request that failed for a passing reason (408, 5xx, timeout, dropped
+    /// connection) is retried, with exponential backoff, before the sync fails. A 429 spends
+    /// no retry: every request waits its Retry-After (up to 15 minutes a request in all).
+    #[serde(default = "L::max_retries")]
+    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = L::FIRST_ORDER + 1))]
+    pub max_retries: u32,
+
+    /// Seconds to wait for one answer before treating the request as failed and retrying it.
+    #[serde(default = "L::request_timeout_secs")]
+    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = L::FIRST_ORDER + 2))]
+    pub request_timeout_secs: u64,
+
+    /// Where records the API refuses (or that break the object's schema) are kept: nowhere, an
+    /// S3 bucket (or any S3-compatible store), or a local JSON-lines file. With None, a sync
+    /// that rejects any record ends as failed after writing all it can.
+    #[serde(default)]
+    #[schemars(title = "Object storage for rejected records", extend("order" = L::FIRST_ORDER + 3, "default" = {"storage_type": "None"}))]
+    pub object_storage_config: ObjectStorageConfig,
+
+    /// When every one of the first N records of a sync is rejected for the same reason, the
+    /// cause is a field mapping or configuration mistake, not bad data: the sync then fails
+    /// with that reason and emits no state for those records (all of them if the sync has
+    /// fewer than N). 0 turns the check off.
+    #[serde(default = "L::rejection_breaker_records")]
+    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = L::FIRST_ORDER + 4))]
+    pub rejection_breaker_records: u64,
+
+    #[serde(skip)]
+    #[schemars(skip)]
+    limits: std::marker::PhantomData<L>,
+}
+
+/// [`SyncOptions`], checked.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub max_concurrency: usize,
+    pub max_retries: u32,
+    pub request_timeout: std::time::Duration,
+    pub rejects: RejectsTarget,
+    /// 0: off.
+    pub rejection_breaker_records: u64,
+}
+
+impl<L: SyncLimits> SyncOptions<L> {
+    /// Checks the options; `object_storage_config` is replaced by `earlier` where a destination
+    /// still reads an older name for it and the config gives only that.
+    pub fn settle(self, earlier: Option<ObjectStorageConfig>) -> Result<SyncSettings, ConfigError> {
+        let storage = match (self.object_storage_config, earlier) {
+            (ObjectStorageConfig::None, Some(earlier)) => earlier,
+            (storage, _) => storage,
+        };
+        Ok(SyncSettings {
+            max_concurrency: self.max_concurrency as usize,
+            max_retries: self.max_retries,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            rejects: rejects_target(storage)?,
+            rejection_breaker_records: self.rejection_breaker_records,
+        })
+    }
+}
+
+impl From<&SyncSettings> for PipelineSettings {
+    fn from(sync: &SyncSettings) -> Self {
+        Self {
+            max_concurrency: sync.max_concurrency,
+            rejects: sync.rejects.clone(),
+            rejection_breaker_records: sync.rejection_breaker_records,
+        }
+    }
+}

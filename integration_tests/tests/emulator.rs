@@ -15,7 +15,7 @@ impl Api {
     async fn start(options: Options) -> Self {
         let emulator = Emulator::start(options).await.unwrap();
         let key = emulator.api_key().to_owned();
-        let http = integration_tests::http_client()
+        let http = emukit::http_client()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
@@ -712,7 +712,7 @@ async fn fault_stalls_outlast_the_client() {
         ..Options::default()
     })
     .await;
-    let http = integration_tests::http_client()
+    let http = emukit::http_client()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();

@@ -2,10 +2,10 @@
 //! scripts/test.sh into .venv) on loopback: the objects a sync puts, and `check` proving the
 //! store (and failing, saying what to fix, when it cannot).
 
+use emukit::moto::Moto;
 use integration_tests::harness::{
     config_for, record_line, run_connector, scratch_dir, state_line, sync, write_json,
 };
-use integration_tests::moto::Moto;
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Value};
 

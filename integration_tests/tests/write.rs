@@ -905,9 +905,7 @@ async fn a_proxy_named_in_the_environment_carries_every_request() {
 #[tokio::test]
 async fn a_sync_behind_a_forward_proxy_sends_every_request_through_it() {
     let emulator = Emulator::start(Options::default()).await.unwrap();
-    let proxy = integration_tests::proxy::ForwardProxy::start()
-        .await
-        .unwrap();
+    let proxy = emukit::proxy::ForwardProxy::start().await.unwrap();
     let dir = scratch_dir("forward-proxy");
     let config = write_json(
         &dir,

@@ -1,16 +1,16 @@
 //! The ClientSuccess HTTP client: authentication, one request with retries, and what each
 //! answer means, for the v2 API and the v1 API beside it.
 
-use crate::concurrency::Adaptive;
 use crate::config::{Auth, Settings};
-use crate::error::{ConfigError, Fatal, TransientError};
-use crate::secret::Secret;
 use bytes::Bytes;
+use engine::concurrency::Adaptive;
+use engine::error::{ConfigError, Fatal, TransientError};
 pub use engine::http::{
     backoff, classify, describe_transport_failure, parse_retry_after, transport_failure,
     Disposition, Reply, TransportFailure, RETRY_AFTER_CAP, THROTTLE_BUDGET,
 };
 use engine::http::{Answers, Outgoing, Platform, Sender, Transport};
+use engine::secret::Secret;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use std::sync::{Arc, RwLock};
@@ -305,8 +305,8 @@ impl engine::http::Credentials for SignIn {
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let transport = Transport::new(
-            settings.request_timeout,
-            settings.max_concurrency.max(1),
+            settings.sync.request_timeout,
+            settings.sync.max_concurrency.max(1),
             reqwest::header::AUTHORIZATION,
             AGENT,
         )?;
@@ -329,8 +329,8 @@ impl ApiClient {
         let sign_in = SignIn {
             credentials,
             http,
-            max_retries: settings.max_retries,
-            timeout: settings.request_timeout,
+            max_retries: settings.sync.max_retries,
+            timeout: settings.sync.request_timeout,
             // Short first retries: most failures are blips; repeated ones still back off fast.
             backoff_base: Duration::from_millis(100),
         };
@@ -347,14 +347,14 @@ impl ApiClient {
                 transport,
                 sign_in,
                 answers,
-                Adaptive::new(settings.max_concurrency),
-                settings.max_retries,
-                settings.request_timeout,
+                Adaptive::new(settings.sync.max_concurrency),
+                settings.sync.max_retries,
+                settings.sync.request_timeout,
             ),
             base_url: settings.base_url.clone(),
             v2_base: url::Url::parse(&settings.base_url)?,
             v1_base: url::Url::parse(&v1_base(&settings.base_url))?,
-            timeout: settings.request_timeout,
+            timeout: settings.sync.request_timeout,
             uris: std::sync::Mutex::new(Vec::new()),
         })
     }

@@ -1,7 +1,7 @@
 //! Everything that knows ClientSuccess: routes, bodies, status codes, auth, retries, lookups,
 //! which of the three write surfaces an account offers, the v1 translation, and the defaults a
 //! created client gets. The write pipeline sees only [`ClientSuccessWriter`], a
-//! [`crate::write::Writer`].
+//! [`engine::write::Writer`].
 
 pub mod custom;
 pub mod http;

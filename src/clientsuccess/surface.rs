@@ -5,8 +5,8 @@
 use super::http::{ApiClient, ApiRequest, Reply};
 use crate::catalog::{ObjectKind, WriteMode};
 pub use crate::config::ApiSurface;
-use crate::error::Fatal;
 use bytes::Bytes;
+use engine::error::Fatal;
 use reqwest::Method;
 use std::fmt;
 

@@ -9,12 +9,12 @@ use super::surface::{ApiSurface, Create, ObjectRoutes, SurfacePlan, Update, Upse
 use super::v1;
 use crate::catalog::{CustomFields, ObjectKind, WriteMode};
 use crate::config::Settings;
-use crate::error::Fatal;
-use crate::json::Doc;
-use crate::write::prepare::Prepared;
-use crate::write::{Verdict, Writer};
 use bytes::Bytes;
+use engine::error::Fatal;
 use engine::http::{sharing_retries, sharing_retries_from};
+use engine::json::Doc;
+use engine::write::prepare::Prepared;
+use engine::write::{Verdict, Writer};
 use futures_util::future::join_all;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Method;

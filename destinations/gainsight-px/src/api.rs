@@ -183,8 +183,8 @@ pub struct ApiClient {
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let transport = Transport::new(
-            settings.request_timeout,
-            settings.max_concurrency.max(1),
+            settings.sync.request_timeout,
+            settings.sync.max_concurrency.max(1),
             HeaderName::from_static(KEY_HEADER),
             AGENT,
         )?;
@@ -206,11 +206,11 @@ impl ApiClient {
                 },
                 answers,
                 Adaptive::with_budget(
-                    settings.max_concurrency,
+                    settings.sync.max_concurrency,
                     f64::from(settings.requests_per_second),
                 ),
-                settings.max_retries,
-                settings.request_timeout,
+                settings.sync.max_retries,
+                settings.sync.request_timeout,
             ),
             base_url: settings.base_url.clone(),
             collections: PxObject::ALL

@@ -2,15 +2,13 @@
 //! that turns a config file into validated `Settings`.
 
 use engine::config::{
-    checked_url, no_control_characters, rejects_target, ObjectStorageConfig, PipelineSettings,
-    RejectsTarget,
+    checked_url, no_control_characters, PipelineSettings, SyncLimits, SyncOptions, SyncSettings,
 };
 use engine::error::ConfigError;
 use engine::secret::Secret;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use std::time::Duration;
 
 pub const DOCUMENTATION_URL: &str =
     "https://docs.airbyte.com/integrations/destinations/gainsight-px";
@@ -41,12 +39,6 @@ pub struct RawConfig {
     #[schemars(title = "API base URL", extend("order" = 3))]
     pub base_url: Option<String>,
 
-    /// The most requests kept in flight at once (1 to 64). The number in use adapts to how
-    /// PX answers (it shrinks on 429, 5xx and timeouts), so it seldom needs changing.
-    #[serde(default = "default_max_concurrency")]
-    #[schemars(title = "Maximum concurrent requests", range(min = 1, max = 64), extend("order" = 4))]
-    pub max_concurrency: u32,
-
     /// The requests a second the connector keeps to, from the first request. PX publishes
     /// about 200 a second per subscription; lower it to leave room for other users of the key.
     /// A 429 still pauses every request for its Retry-After and lowers the pace to what PX took.
@@ -54,30 +46,22 @@ pub struct RawConfig {
     #[schemars(title = "Requests per second", range(min = 1, max = 1000), extend("order" = 5))]
     pub requests_per_second: u32,
 
-    /// How many times a request that failed for a passing reason (429, 5xx, timeout, dropped
-    /// connection) is retried, with exponential backoff, before the sync fails (0 to 10).
-    #[serde(default = "default_max_retries")]
-    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = 6))]
-    pub max_retries: u32,
+    /// The options every destination shares (concurrency, retries, timeout, rejects store,
+    /// rejection breaker), with this destination's defaults and bounds.
+    #[serde(flatten)]
+    pub sync: SyncOptions<Limits>,
+}
 
-    /// Seconds to wait for one answer before treating the request as failed (1 to 600).
-    #[serde(default = "default_request_timeout_secs")]
-    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 7))]
-    pub request_timeout_secs: u64,
+/// This destination's defaults and bounds for the options every destination shares.
+#[derive(Debug)]
+pub struct Limits;
 
-    /// Where records that PX refuses (or that break the object's schema) are kept: nowhere, an
-    /// S3 bucket (or any S3-compatible store), or a local JSON-lines file. With None, a sync
-    /// that rejects any record ends as failed after writing all it can.
-    #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 8, "default" = {"storage_type": "None"}))]
-    pub object_storage_config: ObjectStorageConfig,
-
-    /// When every one of the first N records of a sync is rejected for the same reason, the
-    /// cause is a mapping or configuration mistake: the sync fails with that reason and emits
-    /// no state for those records. 0 turns the check off.
-    #[serde(default = "default_rejection_breaker_records")]
-    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 9))]
-    pub rejection_breaker_records: u64,
+impl SyncLimits for Limits {
+    const MAX_CONCURRENCY: (u32, u32) = (16, 64);
+    const CONCURRENCY_NOTE: &'static str = "The most requests kept in flight at once (1 to 64). The number in use adapts to how PX answers (it shrinks on 429, 5xx and timeouts), so it seldom needs changing.";
+    const MAX_RETRIES: u32 = 5;
+    const REJECTION_BREAKER_RECORDS: u64 = 1000;
+    const FIRST_ORDER: u32 = 6;
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -98,20 +82,8 @@ impl DataCenter {
     }
 }
 
-fn default_max_concurrency() -> u32 {
-    16
-}
 fn default_requests_per_second() -> u32 {
     200
-}
-fn default_max_retries() -> u32 {
-    5
-}
-fn default_request_timeout_secs() -> u64 {
-    30
-}
-fn default_rejection_breaker_records() -> u64 {
-    1000
 }
 
 /// The configuration, checked and typed.
@@ -121,21 +93,14 @@ pub struct Settings {
     /// Without a trailing slash; `/v1/...` is appended to it.
     pub base_url: String,
     pub property_keys: Vec<String>,
-    pub max_concurrency: usize,
     pub requests_per_second: u32,
-    pub max_retries: u32,
-    pub request_timeout: Duration,
-    pub rejects: RejectsTarget,
-    pub rejection_breaker_records: u64,
+    /// The options every destination shares, checked.
+    pub sync: SyncSettings,
 }
 
 impl From<Settings> for PipelineSettings {
     fn from(settings: Settings) -> Self {
-        Self {
-            max_concurrency: settings.max_concurrency,
-            rejects: settings.rejects,
-            rejection_breaker_records: settings.rejection_breaker_records,
-        }
+        (&settings.sync).into()
     }
 }
 
@@ -160,12 +125,8 @@ pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
         api_key: raw.api_key,
         base_url,
         property_keys: raw.property_keys,
-        max_concurrency: raw.max_concurrency as usize,
         requests_per_second: raw.requests_per_second,
-        max_retries: raw.max_retries,
-        request_timeout: Duration::from_secs(raw.request_timeout_secs),
-        rejects: rejects_target(raw.object_storage_config)?,
-        rejection_breaker_records: raw.rejection_breaker_records,
+        sync: raw.sync.settle(None)?,
     })
 }
 
@@ -185,7 +146,7 @@ mod tests {
             json!({"api_key": "k", "property_keys": ["AP-1"], "base_url": "http://127.0.0.1:9/"});
         let settings = from_value(&config).unwrap();
         assert_eq!(settings.base_url, "http://127.0.0.1:9");
-        assert_eq!(settings.max_concurrency, 16);
+        assert_eq!(settings.sync.max_concurrency, 16);
         let plain =
             json!({"api_key": "k", "property_keys": ["AP-1"], "base_url": "http://px.example"});
         assert!(from_value(&plain).unwrap_err().0.contains("plain http"));

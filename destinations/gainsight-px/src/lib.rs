@@ -52,7 +52,7 @@ impl Destination for GainsightPx {
             .map_err(|e| format!("could not set up HTTP: {e}"))?
             .with_max_retries(0);
         let attributes = client.attributes(PxObject::ALL).await?;
-        let rejects = engine::write::rejects::prove(&settings.rejects, Self::NAME).await?;
+        let rejects = engine::write::rejects::prove(&settings.sync.rejects, Self::NAME).await?;
         Ok(format!(
             "Gainsight PX at {}: the API key reads attribute metadata (Read permission): {}. \
              The Write permission is proven only by the first write (a 403 then ends the sync). {rejects}",

@@ -1,11 +1,11 @@
 //! destination-gainsight-px end to end: the real binary against the emulator over HTTP on
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
-use gainsight_px_emulator::{Emulator, Options};
-use integration_tests::harness::{
+use emukit::harness::{
     self, bin_named, merged, record_line, rejected_in, run_bin, run_command, run_write,
     scratch_dir, state_counts, state_line, Run,
 };
+use gainsight_px_emulator::{Emulator, Options};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -428,16 +428,15 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
             );
         }
         emulator.fail_after(10);
-        let (lines, states) =
-            integration_tests::harness::records_with_states("accounts", 600, 20, |i| {
-                let id = if mode == "update" {
-                    format!("acct-{}", i % 20)
-                } else {
-                    format!("new-{i}")
-                };
-                json!({"id": id, "name": format!("Down {i}")})
-            });
-        integration_tests::harness::assert_outage_ends(mode, states, async {
+        let (lines, states) = emukit::harness::records_with_states("accounts", 600, 20, |i| {
+            let id = if mode == "update" {
+                format!("acct-{}", i % 20)
+            } else {
+                format!("new-{i}")
+            };
+            json!({"id": id, "name": format!("Down {i}")})
+        });
+        emukit::harness::assert_outage_ends(mode, states, async {
             write(
                 &config(&emulator, json!({})),
                 &[("accounts", "account", mode)],
@@ -454,7 +453,7 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
 /// what an empty field becomes.
 #[test]
 fn the_spec_names_every_default() {
-    integration_tests::harness::assert_spec_defaults::<destination_gainsight_px::GainsightPx>(
+    emukit::harness::assert_spec_defaults::<destination_gainsight_px::GainsightPx>(
         &serde_json::json!({"api_key": "k", "property_keys": ["AP-1-2"]}),
     );
 }

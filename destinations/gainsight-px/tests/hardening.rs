@@ -2,12 +2,12 @@
 //! checkpoints only what was committed, the breaker stops a mapping mistake, and rejects go to
 //! a real S3-compatible store (moto on loopback).
 
-use gainsight_px_emulator::{Emulator, Options};
-use integration_tests::harness::{
+use emukit::harness::{
     bin_named, merged, record_line, run_command, run_write, scratch_dir, state_line, write_files,
     Live,
 };
-use integration_tests::moto::Moto;
+use emukit::moto::Moto;
+use gainsight_px_emulator::{Emulator, Options};
 use serde_json::{json, Value};
 use std::time::Duration;
 

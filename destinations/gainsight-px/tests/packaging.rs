@@ -1,6 +1,6 @@
 //! The image and the version, checked by reading files (no Docker engine runs here).
 
-use integration_tests::packaging::{assert_image_builds_this_destination, assert_versions_agree};
+use emukit::packaging::{assert_image_builds_this_destination, assert_versions_agree};
 use std::path::Path;
 
 const FOLDER: &str = env!("CARGO_MANIFEST_DIR");

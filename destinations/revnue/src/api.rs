@@ -85,8 +85,8 @@ pub struct ApiClient {
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let transport = Transport::new(
-            settings.request_timeout,
-            settings.max_concurrency.max(1),
+            settings.sync.request_timeout,
+            settings.sync.max_concurrency.max(1),
             AUTHORIZATION,
             AGENT,
         )?;
@@ -107,9 +107,9 @@ impl ApiClient {
                 transport,
                 BearerToken::new(&settings.api_token),
                 answers,
-                Adaptive::with_ceiling(settings.max_concurrency, per_second),
-                settings.max_retries,
-                settings.request_timeout,
+                Adaptive::with_ceiling(settings.sync.max_concurrency, per_second),
+                settings.sync.max_retries,
+                settings.sync.request_timeout,
             ),
             api_url: settings.api_url.clone(),
             base_url: settings.base_url.clone(),

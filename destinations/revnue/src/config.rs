@@ -2,15 +2,13 @@
 //! turns a config file into validated `Settings`.
 
 use engine::config::{
-    checked_url, no_control_characters, rejects_target, ObjectStorageConfig, PipelineSettings,
-    RejectsTarget,
+    checked_url, no_control_characters, PipelineSettings, SyncLimits, SyncOptions, SyncSettings,
 };
 use engine::error::ConfigError;
 use engine::secret::Secret;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use std::time::Duration;
 
 pub const DOCUMENTATION_URL: &str = "https://docs.airbyte.com/integrations/destinations/revnue";
 pub const DEFAULT_BASE_URL: &str = "https://dashboard-api.revnue.com";
@@ -60,32 +58,22 @@ pub struct RawConfig {
     #[schemars(title = "Nulls clear fields", extend("order" = 6))]
     pub null_clears: bool,
 
-    /// The most requests in flight (1 to 4); the budget per minute is what limits a sync.
-    #[serde(default = "default_max_concurrency")]
-    #[schemars(title = "Maximum concurrent requests", range(min = 1, max = 4), extend("order" = 7))]
-    pub max_concurrency: u32,
+    /// The options every destination shares (concurrency, retries, timeout, rejects store,
+    /// rejection breaker), with this destination's defaults and bounds.
+    #[serde(flatten)]
+    pub sync: SyncOptions<Limits>,
+}
 
-    /// Retries of a request that failed for a passing reason (5xx, timeout), 0 to 10. A 429
-    /// waits its Retry-After and spends no retry.
-    #[serde(default = "default_max_retries")]
-    #[schemars(title = "Maximum retries", range(min = 0, max = 10), extend("order" = 8))]
-    pub max_retries: u32,
+/// This destination's defaults and bounds for the options every destination shares.
+#[derive(Debug)]
+pub struct Limits;
 
-    /// Seconds to wait for one answer (1 to 600).
-    #[serde(default = "default_request_timeout_secs")]
-    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 9))]
-    pub request_timeout_secs: u64,
-
-    /// Where refused records are kept: nowhere, S3 (or compatible), or a local JSON-lines file.
-    #[serde(default)]
-    #[schemars(title = "Object storage for rejected records", extend("order" = 10, "default" = {"storage_type": "None"}))]
-    pub object_storage_config: ObjectStorageConfig,
-
-    /// When every one of the first N records is rejected for one reason, the sync fails with
-    /// it (a mapping mistake); 0 turns this off.
-    #[serde(default = "default_rejection_breaker_records")]
-    #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = 11))]
-    pub rejection_breaker_records: u64,
+impl SyncLimits for Limits {
+    const MAX_CONCURRENCY: (u32, u32) = (2, 4);
+    const CONCURRENCY_NOTE: &'static str = "The most requests in flight at once (1 to 4); the budget per minute, not this, is what limits a sync.";
+    const MAX_RETRIES: u32 = 5;
+    const REJECTION_BREAKER_RECORDS: u64 = 100;
+    const FIRST_ORDER: u32 = 7;
 }
 
 fn default_base_url() -> String {
@@ -99,18 +87,6 @@ fn default_requests_per_minute() -> u32 {
 }
 fn default_true() -> bool {
     true
-}
-fn default_max_concurrency() -> u32 {
-    2
-}
-fn default_max_retries() -> u32 {
-    5
-}
-fn default_request_timeout_secs() -> u64 {
-    30
-}
-fn default_rejection_breaker_records() -> u64 {
-    100
 }
 
 /// The configuration, checked and typed.
@@ -126,20 +102,13 @@ pub struct Settings {
     pub supplier_template_id: Option<u64>,
     pub requests_per_minute: u32,
     pub null_clears: bool,
-    pub max_concurrency: usize,
-    pub max_retries: u32,
-    pub request_timeout: Duration,
-    pub rejects: RejectsTarget,
-    pub rejection_breaker_records: u64,
+    /// The options every destination shares, checked.
+    pub sync: SyncSettings,
 }
 
 impl From<Settings> for PipelineSettings {
     fn from(settings: Settings) -> Self {
-        Self {
-            max_concurrency: settings.max_concurrency,
-            rejects: settings.rejects,
-            rejection_breaker_records: settings.rejection_breaker_records,
-        }
+        (&settings.sync).into()
     }
 }
 
@@ -170,11 +139,7 @@ pub fn from_value(value: &Value) -> Result<Settings, ConfigError> {
         supplier_template_id: raw.supplier_template_id,
         requests_per_minute: raw.requests_per_minute,
         null_clears: raw.null_clears,
-        max_concurrency: raw.max_concurrency as usize,
-        max_retries: raw.max_retries,
-        request_timeout: Duration::from_secs(raw.request_timeout_secs),
-        rejects: rejects_target(raw.object_storage_config)?,
-        rejection_breaker_records: raw.rejection_breaker_records,
+        sync: raw.sync.settle(None)?,
     })
 }
 

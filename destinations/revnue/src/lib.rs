@@ -72,7 +72,7 @@ impl Destination for Revnue {
             .map_err(|e| format!("could not set up HTTP: {e}"))?
             .with_max_retries(0);
         let customers = client.probe().await?;
-        let rejects = engine::write::rejects::prove(&settings.rejects, Self::NAME).await?;
+        let rejects = engine::write::rejects::prove(&settings.sync.rejects, Self::NAME).await?;
         Ok(format!(
             "Revnue at {}: the token reads company {}{}. Budget: {}. {rejects}",
             settings.base_url,

@@ -1,7 +1,7 @@
 //! destination-revnue end to end: the real binary against the emulator over HTTP on
 //! loopback. Every run's output is kept for the AirbyteMessage check and the secret search.
 
-use integration_tests::harness::{
+use emukit::harness::{
     bin_named, local_rejects, merged, record_line, rejected_in, run_bin, run_command, run_write,
     scratch_dir, state_counts, state_line, Run,
 };
@@ -749,11 +749,11 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
             .collect();
         emulator.fail_after(5);
         let (lines, states) =
-            integration_tests::harness::records_with_states("customers", 200, 10, |i| match mode {
+            emukit::harness::records_with_states("customers", 200, 10, |i| match mode {
                 "update" => json!({"id": ids[i % ids.len()], "city": format!("City {i}")}),
                 _ => json!({"name": format!("Down {i}"), "city": "Oslo"}),
             });
-        integration_tests::harness::assert_outage_ends(mode, states, async {
+        emukit::harness::assert_outage_ends(mode, states, async {
             write(
                 &config(&emulator, json!({})),
                 &[("customers", "customer", mode)],
@@ -804,7 +804,7 @@ async fn a_405_to_patch_is_learnt_from_one_request() {
 /// what an empty field becomes.
 #[test]
 fn the_spec_names_every_default() {
-    integration_tests::harness::assert_spec_defaults::<destination_revnue::Revnue>(
+    emukit::harness::assert_spec_defaults::<destination_revnue::Revnue>(
         &serde_json::json!({"api_token": "t"}),
     );
 }

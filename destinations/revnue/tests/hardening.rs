@@ -2,7 +2,7 @@
 //! (the pace holds the others back, and they are not sent), the breaker stops a mapping
 //! mistake before the budget is spent on it, and a long sync says at start what it will take.
 
-use integration_tests::harness::{
+use emukit::harness::{
     bin_named, merged, record_line, run_write, scratch_dir, state_line, write_files, Live,
 };
 use revnue_emulator::{Emulator, Options, TOKEN};
@@ -133,7 +133,7 @@ async fn a_name_created_elsewhere_after_the_listing_is_updated_not_duplicated() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Another integration creates "Late" now, after the listing.
-    let created = integration_tests::http_client()
+    let created = emukit::http_client()
         .build()
         .unwrap()
         .post(format!("{}/api/v2/customer", emulator.base_url()))

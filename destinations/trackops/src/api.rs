@@ -101,8 +101,8 @@ pub struct ApiClient {
 impl ApiClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let transport = Transport::new(
-            settings.request_timeout,
-            settings.max_concurrency.max(1),
+            settings.sync.request_timeout,
+            settings.sync.max_concurrency.max(1),
             AUTHORIZATION,
             AGENT,
         )?;
@@ -119,9 +119,9 @@ impl ApiClient {
                 transport,
                 BasicToken::new(&settings.username, &settings.api_token),
                 answers,
-                Adaptive::gentle(settings.max_concurrency, GENTLE_START_PER_SECOND),
-                settings.max_retries,
-                settings.request_timeout,
+                Adaptive::gentle(settings.sync.max_concurrency, GENTLE_START_PER_SECOND),
+                settings.sync.max_retries,
+                settings.sync.request_timeout,
             ),
             base_url: settings.base_url.clone(),
         })

@@ -52,7 +52,7 @@ impl Destination for Trackops {
             .map_err(|e| format!("could not set up HTTP: {e}"))?
             .with_max_retries(0);
         let clients = client.probe().await?;
-        let rejects = engine::write::rejects::prove(&settings.rejects, Self::NAME).await?;
+        let rejects = engine::write::rejects::prove(&settings.sync.rejects, Self::NAME).await?;
         Ok(format!(
             "Trackops at {}: signed in as {:?} (a Full Access employee); the tenant has {clients} clients. Write access is proven by the first write. {rejects}",
             settings.base_url, settings.username

@@ -2,7 +2,7 @@
 //! finish (the gentle pace holds the others back, and they are not sent), the breaker stops a
 //! mapping mistake, and states count what was committed.
 
-use integration_tests::harness::{
+use emukit::harness::{
     bin_named, merged, record_line, run_write, scratch_dir, state_line, write_files, Live,
 };
 use serde_json::{json, Value};

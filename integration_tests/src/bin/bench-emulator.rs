@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let url = format!("{}/client/bulk", emulator.base_url());
         let key = emulator.api_key().to_owned();
-        let client = integration_tests::http_client().build().unwrap();
+        let client = emukit::http_client().build().unwrap();
         let started = Instant::now();
         let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();

@@ -159,7 +159,7 @@ impl EmulatorProcess {
 
     async fn inspect(&self, what: &str) -> anyhow::Result<Value> {
         let root = self.base_url.trim_end_matches("/v2");
-        Ok(integration_tests::http_client()
+        Ok(emukit::http_client()
             .build()?
             .get(format!("{root}/_emulator/{what}"))
             .send()

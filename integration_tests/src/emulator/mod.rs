@@ -10,8 +10,8 @@ pub mod rules;
 pub mod store;
 pub mod v1;
 
-use crate::emukit::{Dropped, InFlight};
 use bytes::Bytes;
+use emukit::server::{Dropped, InFlight};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -196,7 +196,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let definitions = options.definitions()?;
         let shared = Arc::new(Shared::new(options, definitions));
-        let server = crate::emukit::serve(listener, shared.clone(), handle);
+        let server = emukit::server::serve(listener, shared.clone(), handle);
         Ok(Self {
             addr,
             shared,
@@ -312,11 +312,11 @@ impl Shared {
     /// The fault for the request numbered `sequence`: the same numbers draw the same faults.
     fn draw(&self, sequence: u64, is_write: bool) -> (Fault, Duration) {
         let o = &self.options;
-        let crate::emukit::Draw {
+        let emukit::server::Draw {
             mut rng,
             latency,
             roll,
-        } = crate::emukit::Draw::new(o.seed, sequence, o.latency_ms, o.jitter_ms);
+        } = emukit::server::Draw::new(o.seed, sequence, o.latency_ms, o.jitter_ms);
         let five_xx = [500, 502, 503][rng.random_range(0..3)];
         let either: bool = rng.random();
         let mut edge = 0.0;

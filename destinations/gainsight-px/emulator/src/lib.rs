@@ -10,10 +10,10 @@
 #![allow(clippy::result_large_err)]
 
 use bytes::Bytes;
+use emukit::server::{Draw, Dropped, InFlight};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use integration_tests::emukit::{Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
 use rand::RngExt;
 use serde_json::{json, Map, Value};
@@ -411,7 +411,7 @@ impl Emulator {
             today: AtomicU64::new(0),
             stats: Mutex::new(BTreeMap::new()),
         });
-        let server = integration_tests::emukit::serve(listener, shared.clone(), handle);
+        let server = emukit::server::serve(listener, shared.clone(), handle);
         Ok(Self {
             addr,
             shared,

@@ -14,10 +14,10 @@
 #![allow(clippy::result_large_err)]
 
 use bytes::Bytes;
+use emukit::server::{json_answer, Draw, Dropped, InFlight};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use integration_tests::emukit::{json_answer, Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
 use rand::RngExt;
 use serde_json::{json, Map, Value};
@@ -297,7 +297,7 @@ impl Emulator {
             log: Mutex::new(Vec::new()),
             peak_in_flight: AtomicUsize::new(0),
         });
-        let server = integration_tests::emukit::serve(listener, shared.clone(), handle);
+        let server = emukit::server::serve(listener, shared.clone(), handle);
         Ok(Self {
             addr,
             shared,

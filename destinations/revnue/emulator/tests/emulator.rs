@@ -12,7 +12,7 @@ struct Client {
 impl Client {
     fn new(emulator: &Emulator) -> Self {
         Self {
-            http: integration_tests::http_client().build().unwrap(),
+            http: emukit::http_client().build().unwrap(),
             base: format!("{}/api/v2", emulator.base_url()),
         }
     }
@@ -244,7 +244,7 @@ async fn switches_pages_and_the_budget() {
         .send(reqwest::Method::GET, "/customer/?company=1", None)
         .await;
     assert_eq!((status, all.as_array().map(Vec::len)), (200, Some(7)));
-    let (status, _) = integration_tests::http_client()
+    let (status, _) = emukit::http_client()
         .build()
         .unwrap()
         .get(format!("{}/api/v2/company/", bare.base_url()))

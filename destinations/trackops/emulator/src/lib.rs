@@ -13,10 +13,10 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
+use emukit::server::{json_answer, Draw, Dropped, InFlight};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use integration_tests::emukit::{json_answer, Draw, Dropped, InFlight};
 use percent_encoding::percent_decode_str;
 use rand::RngExt;
 use serde_json::{json, Map, Value};
@@ -274,7 +274,7 @@ impl Emulator {
             window: Mutex::new(VecDeque::new()),
             stats: Mutex::new(BTreeMap::new()),
         });
-        let server = integration_tests::emukit::serve(listener, shared.clone(), handle);
+        let server = emukit::server::serve(listener, shared.clone(), handle);
         Ok(Self {
             addr,
             shared,

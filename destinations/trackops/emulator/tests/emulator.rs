@@ -13,7 +13,7 @@ struct Api {
 impl Api {
     fn new(emulator: &Emulator) -> Self {
         Self {
-            http: integration_tests::http_client().build().unwrap(),
+            http: emukit::http_client().build().unwrap(),
             base: emulator.base_url(),
             user: format!("{LOGIN}/token"),
             token: TOKEN.into(),

@@ -7,8 +7,8 @@
 //! 429s; with `--callgrind`, instructions per request (a run less a one-record run).
 
 use clap::Parser;
+use emukit::harness::merged;
 use gainsight_px_emulator::{Emulator, Options};
-use integration_tests::harness::merged;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 //! `destinations/gainsight-px/examples/` through the real connector binary (built beside this
 //! one), prints what the connector said, then what landed and what was rejected.
 
+use emukit::demo::Demo;
 use gainsight_px_emulator::{Emulator, Options};
-use integration_tests::demo::Demo;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,7 +7,7 @@
 //! the budget used (requests accepted over the run's span), the 429s and requests per record.
 
 use clap::Parser;
-use integration_tests::harness::merged;
+use emukit::harness::merged;
 use revnue_emulator::{Emulator, Options};
 use serde_json::json;
 use std::io::Write;

@@ -3,7 +3,7 @@
 //! (built beside this one) twice (the second run lists, finds nothing changed and writes
 //! nothing), then prints what landed and what was rejected.
 
-use integration_tests::demo::Demo;
+use emukit::demo::Demo;
 use revnue_emulator::{Emulator, Options};
 use serde_json::Value;
 

@@ -7,7 +7,7 @@
 //! requests a second against the budget, 429s, requests per record, writes.
 
 use clap::Parser;
-use integration_tests::harness::merged;
+use emukit::harness::merged;
 use serde_json::json;
 use std::io::Write;
 use std::process::{Command, Stdio};

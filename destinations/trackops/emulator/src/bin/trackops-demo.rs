@@ -3,7 +3,7 @@
 //! twice (the second run finds nothing to change), then prints what landed and what was
 //! rejected.
 
-use integration_tests::demo::Demo;
+use emukit::demo::Demo;
 use trackops_emulator::{collections, Emulator, Options};
 
 #[tokio::main]

@@ -1,12 +1,15 @@
-//! The write plan and record preparation (engine), as ClientSuccess's objects drive them:
-//! streams to objects and modes, validation messages, bodies, keys.
+//! The write plan and record preparation over the fake destination's objects: streams to
+//! objects and modes, validation messages, bodies, keys.
 
-use destination_clientsuccess::catalog::{ObjectKind, WriteMode};
-use destination_clientsuccess::protocol::{ConfiguredCatalog, NotUtf8};
-use destination_clientsuccess::write::plan;
-use destination_clientsuccess::write::prepare::{Item, Original, Prepared, ALLOCATION_OVERHEAD};
+mod fake;
 
-type Plan = plan::Plan<ObjectKind>;
+use engine::catalog::WriteMode;
+use engine::protocol::{ConfiguredCatalog, NotUtf8};
+use engine::write::plan;
+use engine::write::prepare::{Item, Original, Prepared, ALLOCATION_OVERHEAD};
+use fake::Fake;
+
+type Plan = plan::Plan<Fake>;
 
 mod plans {
     use super::*;
@@ -28,9 +31,9 @@ mod plans {
     fn objects_from_name_or_stream_and_modes() {
         let plan = Plan::new(&catalog(
             &[
-                stream("accounts", Some("Client"), "append"),
-                stream("Contacts", None, "update"),
-                stream("contract", None, "append_dedup"),
+                stream("accounts", Some("Thing"), "append"),
+                stream("Parts", None, "append_dedup"),
+                stream("thing", None, "append_dedup"),
             ]
             .join(","),
         ))
@@ -39,13 +42,13 @@ mod plans {
         assert_eq!(
             got,
             vec![
-                (ObjectKind::Client, WriteMode::Insert),
-                (ObjectKind::Contact, WriteMode::Update),
-                (ObjectKind::Contract, WriteMode::Upsert)
+                (Fake::Thing, WriteMode::Insert),
+                (Fake::Part, WriteMode::Upsert),
+                (Fake::Thing, WriteMode::Upsert)
             ]
         );
-        assert_eq!(plan.find("Contacts", None), Some(1));
-        assert_eq!(plan.find("Contacts", Some("any")), Some(1));
+        assert_eq!(plan.find("Parts", None), Some(1));
+        assert_eq!(plan.find("Parts", Some("any")), Some(1));
         assert_eq!(plan.find("nope", None), None);
     }
 
@@ -56,26 +59,32 @@ mod plans {
             .unwrap()
             .0;
         assert!(
-            err.contains("`deals`") && err.contains("client, contact, contract"),
+            err.contains("`deals`") && err.contains("thing, part"),
             "{err}"
         );
         for mode in ["overwrite", "soft_delete"] {
-            let err = Plan::new(&catalog(&stream("clients", None, mode)))
+            let err = Plan::new(&catalog(&stream("things", None, mode)))
                 .err()
                 .unwrap()
                 .0;
-            assert!(err.contains("`clients`") && err.contains(mode), "{err}");
+            assert!(err.contains("`things`") && err.contains(mode), "{err}");
         }
+        // A mode the API offers for one object and not another.
+        let err = Plan::new(&catalog(&stream("parts", None, "update")))
+            .err()
+            .unwrap()
+            .0;
+        assert!(err.contains("`parts`") && err.contains("update"), "{err}");
     }
 
     #[test]
     fn upsert_matching_key_must_be_the_natural_key() {
-        let ok = r#"{"stream":{"name":"c","json_schema":{}},"destination_sync_mode":"append_dedup","destination_object_name":"contact","primary_key":[["email"]]}"#;
+        let ok = r#"{"stream":{"name":"c","json_schema":{}},"destination_sync_mode":"append_dedup","destination_object_name":"thing","primary_key":[["code"]]}"#;
         assert!(Plan::new(&catalog(ok)).is_ok());
-        let bad = ok.replace(r#"[["email"]]"#, r#"[["externalId"]]"#);
+        let bad = ok.replace(r#"[["code"]]"#, r#"[["tag"]]"#);
         let err = Plan::new(&catalog(&bad)).err().unwrap().0;
-        assert!(err.contains("email") && err.contains("externalId"), "{err}");
-        let shapeless = ok.replace(r#"[["email"]]"#, r#""email""#);
+        assert!(err.contains("code") && err.contains("tag"), "{err}");
+        let shapeless = ok.replace(r#"[["code"]]"#, r#""code""#);
         let err = Plan::new(&catalog(&shapeless)).err().unwrap().0;
         assert!(
             err.contains("stream `c`") && err.contains("`primary_key`") && err.contains("a string"),
@@ -86,12 +95,12 @@ mod plans {
     #[test]
     fn a_stream_configured_twice_is_named() {
         let twice = [
-            stream("clients", Some("client"), "append"),
-            stream("clients", Some("client"), "update"),
+            stream("things", Some("thing"), "append"),
+            stream("things", Some("thing"), "update"),
         ]
         .join(",");
         let err = Plan::new(&catalog(&twice)).err().unwrap().0;
-        assert!(err.contains("`clients`") && err.contains("twice"), "{err}");
+        assert!(err.contains("`things`") && err.contains("twice"), "{err}");
     }
 }
 
@@ -108,11 +117,7 @@ mod prepare {
 
     /// `prepare` on an owned line, as the tests build them.
     fn prepare(plan: &Plan, line: u64, text: Result<String, NotUtf8>) -> Item {
-        destination_clientsuccess::write::prepare::prepare(
-            plan,
-            line,
-            text.as_deref().map_err(Clone::clone),
-        )
+        engine::write::prepare::prepare(plan, line, text.as_deref().map_err(Clone::clone))
     }
 
     fn record(data: &str) -> Result<String, NotUtf8> {
@@ -130,7 +135,7 @@ mod prepare {
 
     #[test]
     fn a_lone_surrogate_is_named_as_such() {
-        let plan = plan("client", "append");
+        let plan = plan("thing", "append");
         for data in [
             r#"{"name":"A\ud800"}"#,
             r#"{"name":"A\udc00B"}"#,
@@ -146,73 +151,67 @@ mod prepare {
 
     #[test]
     fn valid_record_becomes_a_body_without_nulls() {
-        let plan = plan("client", "append");
-        let Item::Record(p) = prepare(&plan, 7, record(r#"{"name":"Acme","city":null}"#)) else {
+        let plan = plan("thing", "append");
+        let Item::Record(p) = prepare(&plan, 7, record(r#"{"name":"Acme","since":null}"#)) else {
             panic!()
         };
         assert_eq!(p.line, 7);
-        // Nulls dropped; the create defaults filled in.
-        assert_eq!(
-            p.body(),
-            br#"{"name":"Acme","status":"ACTIVE","active":true}"#
-        );
-        assert_eq!(&*p.original, r#"{"name":"Acme","city":null}"#);
+        // Nulls dropped; the object's shape (a create default) applied.
+        assert_eq!(p.body(), br#"{"name":"Acme","tag":"new"}"#);
+        assert_eq!(&*p.original, r#"{"name":"Acme","since":null}"#);
         assert_eq!(p.key, None);
     }
 
     #[test]
-    fn update_takes_the_uuid_out_and_keys_on_it() {
-        let plan = plan("contact", "update");
-        let Item::Record(a) = prepare(&plan, 1, record(r#"{"uuid":"u-1","title":"CTO"}"#)) else {
+    fn update_takes_the_id_out_and_keys_on_it() {
+        let plan = plan("thing", "update");
+        let Item::Record(a) = prepare(&plan, 1, record(r#"{"id":"u-1","name":"CTO"}"#)) else {
             panic!()
         };
-        let Item::Record(b) = prepare(&plan, 2, record(r#"{"uuid":"u-1","title":"CEO"}"#)) else {
+        let Item::Record(b) = prepare(&plan, 2, record(r#"{"id":"u-1","name":"CEO"}"#)) else {
             panic!()
         };
         assert_eq!(a.id.as_deref(), Some("u-1"));
-        assert_eq!(a.body(), br#"{"title":"CTO"}"#);
+        assert_eq!(a.body(), br#"{"name":"CTO"}"#);
         assert_eq!(a.key, b.key);
         assert!(a.key.is_some());
-        let reason = rejection(prepare(&plan, 3, record(r#"{"title":"CTO"}"#)));
-        assert_eq!(reason, "uuid is required for update");
+        let reason = rejection(prepare(&plan, 3, record(r#"{"name":"CTO"}"#)));
+        assert_eq!(reason, "id is required for update");
     }
 
     #[test]
     fn schema_breaks_name_the_field_and_rule_without_the_value() {
-        let plan = plan("client", "append");
+        let plan = plan("thing", "append");
         let reason = rejection(prepare(
             &plan,
             1,
-            record(r#"{"name":"A","zip":"123456789012345678901"}"#),
+            record(r#"{"name":"A12345678901234567890"}"#),
         ));
         assert!(
-            reason.contains("`zip`") && reason.contains("20"),
+            reason.contains("`name`") && reason.contains("20"),
             "{reason}"
         );
         assert!(!reason.contains("12345678901"), "value leaked: {reason}");
-        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","status":"GONE"}"#)));
-        assert_eq!(
-            reason,
-            r#"field `status` must be one of "ACTIVE", "INACTIVE", "TRIAL", "TERMINATED""#
-        );
+        let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","tag":"gone"}"#)));
+        assert_eq!(reason, r#"field `tag` must be one of "new", "old""#);
         let reason = rejection(prepare(
             &plan,
             1,
-            record(r#"{"name":"A","inceptionDate":"2023-02-30"}"#),
+            record(r#"{"name":"A","since":"2023-02-30"}"#),
         ));
         assert_eq!(
             reason,
-            "field `inceptionDate` is not a valid date (a real calendar date as YYYY-MM-DD)"
+            "field `since` is not a valid date (a real calendar date as YYYY-MM-DD)"
         );
-        let reason = rejection(prepare(&plan, 1, record(r#"{"city":"X"}"#)));
-        assert_eq!(reason, "field `name` is required to insert a client");
+        let reason = rejection(prepare(&plan, 1, record(r#"{"tag":"old"}"#)));
+        assert_eq!(reason, "field `name` is required to insert a thing");
         let reason = rejection(prepare(&plan, 1, record(r#"{"name":"A","colour":"red"}"#)));
-        assert_eq!(reason, "`colour` is not a field of a ClientSuccess client");
+        assert_eq!(reason, "`colour` is not a field of a Fake thing");
     }
 
     #[test]
     fn bad_lines_and_unknown_streams_are_rejections() {
-        let plan = plan("client", "append");
+        let plan = plan("thing", "append");
         let reason = rejection(prepare(&plan, 1, Ok("{not json".into())));
         assert!(reason.contains("not a valid Airbyte message"), "{reason}");
         let other = r#"{"type":"RECORD","record":{"stream":"other","data":{},"emitted_at":1}}"#;
@@ -233,7 +232,7 @@ mod prepare {
 
     #[test]
     fn duplicate_keys_bad_utf8_and_broken_states() {
-        let plan = plan("client", "append");
+        let plan = plan("thing", "append");
         let reason = rejection(prepare(&plan, 1, record(r#"{"name":"a","name":"b"}"#)));
         assert!(reason.contains("`name` twice"), "{reason}");
         let reason = rejection(prepare(
@@ -268,8 +267,8 @@ mod prepare {
 
     #[test]
     fn a_record_without_nulls_is_sent_as_it_arrived() {
-        let plan = plan("client", "append");
-        let data = r#"{"name": "Acme", "status": "TRIAL", "active": true}"#;
+        let plan = plan("thing", "append");
+        let data = r#"{"name": "Acme", "tag": "old", "size": 3}"#;
         let Item::Record(p) = prepare(&plan, 1, record(data)) else {
             panic!()
         };
@@ -283,43 +282,53 @@ mod prepare {
 
     #[test]
     fn airbyte_columns_are_dropped_and_case_only_matches_taken() {
-        let plan = plan("client", "append_dedup");
-        let data = r#"{"name":"Acme","externalid":"E1","NPSSCORE":5,"_airbyte_raw_id":"r","_airbyte_extracted_at":"t","_airbyte_meta":{}}"#;
+        let plan = plan("thing", "append_dedup");
+        let data = r#"{"name":"Acme","CODE":"E1","Size":5,"_airbyte_raw_id":"r","_airbyte_extracted_at":"t","_airbyte_meta":{}}"#;
         let Item::Record(p) = prepare(&plan, 1, record(data)) else {
             panic!()
         };
-        assert_eq!(
-            p.body(),
-            br#"{"name":"Acme","externalId":"E1","npsScore":5}"#
-        );
+        assert_eq!(p.body(), br#"{"name":"Acme","code":"E1","size":5}"#);
         assert_eq!(&*p.original, data);
         // A column that two fields claim, or one whose field is also present, is left to fail.
         let reason = rejection(prepare(
             &plan,
             1,
-            record(r#"{"name":"A","externalId":"E","EXTERNALID":"F"}"#),
+            record(r#"{"name":"A","code":"E","CODE":"F"}"#),
         ));
-        assert_eq!(
-            reason,
-            "`EXTERNALID` is not a field of a ClientSuccess client"
-        );
+        assert_eq!(reason, "`CODE` is not a field of a Fake thing");
     }
 
     #[test]
-    fn client_upsert_keys_on_external_id_then_name() {
-        let plan = plan("client", "append_dedup");
+    fn upsert_keys_on_the_first_natural_key_a_record_carries() {
+        let plan = plan("thing", "append_dedup");
         let key = |data: &str| match prepare(&plan, 1, record(data)) {
             Item::Record(p) => p.key,
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            key(r#"{"name":"A","externalId":"X"}"#),
-            key(r#"{"name":"B","externalId":"X"}"#)
+            key(r#"{"name":"A","code":"X"}"#),
+            key(r#"{"name":"B","code":"X"}"#)
         );
-        assert_eq!(key(r#"{"name":"A"}"#), key(r#"{"name":"A","city":"Z"}"#));
+        assert_eq!(key(r#"{"name":"A"}"#), key(r#"{"name":"A","size":2}"#));
+        assert_ne!(key(r#"{"name":"X"}"#), key(r#"{"name":"A","code":"X"}"#));
+    }
+
+    #[test]
+    fn a_key_is_compared_as_the_object_normalizes_it() {
+        let parts = plan("part", "append_dedup");
+        let things = plan("thing", "append_dedup");
+        let key = |plan: &Plan, data: &str| match prepare(plan, 1, record(data)) {
+            Item::Record(p) => p.key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key(&parts, r#"{"email":"A@x.io"}"#),
+            key(&parts, r#"{"email":"a@X.IO","name":"B"}"#)
+        );
+        // `code` is compared as sent: case matters.
         assert_ne!(
-            key(r#"{"name":"X"}"#),
-            key(r#"{"name":"A","externalId":"X"}"#)
+            key(&things, r#"{"name":"A","code":"Ab"}"#),
+            key(&things, r#"{"name":"A","code":"ab"}"#)
         );
     }
 }

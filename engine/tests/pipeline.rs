@@ -1,49 +1,18 @@
-//! The write pipeline in process (`write::run` with in-memory input and output), and a bounded
-//! fuzz of the line decoder and the state echo.
+//! The write pipeline in process over the fake destination (`write::run` with in-memory input
+//! and output), and a bounded fuzz of the line decoder and the state echo.
 
-use destination_clientsuccess::catalog::{ObjectKind, WriteMode};
-use destination_clientsuccess::clientsuccess::ClientSuccessWriter;
-use destination_clientsuccess::error::Fatal;
-use destination_clientsuccess::output::Emitter;
-use destination_clientsuccess::protocol::{AirbyteMessage, Lines, LogLevel};
-use destination_clientsuccess::write::prepare::Prepared;
-use destination_clientsuccess::write::prepare::{prepare, Item};
-use destination_clientsuccess::write::{self, plan::Plan, Sink, Verdict, Writer};
-use destination_clientsuccess::{config, error};
-use integration_tests::harness::{
-    append_protocol_lines, catalog, config_for, keep_output, record_line, state_line,
-};
-use integration_tests::{Emulator, Options};
+mod fake;
+
+use engine::error;
+use engine::output::Emitter;
+use engine::protocol::{AirbyteMessage, FailureType, Lines, LogLevel};
+use engine::write::plan::Plan;
+use engine::write::prepare::{prepare, Item};
+use fake::{Captured, Fake, FakeWriter};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
-
-/// An `io::Write` whose bytes a test reads afterwards.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-    fn messages(&self) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+use std::sync::Arc;
 
 /// Input that fails with an I/O error once its bytes are read.
 struct FailingAfter(io::Cursor<Vec<u8>>);
@@ -57,46 +26,31 @@ impl Read for FailingAfter {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stdin_read_error_still_writes_and_checkpoints_what_was_read() {
-    let emulator = Emulator::start(Options::default()).await.unwrap();
-    let settings = config::from_value(&config_for(
-        &emulator.base_url(),
-        emulator.api_key(),
-        json!({"rejected_records": {"storage_type": "None"}}),
-    ))
-    .unwrap();
-    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
-    let plan = Plan::new(&configured).unwrap();
     let mut lines: Vec<String> = (0..30)
-        .map(|i| record_line("clients", &json!({"name": format!("C{i}")})))
+        .map(|i| fake::record("things", None, &format!("T{i}")))
         .collect();
-    lines.push(state_line("clients", 7));
+    lines.push(fake::state("things", 7));
     let input = io::BufReader::new(FailingAfter(io::Cursor::new(
         (lines.join("\n") + "\n").into_bytes(),
     )));
-    let captured = Captured::default();
-    let mut out = Emitter::new(captured.clone());
-    let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-    let writer = ClientSuccessWriter::connect(&settings, &plan.objects(), Some(notice_tx))
-        .await
-        .unwrap();
-    let (_signals, shutdown) = tokio::sync::mpsc::unbounded_channel();
-    let sink = Sink {
-        writer: Arc::new(writer),
-        notices,
-        shutdown,
-    };
-    let summary = write::run(settings, plan, sink, input, &mut out)
-        .await
-        .unwrap();
+    let writer = Arc::new(FakeWriter::default());
+    let (summary, captured) = fake::sync_from(
+        fake::settings(),
+        fake::plan(&[("things", "append")]),
+        writer.clone(),
+        input,
+    )
+    .await;
     let error = summary.into_result().unwrap_err();
-    assert_eq!(
-        error::failure_type(&error),
-        destination_clientsuccess::protocol::FailureType::TransientError
-    );
+    assert_eq!(error::failure_type(&error), FailureType::TransientError);
     assert!(format!("{error:#}").contains("the pipe broke"), "{error:#}");
-    assert_eq!(emulator.count("client"), 30, "what was read was written");
+    assert_eq!(
+        writer.seen.lock().unwrap().len(),
+        30,
+        "what was read was written"
+    );
     let states: Vec<Value> = captured
         .messages()
         .into_iter()
@@ -104,129 +58,47 @@ async fn a_stdin_read_error_still_writes_and_checkpoints_what_was_read() {
         .collect();
     assert_eq!(states.len(), 1);
     assert_eq!(states[0]["state"]["id"], 7);
-    keep_output(&captured.text(), "");
+    fake::keep_protocol_lines("pipeline", &captured.text());
 }
 
-/// A writer without HTTP: refuses records whose body mentions "bad", takes `delay` per call
-/// for records of key "slow", and notes every record it saw, in order.
-struct FakeWriter {
-    seen: Mutex<Vec<(String, String)>>,
-}
-
-impl Writer for FakeWriter {
-    type Object = ObjectKind;
-
-    fn batch_limit(&self, _: ObjectKind, mode: WriteMode) -> usize {
-        if mode == WriteMode::Insert {
-            10
-        } else {
-            1
-        }
-    }
-
-    async fn write(
-        &self,
-        _: ObjectKind,
-        _: WriteMode,
-        records: &[Prepared],
-    ) -> Result<Vec<Verdict>, Fatal> {
-        let mut verdicts = Vec::new();
-        for record in records {
-            let body: Value = serde_json::from_slice(record.body()).unwrap();
-            let key = body["externalId"].as_str().unwrap_or_default().to_owned();
-            if key == "slow" {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            let name = body["name"].as_str().unwrap_or_default().to_owned();
-            self.seen.lock().unwrap().push((key, name.clone()));
-            verdicts.push(if name.contains("bad") {
-                Verdict::Refused {
-                    status: Some(400),
-                    message: format!("fake refusal of {name}"),
-                }
-            } else {
-                Verdict::Written
-            });
-        }
-        Ok(verdicts)
-    }
-}
-
-/// A destination over a fresh [`FakeWriter`]; the senders of its notices and signals are kept
-/// by the caller for as long as the sync runs.
-fn fake_sink() -> (Arc<FakeWriter>, Sink<FakeWriter>, impl Sized) {
-    let writer = Arc::new(FakeWriter {
-        seen: Mutex::new(Vec::new()),
-    });
-    let (notice_tx, notices) = tokio::sync::mpsc::unbounded_channel();
-    let (signals, shutdown) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let sink = Sink {
-        writer: writer.clone(),
-        notices,
-        shutdown,
-    };
-    (writer, sink, (notice_tx, signals))
-}
-
-/// A whole sync of `lines` over a fresh [`FakeWriter`]: the writer, the summary, the output.
-async fn sync_over_fake_writer(
-    settings: config::Settings,
-    plan: Plan<ObjectKind>,
-    lines: &[String],
-) -> (Arc<FakeWriter>, write::Summary, Captured) {
-    let (writer, sink, _senders) = fake_sink();
-    let captured = Captured::default();
-    let mut out = Emitter::new(captured.clone());
-    let input = io::Cursor::new((lines.join("\n") + "\n").into_bytes());
-    let summary = write::run(settings, plan, sink, input, &mut out)
-        .await
-        .unwrap();
-    (writer, summary, captured)
-}
-
-#[tokio::test]
-async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_record() {
-    let settings = config::from_value(&config_for(
-        "http://127.0.0.1:1/v2",
-        "k",
-        json!({"max_concurrency": 8, "rejection_breaker_records": 0,
-            "rejected_records": {"storage_type": "None"}}),
-    ))
-    .unwrap();
-    let configured =
-        serde_json::from_value(catalog(&[("clients", "client", "append_dedup")])).unwrap();
-    let plan = Plan::new(&configured).unwrap();
+/// Upserts of one key are written in the order they came, however the calls' times fall;
+/// a refused record is rejected alone.
+#[tokio::test(start_paused = true)]
+async fn the_pipeline_keeps_per_key_order_and_rejects_per_record() {
+    let mut settings = fake::settings();
+    settings.max_concurrency = 8;
     let mut lines = Vec::new();
     for i in 0..40 {
-        let key = ["slow", "a", "b", "c"][i % 4];
+        let code = ["w", "x", "y", "z"][i % 4];
         let name = if i == 13 {
             format!("bad {i}")
         } else {
             format!("n{i}")
         };
-        lines.push(record_line(
-            "clients",
-            &json!({"name": name, "externalId": key, "status": "ACTIVE", "active": true}),
+        lines.push(fake::record_with(
+            "things",
+            json!({"name": name, "code": code}),
         ));
     }
-    lines.push(state_line("clients", 1));
-    let (writer, summary, captured) = sync_over_fake_writer(settings, plan, &lines).await;
+    lines.push(fake::state("things", 1));
+    let (writer, summary, captured) =
+        fake::sync(settings, fake::plan(&[("things", "append_dedup")]), &lines).await;
     assert_eq!((summary.written, summary.rejected), (39, 1));
     let seen = writer.seen.lock().unwrap().clone();
-    for key in ["slow", "a", "b", "c"] {
+    for code in ["w", "x", "y", "z"] {
         let order: Vec<usize> = seen
             .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, n)| {
-                n.trim_start_matches("bad ")
+            .filter(|body| body["code"] == code)
+            .map(|body| {
+                let name = body["name"].as_str().unwrap();
+                name.trim_start_matches("bad ")
                     .trim_start_matches('n')
                     .parse()
                     .unwrap()
             })
             .collect();
-        let mut sorted = order.clone();
-        sorted.sort_unstable();
-        assert_eq!(order, sorted, "key {key} out of order");
+        assert_eq!(order.len(), 10);
+        assert!(order.is_sorted(), "code {code} out of order: {order:?}");
     }
     let states: Vec<Value> = captured
         .messages()
@@ -241,21 +113,21 @@ async fn the_pipeline_over_a_fake_writer_keeps_per_key_order_and_rejects_per_rec
         summary.into_result().is_err(),
         "a rejection kept nowhere fails the sync"
     );
-    keep_output(&captured.text(), "");
+    fake::keep_protocol_lines("pipeline", &captured.text());
 }
 
 /// Lines a source (or a broken pipe) might send: valid messages, near misses, and noise.
 fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
     let templates = prop::sample::select(vec![
-        r#"{"type":"RECORD","record":{"stream":"clients","data":{"name":"A"},"emitted_at":1}}"#,
-        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"clients"},"stream_state":{"c":1}},"sourceStats":{"recordCount":1.0},"id":9}}"#,
+        r#"{"type":"RECORD","record":{"stream":"things","data":{"name":"A"},"emitted_at":1}}"#,
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"things"},"stream_state":{"c":1}},"sourceStats":{"recordCount":1.0},"id":9}}"#,
         r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{},"stream_states":[{"stream_descriptor":{"name":"a"}}]}}}"#,
         r#"{"type":"STATE","state":{"type":"LEGACY","data":{"x":"\u2028"}}}"#,
         r#"{"type":"STATE","state":{"data":{"k":[1,2,{"z":null}]},"id":123456789012345678901234567890}}"#,
         r#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#,
         r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1.0}}"#,
         r#"{"type":"STATE","state":{"type":"GLOBAL","global":{"shared_state":{"a":[{}]},"stream_states":[{"stream_descriptor":{"name":"a","namespace":"n"},"stream_state":{"b":1}}]},"sourceStats":{"recordCount":2.0},"destinationStats":{"recordCount":1.0},"id":7}}"#,
-        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"clients","namespace":null},"stream_state":{}},"sourceStats":{"recordCount":0.0,"rejectedRecordCount":0.0}}}"#,
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"things","namespace":null},"stream_state":{}},"sourceStats":{"recordCount":0.0,"rejectedRecordCount":0.0}}}"#,
         r#"{"type":"STATE","state":{"type":"LEGACY","data":{"d":[[[[[[{"e":"\ud83d\ude00"}]]]]]]}}}"#,
     ]);
     let mutated =
@@ -289,7 +161,7 @@ fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
 /// Decodes `lines` as the reader does and prints what the connector would print about each
 /// (an echoed state, a WARN naming a broken state or a rejection): one JSON object a line, with
 /// no raw control character, whatever came in.
-fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan<ObjectKind>) -> Result<String, TestCaseError> {
+fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan<Fake>) -> Result<String, TestCaseError> {
     let mut input = Vec::new();
     for line in lines {
         input.extend_from_slice(line);
@@ -329,9 +201,8 @@ fn decode_and_echo(lines: &[Vec<u8>], plan: &Plan<ObjectKind>) -> Result<String,
     Ok(text)
 }
 
-fn clients_plan() -> Plan<ObjectKind> {
-    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
-    Plan::new(&configured).unwrap()
+fn things_plan() -> Plan<Fake> {
+    fake::plan(&[("things", "append")])
 }
 
 proptest! {
@@ -342,14 +213,14 @@ proptest! {
     /// checks them against Airbyte's own model.
     #[test]
     fn no_input_line_breaks_the_decoder_or_the_output(lines in prop::collection::vec(hostile_line(), 1..6)) {
-        let text = decode_and_echo(&lines, &clients_plan())?;
-        append_protocol_lines("fuzz", &text);
+        let text = decode_and_echo(&lines, &things_plan())?;
+        fake::keep_protocol_lines("fuzz", &text);
     }
 }
 
 /// The same fuzz at length: `FUZZ_LINES` mutated lines (500,000 unless set), every printed
 /// line then checked against Airbyte's model by `scripts/validate_messages.py`. Minutes, so
-/// not in CI: `cargo test --release --test pipeline -- --ignored long_fuzz --nocapture`.
+/// not in CI: `cargo test -p engine --release --test pipeline -- --ignored long_fuzz --nocapture`.
 #[test]
 #[ignore]
 fn long_fuzz_prints_nothing_the_official_model_refuses() {
@@ -358,14 +229,16 @@ fn long_fuzz_prints_nothing_the_official_model_refuses() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(500_000);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
     let folder = root.join("target/long-fuzz");
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder).unwrap();
     let file = std::sync::Mutex::new(io::BufWriter::new(
         std::fs::File::create(folder.join("fuzz.jsonl")).unwrap(),
     ));
-    let plan = clients_plan();
+    let plan = things_plan();
     let fed = std::sync::atomic::AtomicUsize::new(0);
     let printed = std::sync::atomic::AtomicUsize::new(0);
     let cases = (target / 5 * 2 + 1) as u32; // 1 to 5 lines a case: 3 on average, so a margin
@@ -429,15 +302,7 @@ impl Read for Fed {
 /// has not come: a source that pauses still has what it sent written.
 #[tokio::test]
 async fn a_paused_source_still_has_what_it_sent_written() {
-    let settings = config::from_value(&config_for(
-        "http://127.0.0.1:1/v2",
-        "k",
-        json!({"rejected_records": {"storage_type": "None"}}),
-    ))
-    .unwrap();
-    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
-    let plan = Plan::new(&configured).unwrap();
-    let (writer, sink, _senders) = fake_sink();
+    let writer = Arc::new(FakeWriter::default());
     let (feed, pieces) = std::sync::mpsc::channel();
     let input = Fed {
         pieces,
@@ -446,7 +311,7 @@ async fn a_paused_source_still_has_what_it_sent_written() {
     let watched = writer.clone();
     let source = std::thread::spawn(move || {
         for i in 0..3 {
-            let line = record_line("clients", &json!({"name": format!("n{i}")}));
+            let line = fake::record("things", None, &format!("n{i}"));
             feed.send(format!("{line}\n").into_bytes()).unwrap();
         }
         // The source waits here; the three must be written meanwhile.
@@ -455,15 +320,11 @@ async fn a_paused_source_still_has_what_it_sent_written() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let written_while_waiting = watched.seen.lock().unwrap().len();
-        feed.send(format!("{}\n", state_line("clients", 1)).into_bytes())
+        feed.send(format!("{}\n", fake::state("things", 1)).into_bytes())
             .unwrap();
         written_while_waiting
     });
-    let captured = Captured::default();
-    let mut out = Emitter::new(captured.clone());
-    let summary = write::run(settings, plan, sink, input, &mut out)
-        .await
-        .unwrap();
+    let (summary, captured) = fake::sync_from(fake::settings(), things_plan(), writer, input).await;
     assert_eq!(source.join().unwrap(), 3, "records were held back");
     assert_eq!(summary.written, 3);
     let states = captured
@@ -478,20 +339,12 @@ async fn a_paused_source_still_has_what_it_sent_written() {
 /// the sum against the source's count for that state: for every state type, with rejections
 /// in some windows and none in others, the sum is the window's records, and every other field
 /// comes back as it was sent (a stale `destinationStats` of its own is replaced).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_state_type_carries_counts_that_add_up_to_its_window() {
-    let settings = config::from_value(&config_for(
-        "http://127.0.0.1:1/v2",
-        "k",
-        json!({"rejection_breaker_records": 0, "rejected_records": {"storage_type": "None"}}),
-    ))
-    .unwrap();
-    let configured = serde_json::from_value(catalog(&[("clients", "client", "append")])).unwrap();
-    let plan = Plan::new(&configured).unwrap();
-    let record = |name: &str| record_line("clients", &json!({"name": name}));
+    let record = |name: &str| fake::record("things", None, name);
     let stream = |id: u64, n: f64| {
         json!({"type": "STATE", "state": {"type": "STREAM", "id": id,
-            "stream": {"stream_descriptor": {"name": "clients", "namespace": null}, "stream_state": {"c": id}},
+            "stream": {"stream_descriptor": {"name": "things", "namespace": null}, "stream_state": {"c": id}},
             "sourceStats": {"recordCount": n}}})
         .to_string()
     };
@@ -499,7 +352,7 @@ async fn every_state_type_carries_counts_that_add_up_to_its_window() {
         (vec!["a", "bad 1", "b"], stream(1, 3.0), 2.0, 1.0),
         (vec!["c", "d"],
             json!({"type": "STATE", "state": {"type": "GLOBAL", "id": 2,
-                "global": {"shared_state": {"lsn": 9}, "stream_states": [{"stream_descriptor": {"name": "clients"}, "stream_state": {}}]},
+                "global": {"shared_state": {"lsn": 9}, "stream_states": [{"stream_descriptor": {"name": "things"}, "stream_state": {}}]},
                 "sourceStats": {"recordCount": 2.0}}}).to_string(), 2.0, 0.0),
         (vec!["bad 2", "bad 3"],
             json!({"type": "STATE", "state": {"type": "LEGACY", "id": 3, "data": {"x": 1},
@@ -507,11 +360,11 @@ async fn every_state_type_carries_counts_that_add_up_to_its_window() {
         // The platform's empty state at the end of a full-refresh stream that sent nothing.
         (vec![],
             json!({"type": "STATE", "state": {"type": "STREAM", "id": 4,
-                "stream": {"stream_descriptor": {"name": "clients"}, "stream_state": {}},
+                "stream": {"stream_descriptor": {"name": "things"}, "stream_state": {}},
                 "sourceStats": {"recordCount": 0.0}}}).to_string(), 0.0, 0.0),
         (vec!["e", "bad 4"],
             json!({"type": "STATE", "state": {"type": "STREAM", "id": 5,
-                "stream": {"stream_descriptor": {"name": "clients"}, "stream_state": {"c": 5}},
+                "stream": {"stream_descriptor": {"name": "things"}, "stream_state": {"c": 5}},
                 "sourceStats": {"recordCount": 2.0}, "destinationStats": {"recordCount": "x"}}}).to_string(), 1.0, 1.0),
     ];
     let mut lines = Vec::new();
@@ -519,7 +372,7 @@ async fn every_state_type_carries_counts_that_add_up_to_its_window() {
         lines.extend(names.iter().map(|n| record(n)));
         lines.push(state.clone());
     }
-    let (_writer, summary, captured) = sync_over_fake_writer(settings, plan, &lines).await;
+    let (_writer, summary, captured) = fake::sync(fake::settings(), things_plan(), &lines).await;
     assert_eq!((summary.written, summary.rejected), (5, 4));
     let states: Vec<Value> = captured
         .messages()
@@ -541,5 +394,5 @@ async fn every_state_type_carries_counts_that_add_up_to_its_window() {
         sent["state"]["destinationStats"] = stats.clone();
         assert_eq!(echo, &sent, "only destinationStats changes");
     }
-    keep_output(&captured.text(), "");
+    fake::keep_protocol_lines("pipeline", &captured.text());
 }

@@ -30,7 +30,7 @@ impl ForwardProxy {
         // The proxy itself goes straight to the origin, whatever the environment says.
         let client = crate::http_client().no_proxy().build()?;
         let counter = carried.clone();
-        let server = crate::emukit::serve(listener, Arc::new((client, counter)), forward);
+        let server = crate::server::serve(listener, Arc::new((client, counter)), forward);
         Ok(Self {
             port,
             carried,
@@ -52,12 +52,12 @@ impl ForwardProxy {
 async fn forward(
     state: Arc<(reqwest::Client, Arc<AtomicU64>)>,
     request: Request<Incoming>,
-) -> Result<crate::emukit::Answer, crate::emukit::Dropped> {
+) -> Result<crate::server::Answer, crate::server::Dropped> {
     let (client, carried) = &*state;
     let (parts, body) = request.into_parts();
     // An origin-form request did not come through a proxy's client: refuse it plainly.
     if parts.uri.scheme().is_none() {
-        return Ok(crate::emukit::json_answer(
+        return Ok(crate::server::json_answer(
             400,
             &serde_json::json!({"message": "a proxy takes absolute-form requests"}),
         ));
@@ -65,7 +65,7 @@ async fn forward(
     let body = body
         .collect()
         .await
-        .map_err(|_| crate::emukit::Dropped)?
+        .map_err(|_| crate::server::Dropped)?
         .to_bytes();
     let mut outgoing = client
         .request(parts.method, parts.uri.to_string())
@@ -75,14 +75,14 @@ async fn forward(
             outgoing = outgoing.header(name, value);
         }
     }
-    let answer = outgoing.send().await.map_err(|_| crate::emukit::Dropped)?;
+    let answer = outgoing.send().await.map_err(|_| crate::server::Dropped)?;
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
         if name != hyper::header::CONTENT_LENGTH && name != hyper::header::TRANSFER_ENCODING {
             response = response.header(name, value);
         }
     }
-    let body: Bytes = answer.bytes().await.map_err(|_| crate::emukit::Dropped)?;
+    let body: Bytes = answer.bytes().await.map_err(|_| crate::server::Dropped)?;
     carried.fetch_add(1, Ordering::SeqCst);
     Ok(response.body(Full::new(body)).expect("a valid answer"))
 }
