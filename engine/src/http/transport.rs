@@ -73,6 +73,8 @@ impl Transport {
             .tcp_nodelay(true)
             // A redirect could carry the credentials somewhere else: none is followed.
             .redirect(reqwest::redirect::Policy::none())
+            // Retries are the Sender's, counted against max_retries: reqwest adds none of its own.
+            .retry(reqwest::retry::never())
             .tls_certs_merge(webpki_roots)
             .build()?;
         Ok(Self {
