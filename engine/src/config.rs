@@ -21,6 +21,10 @@ pub struct PipelineSettings {
     pub rejects: RejectsTarget,
     /// 0: off. See `rejection_breaker_records` in the SPEC.
     pub rejection_breaker_records: u64,
+    /// Reads allowed, no write: each row's planned outcome is reported and no STATE is echoed.
+    pub dry_run: bool,
+    /// The rejects store keeps every row's outcome, not only the rejected ones.
+    pub every_outcome: bool,
 }
 
 /// The JSON schema of a config type, as the SPEC's `connectionSpecification`.
@@ -116,6 +120,12 @@ pub enum ObjectStorageConfig {
         #[serde(default)]
         #[schemars(title = "Bucket Path", extend("order" = 8, "examples" = ["prefix/"]))]
         bucket_path: String,
+        /// Which rows are kept: the rejected ones (the default), or every row with what became
+        /// of it (created with the platform's id, updated with the fields sent, unchanged,
+        /// rejected with the reason), in the same objects.
+        #[serde(default)]
+        #[schemars(title = "Rows kept", extend("order" = 9))]
+        rows_kept: RowsKept,
     },
     /// Append each rejected record, with the reason, to a JSON-lines file on this machine.
     #[schemars(title = "Local JSON-lines file")]
@@ -124,7 +134,33 @@ pub enum ObjectStorageConfig {
         /// from /tmp/airbyte_local on the host and must be writable by uid 1000.
         #[schemars(title = "File path", length(min = 1), extend("order" = 1))]
         path: String,
+        /// Which rows are kept: the rejected ones (the default), or every row with what became
+        /// of it (created with the platform's id, updated with the fields sent, unchanged,
+        /// rejected with the reason), in the same file.
+        #[serde(default)]
+        #[schemars(title = "Rows kept", extend("order" = 2))]
+        rows_kept: RowsKept,
     },
+}
+
+/// Which rows the object storage keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RowsKept {
+    /// Only the rejected rows, with the reason.
+    #[default]
+    Rejected,
+    /// Every row, with what became of it: the sync's outcome log.
+    All,
+}
+
+impl ObjectStorageConfig {
+    fn rows_kept(&self) -> RowsKept {
+        match self {
+            Self::None => RowsKept::Rejected,
+            Self::S3 { rows_kept, .. } | Self::Local { rows_kept, .. } => *rows_kept,
+        }
+    }
 }
 
 /// The objects' format: JSON lines only.
@@ -176,7 +212,7 @@ pub fn read_json_file(path: &Path, what: &str) -> Result<Value, ConfigError> {
 pub fn rejects_target(config: ObjectStorageConfig) -> Result<RejectsTarget, ConfigError> {
     Ok(match config {
         ObjectStorageConfig::None => RejectsTarget::Nowhere,
-        ObjectStorageConfig::Local { path } => RejectsTarget::Local(PathBuf::from(path)),
+        ObjectStorageConfig::Local { path, .. } => RejectsTarget::Local(PathBuf::from(path)),
         ObjectStorageConfig::S3 {
             access_key_id,
             secret_access_key,
@@ -186,6 +222,7 @@ pub fn rejects_target(config: ObjectStorageConfig) -> Result<RejectsTarget, Conf
             s3_endpoint,
             format: RejectsFormat::Jsonl,
             bucket_path,
+            ..
         } => {
             if role_arn.is_some_and(|r| !r.is_empty()) && access_key_id.is_none() {
                 return Err(ConfigError::new(
@@ -409,6 +446,14 @@ pub struct SyncOptions<L: SyncLimits> {
     #[schemars(title = "Rejection breaker (records)", range(min = 0, max = 1_000_000_000), extend("order" = L::FIRST_ORDER + 4))]
     pub rejection_breaker_records: u64,
 
+    /// Reads what exists and compares it with each row, but writes nothing: every row's planned
+    /// outcome (create, update with the fields it would change, unchanged, rejected with the
+    /// reason) goes to the log, one summary line per stream, and to the object storage when
+    /// it keeps all rows. No STATE is echoed, so the source's cursor does not move.
+    #[serde(default)]
+    #[schemars(title = "Dry run", extend("order" = L::FIRST_ORDER + 5))]
+    pub dry_run: bool,
+
     #[serde(skip)]
     #[schemars(skip)]
     limits: std::marker::PhantomData<L>,
@@ -423,6 +468,10 @@ pub struct SyncSettings {
     pub rejects: RejectsTarget,
     /// 0: off.
     pub rejection_breaker_records: u64,
+    /// Reads only, no write, no STATE.
+    pub dry_run: bool,
+    /// The rejects store keeps every row's outcome.
+    pub every_outcome: bool,
 }
 
 impl<L: SyncLimits> SyncOptions<L> {
@@ -437,8 +486,10 @@ impl<L: SyncLimits> SyncOptions<L> {
             max_concurrency: self.max_concurrency as usize,
             max_retries: self.max_retries,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            every_outcome: storage.rows_kept() == RowsKept::All,
             rejects: rejects_target(storage)?,
             rejection_breaker_records: self.rejection_breaker_records,
+            dry_run: self.dry_run,
         })
     }
 }
@@ -449,6 +500,8 @@ impl From<&SyncSettings> for PipelineSettings {
             max_concurrency: sync.max_concurrency,
             rejects: sync.rejects.clone(),
             rejection_breaker_records: sync.rejection_breaker_records,
+            dry_run: sync.dry_run,
+            every_outcome: sync.every_outcome,
         }
     }
 }

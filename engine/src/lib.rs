@@ -14,6 +14,7 @@ pub mod http;
 pub mod json;
 pub mod output;
 pub mod protocol;
+pub mod reconcile;
 pub mod secret;
 pub mod write;
 

@@ -396,3 +396,81 @@ async fn every_state_type_carries_counts_that_add_up_to_its_window() {
     }
     fake::keep_protocol_lines("pipeline", &captured.text());
 }
+
+/// A dry run echoes no state, ends with one line per stream of what would become of its rows,
+/// and a store that keeps every row gets each one's outcome.
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_holds_every_state_and_says_what_each_stream_would_do() {
+    let dir = std::env::temp_dir().join(format!("dry-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("outcomes.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mut settings = fake::settings();
+    settings.dry_run = true;
+    settings.every_outcome = true;
+    settings.rejects = engine::config::RejectsTarget::Local(path.clone());
+    let lines = vec![
+        fake::record("things", None, "a"),
+        fake::record("things", None, "bad b"),
+        fake::state("things", 1),
+        fake::record("others", None, "c"),
+        fake::state("others", 2),
+    ];
+    let (_, summary, captured) = fake::sync(
+        settings,
+        fake::plan(&[("things", "append"), ("others", "append_dedup")]),
+        &lines,
+    )
+    .await;
+    let messages = captured.messages();
+    assert!(
+        messages.iter().all(|m| m["type"] != "STATE"),
+        "no state in a dry run"
+    );
+    assert_eq!(summary.states_held, 2);
+    let logs: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["log"]["message"].as_str())
+        .collect();
+    assert!(
+        logs.contains(
+            &"dry run, stream `things` would be: 1 created, 1 rejected (fake refusal of bad b ×1)"
+        ),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.contains(&"dry run, stream `others` would be: 1 written"),
+        "{logs:#?}"
+    );
+    assert!(logs
+        .iter()
+        .any(|l| l.contains("2 state(s) the source sent were not echoed")));
+    // Rejections kept nowhere would fail a real sync; a dry run only reports them.
+    assert!(summary.into_result().is_ok());
+    let kept: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes: Vec<(&str, &str)> = kept
+        .iter()
+        .map(|k| {
+            (
+                k["stream"].as_str().unwrap(),
+                k["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("things", "created"),
+            ("things", "rejected"),
+            ("others", "written")
+        ]
+    );
+    assert_eq!(kept[0]["id"], "id-a");
+    assert_eq!(kept[0]["dry_run"], true);
+    assert_eq!(kept[0]["record"]["name"], "a");
+    fake::keep_protocol_lines("pipeline", &captured.text());
+}

@@ -350,7 +350,8 @@ impl ApiClient {
                 Adaptive::new(settings.sync.max_concurrency),
                 settings.sync.max_retries,
                 settings.sync.request_timeout,
-            ),
+            )
+            .read_only(settings.sync.dry_run),
             base_url: settings.base_url.clone(),
             v2_base: url::Url::parse(&settings.base_url)?,
             v1_base: url::Url::parse(&v1_base(&settings.base_url))?,

@@ -401,7 +401,7 @@ impl ClientSuccessWriter {
                 status.map_or("no status".into(), |s| s.to_string())
             )))
             }
-            Err(Verdict::Written) => Parent::Missing,
+            Err(_) => Parent::Missing,
         })
     }
 

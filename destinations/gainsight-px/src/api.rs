@@ -211,7 +211,8 @@ impl ApiClient {
                 ),
                 settings.sync.max_retries,
                 settings.sync.request_timeout,
-            ),
+            )
+            .read_only(settings.sync.dry_run),
             base_url: settings.base_url.clone(),
             collections: PxObject::ALL
                 .iter()

@@ -110,7 +110,8 @@ impl ApiClient {
                 Adaptive::with_ceiling(settings.sync.max_concurrency, per_second),
                 settings.sync.max_retries,
                 settings.sync.request_timeout,
-            ),
+            )
+            .read_only(settings.sync.dry_run),
             api_url: settings.api_url.clone(),
             base_url: settings.base_url.clone(),
             company: settings.company,
@@ -186,51 +187,70 @@ impl ApiClient {
     }
 
     /// Every item of a list route, following `next` to its end (or a bare array, the whole
-    /// list). Returns the items and the pages read. A `next` on another origin is refused:
-    /// the token goes only to base_url.
+    /// list). Returns the items and the pages read.
     pub async fn list(&self, route: &str) -> Result<(Vec<Map<String, Value>>, u64), Fatal> {
-        let separator = if route.contains('?') { '&' } else { '?' };
-        let mut next = Some(format!("{route}{separator}page_size={PAGE_SIZE}"));
+        let mut next = None;
         let mut items = Vec::new();
         let mut pages = 0;
-        while let Some(path) = next.take() {
+        loop {
+            let page = self.page(route, next).await?;
             pages += 1;
-            let body = match self.send(Method::GET, &path, None, false).await? {
-                Reply::Success { body, .. } => body,
-                Reply::Refused { status, message } => {
-                    return Err(Fatal::config(format!(
-                    "GET {} answered {status} ({message}): check base_url ({}) and company ({})",
-                    route.split('?').next().unwrap_or(route),
-                    self.base_url,
-                    self.company
-                )))
-                }
-                Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
-            };
-            let not_a_list = || {
-                Fatal::config(format!(
-                    "GET {} did not answer with a JSON list: check that base_url ({}) is the Revnue API host",
-                    route.split('?').next().unwrap_or(route),
-                    self.base_url
-                ))
-            };
-            match serde_json::from_slice::<Value>(&body).map_err(|_| not_a_list())? {
-                Value::Array(all) => {
-                    items.extend(all.into_iter().filter_map(into_object));
-                }
-                Value::Object(mut page) => {
-                    let Some(Value::Array(results)) = page.remove("results") else {
-                        return Err(not_a_list());
-                    };
-                    items.extend(results.into_iter().filter_map(into_object));
-                    if let Some(Value::String(link)) = page.remove("next") {
-                        next = Some(self.same_origin(&link)?);
-                    }
-                }
-                _ => return Err(not_a_list()),
+            items.extend(page.items);
+            next = page.next;
+            if next.is_none() {
+                return Ok((items, pages));
             }
         }
-        Ok((items, pages))
+    }
+
+    /// One page of a list route: the first (`next` None, at the largest page size), or the
+    /// page a `next` link names. A `next` on another origin is refused: the token goes only
+    /// to base_url.
+    pub async fn page(&self, route: &str, next: Option<String>) -> Result<ListPage, Fatal> {
+        let path = match next {
+            Some(link) => link,
+            None => {
+                let separator = if route.contains('?') { '&' } else { '?' };
+                format!("{route}{separator}page_size={PAGE_SIZE}")
+            }
+        };
+        let shown = route.split('?').next().unwrap_or(route);
+        let body = match self.send(Method::GET, &path, None, false).await? {
+            Reply::Success { body, .. } => body,
+            Reply::Refused { status, message } => return Err(Fatal::config(format!(
+                "GET {shown} answered {status} ({message}): check base_url ({}) and company ({})",
+                self.base_url, self.company
+            ))),
+            Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
+        };
+        let not_a_list = || {
+            Fatal::config(format!(
+                "GET {shown} did not answer with a JSON list: check that base_url ({}) is the Revnue API host",
+                self.base_url
+            ))
+        };
+        match serde_json::from_slice::<Value>(&body).map_err(|_| not_a_list())? {
+            Value::Array(all) => Ok(ListPage {
+                items: all.into_iter().filter_map(into_object).collect(),
+                next: None,
+                count: None,
+            }),
+            Value::Object(mut page) => {
+                let Some(Value::Array(results)) = page.remove("results") else {
+                    return Err(not_a_list());
+                };
+                let next = match page.remove("next") {
+                    Some(Value::String(link)) => Some(self.same_origin(&link)?),
+                    _ => None,
+                };
+                Ok(ListPage {
+                    items: results.into_iter().filter_map(into_object).collect(),
+                    next,
+                    count: page.get("count").and_then(Value::as_u64),
+                })
+            }
+            _ => Err(not_a_list()),
+        }
     }
 
     /// A `next` link as a path or URL this client may follow.
@@ -287,6 +307,15 @@ impl ApiClient {
             )),
         }
     }
+}
+
+/// One page of a list route.
+pub struct ListPage {
+    pub items: Vec<Map<String, Value>>,
+    /// The next page's path or URL; `None` on the last.
+    pub next: Option<String>,
+    /// Records in the whole list, where the page says.
+    pub count: Option<u64>,
 }
 
 fn into_object(value: Value) -> Option<Map<String, Value>> {

@@ -139,7 +139,7 @@ impl Destination for Revnue {
         let plan = Plan::<RevnueObject>::with_custom_fields(configured, &templates.columns())?
             .keeping_nulls(settings.null_clears);
         Ok(Connected {
-            writer: RevnueWriter::new(client, templates),
+            writer: RevnueWriter::new(client, templates, settings.sync.dry_run),
             plan,
             notices,
             logs,

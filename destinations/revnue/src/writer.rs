@@ -1,91 +1,91 @@
-//! Rows into Revnue writes. Revnue has no bulk, no upsert and no external id: a customer's
-//! name is its key. One listing of the company's records per object and sync builds the
-//! name → id map and what each record holds now; an upsert then PATCHes what differs (nothing
-//! differs: no request) or POSTs; a POST refused "already exists" re-lists once. Where PATCH
-//! answers 405, the rest of the sync reads, merges and PUTs, so no field is ever nulled by
-//! omission. Countries and categories are resolved before any request for the record.
+//! Rows into Revnue writes. Revnue has no bulk, no upsert, no external id and no read by name:
+//! a customer's name is its key, so an upsert finds it in the company's listing (the engine's
+//! reconcile toolkit reads it once a sync), then PATCHes what differs (nothing differs: no
+//! request) or POSTs; a POST refused "already exists" reads the listing again once. Where
+//! PATCH answers 405, the rest of the sync reads, merges and PUTs, so no field is ever nulled
+//! by omission. Countries and categories are resolved before any request for the record.
 
 use crate::api::{duration_of, record_of, ApiClient};
 use crate::lookups::{iso_country, Categories, Countries, Template, Templates};
 use crate::objects::{name_key, RevnueObject, COUNTRY_FIELDS};
 use bytes::Bytes;
-use engine::catalog::Object;
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
 use engine::http::sharing_retries;
 use engine::http::Reply;
+use engine::reconcile::{self, Decision, Finder, Found, Page, Query, Reconciler, Rules, Stored};
+use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use tokio::sync::OnceCell;
-
-/// What this sync knows of an object's records in the company.
-#[derive(Default)]
-struct Known {
-    /// Normalized name → id.
-    by_name: HashMap<String, u64>,
-    /// id → its fields as a request body would give them, as compact JSON (a third of a
-    /// parsed map's memory; parsed again only for the record being written); `None` when the
-    /// answer could not be turned back (a country or template key this connector does not know).
-    records: HashMap<u64, Option<Box<str>>>,
-    /// Records and pages of the last listing.
-    listed: (u64, u64),
-}
-
-#[derive(Default)]
-struct Listing {
-    /// Whether the first listing was read (held while it is read, so it is read once).
-    loaded: tokio::sync::Mutex<bool>,
-    known: Mutex<Known>,
-}
 
 pub struct RevnueWriter {
     client: ApiClient,
     templates: Templates,
     countries: OnceCell<Countries>,
     categories: OnceCell<Categories>,
-    listings: [Listing; 2],
+    reconciler: Reconciler<RevnueObject>,
     /// PATCH answered 405: read–merge–PUT for the rest of the sync.
     put_instead_of_patch: AtomicBool,
     /// Whether a PATCH has succeeded this sync; until one has, PATCHes go one at a time, so a
     /// 405 is learnt from one request, not from every update already waiting for its turn.
     patch_works: AtomicBool,
     patch_probe: tokio::sync::Mutex<()>,
-    /// Requests spent on lookups and list pages (the rest are writes).
+    /// Requests spent on lookups (countries, categories, reads before a PUT).
     lookups: AtomicU64,
-    /// Updates not sent because nothing differed.
-    unchanged: AtomicU64,
+    dry_run: bool,
 }
 
-/// Whether two values mean the same to Revnue: an empty string is null; numbers compare by
-/// value (1500 is 1500.0); objects member by member, a missing member being null.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Null, Value::String(s)) | (Value::String(s), Value::Null) => s.is_empty(),
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Object(x), Value::Object(y)) => x.keys().chain(y.keys()).all(|k| {
-            same(
-                x.get(k).unwrap_or(&Value::Null),
-                y.get(k).unwrap_or(&Value::Null),
-            )
-        }),
-        _ => a == b,
+/// Revnue's comparison: an empty string is null; numbers by value (1500 is 1500.0); template
+/// values by field id, and an update sends only the template values that differ.
+struct RevnueRules;
+
+impl Rules for RevnueRules {
+    fn same(&self, field: &str, value: &Value, stored: &Value) -> bool {
+        if field == "template" {
+            return template_delta(value, stored).is_empty();
+        }
+        reconcile::same_value(value, stored)
+    }
+
+    fn delta(&self, field: &str, value: &Value, stored: &Value) -> Value {
+        if field == "template" {
+            let id = value.get("id").cloned().unwrap_or(Value::Null);
+            return template_body(id, template_delta(value, stored));
+        }
+        value.clone()
     }
 }
 
-/// The template fields of a body, by field id.
-fn template_values(body: &Map<String, Value>) -> Vec<(u64, Value)> {
-    body.get("template")
-        .and_then(|t| t.get("fields"))
+/// The row's template values that differ from the stored ones, by field id.
+fn template_delta(desired: &Value, stored: &Value) -> Vec<(u64, Value)> {
+    let now: HashMap<u64, Value> = template_fields(stored).into_iter().collect();
+    template_fields(desired)
+        .into_iter()
+        .filter(|(id, v)| !reconcile::same_value(v, now.get(id).unwrap_or(&Value::Null)))
+        .collect()
+}
+
+/// A template's values, by field id.
+fn template_fields(template: &Value) -> Vec<(u64, Value)> {
+    template
+        .get("fields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|f| Some((f.get("id")?.as_u64()?, f.get("value")?.clone())))
         .collect()
+}
+
+/// The template fields of a body, by field id.
+fn template_values(body: &Map<String, Value>) -> Vec<(u64, Value)> {
+    body.get("template")
+        .map(template_fields)
+        .unwrap_or_default()
 }
 
 fn template_body(id: Value, fields: Vec<(u64, Value)>) -> Value {
@@ -96,36 +96,11 @@ fn template_body(id: Value, fields: Vec<(u64, Value)>) -> Value {
     json!({"id": id, "fields": fields})
 }
 
-/// The fields of `desired` that differ from `current`; of a template, the values that differ.
-pub fn changes(desired: &Map<String, Value>, current: &Map<String, Value>) -> Map<String, Value> {
-    let mut changed = Map::new();
-    for (field, value) in desired {
-        if field == "template" {
-            let now: HashMap<u64, Value> = template_values(current).into_iter().collect();
-            let differing: Vec<(u64, Value)> = template_values(desired)
-                .into_iter()
-                .filter(|(id, v)| !same(v, now.get(id).unwrap_or(&Value::Null)))
-                .collect();
-            if !differing.is_empty() {
-                let id = value.get("id").cloned().unwrap_or(Value::Null);
-                changed.insert(field.clone(), template_body(id, differing));
-            }
-        } else if !same(value, current.get(field).unwrap_or(&Value::Null)) {
-            changed.insert(field.clone(), value.clone());
-        }
-    }
-    changed
-}
-
 /// A create refused as "already exists" for a name no record of this company holds.
 fn another_company(message: &str, object: RevnueObject, name: &str) -> Verdict {
     Verdict::refused_with(400, format!(
         "{message}: the name {name:?} is used by a {object} of another company of this account; Revnue names are unique account-wide and this connector never writes to another company"
     ))
-}
-
-fn compact(record: Map<String, Value>) -> Box<str> {
-    Value::Object(record).to_string().into_boxed_str()
 }
 
 /// `current` with `changes` laid over it (template values merged by field id).
@@ -153,23 +128,19 @@ pub fn overlay(current: &mut Map<String, Value>, changes: &Map<String, Value>) {
 }
 
 impl RevnueWriter {
-    pub fn new(client: ApiClient, templates: Templates) -> Self {
+    pub fn new(client: ApiClient, templates: Templates, dry_run: bool) -> Self {
         Self {
             client,
             templates,
             countries: OnceCell::new(),
             categories: OnceCell::new(),
-            listings: Default::default(),
+            reconciler: Reconciler::default(),
             put_instead_of_patch: AtomicBool::new(false),
             patch_works: AtomicBool::new(false),
             patch_probe: tokio::sync::Mutex::new(()),
             lookups: AtomicU64::new(0),
-            unchanged: AtomicU64::new(0),
+            dry_run,
         }
-    }
-
-    fn listing(&self, object: RevnueObject) -> &Listing {
-        &self.listings[object as usize]
     }
 
     fn count_lookup(&self, requests: u64) {
@@ -305,70 +276,63 @@ impl RevnueWriter {
         Ok(body)
     }
 
-    /// Reads the company's records of `object` (again), page by page.
-    async fn relist(&self, object: RevnueObject) -> Result<(), Fatal> {
-        let route = format!("{}/?company={}", object.route(), self.client.company);
-        let (items, pages) = self.client.list(&route).await?;
-        self.count_lookup(pages);
-        let mut known = Known::default();
-        for item in &items {
-            let Some(id) = item.get("id").and_then(Value::as_u64) else {
-                continue;
-            };
-            if let Some(name) = item.get("name").and_then(Value::as_str) {
-                known.by_name.insert(name_key(name), id);
+    /// A listed record as the toolkit holds it: keyed by its name, its fields as a request
+    /// body gives them (none when the answer cannot be turned back, so every field is sent).
+    fn stored(&self, object: RevnueObject, item: &Map<String, Value>) -> Option<Stored> {
+        let id = item.get("id").and_then(Value::as_u64)?;
+        Some(Stored {
+            id: id.to_string(),
+            key: item.get("name").and_then(Value::as_str).map(name_key),
+            fields: self.to_request(object, item).unwrap_or_default(),
+        })
+    }
+
+    /// After a write (or, in a dry run, instead of it): what the record holds now.
+    fn learn(
+        &self,
+        object: RevnueObject,
+        id: &str,
+        name: Option<&str>,
+        fields: Map<String, Value>,
+    ) {
+        self.reconciler.learn(
+            object,
+            &Stored {
+                id: id.to_owned(),
+                key: name.map(name_key),
+                fields,
+            },
+        );
+    }
+
+    /// The record of this name, found in the listing; read again once when it is not there
+    /// (it may have appeared since).
+    async fn named(&self, object: RevnueObject, name: &str) -> Result<Option<Stored>, Fatal> {
+        let key = name_key(name);
+        let mut found = self.reconciler.find(self, object, &key).await?;
+        if found.is_empty() {
+            self.reconciler.forget(object).await;
+            found = self.reconciler.find(self, object, &key).await?;
+        }
+        Ok(found.into_iter().next())
+    }
+
+    /// After an update: the changes laid over what the toolkit held of the record.
+    fn learn_update(&self, object: RevnueObject, id: u64, changed: &Map<String, Value>) {
+        let id = id.to_string();
+        let held = match self.reconciler.held(object, Query::Id(&id)) {
+            Some(mut held) => {
+                overlay(&mut held.fields, changed);
+                held
             }
-            known
-                .records
-                .insert(id, self.to_request(object, item).ok().map(compact));
-        }
-        known.listed = (items.len() as u64, pages);
-        *self.listing(object).known.lock().unwrap() = known;
-        Ok(())
-    }
-
-    async fn ensure_listed(&self, object: RevnueObject) -> Result<(), Fatal> {
-        let mut loaded = self.listing(object).loaded.lock().await;
-        if !*loaded {
-            self.relist(object).await?;
-            *loaded = true;
-        }
-        Ok(())
-    }
-
-    fn id_named(&self, object: RevnueObject, name: &str) -> Option<u64> {
-        self.listing(object)
-            .known
-            .lock()
-            .unwrap()
-            .by_name
-            .get(&name_key(name))
-            .copied()
-    }
-
-    fn current(&self, object: RevnueObject, id: u64) -> Option<Map<String, Value>> {
-        self.listing(object)
-            .known
-            .lock()
-            .unwrap()
-            .records
-            .get(&id)
-            .and_then(|json| json.as_deref().and_then(|j| serde_json::from_str(j).ok()))
-    }
-
-    /// After a write: what the record holds now, and its name.
-    fn learn(&self, object: RevnueObject, id: u64, changes: &Map<String, Value>) {
-        let mut known = self.listing(object).known.lock().unwrap();
-        if let Some(Value::String(name)) = changes.get("name") {
-            known.by_name.retain(|_, v| *v != id);
-            known.by_name.insert(name_key(name), id);
-        }
-        let entry = known.records.entry(id).or_insert_with(|| Some("{}".into()));
-        if let Some(json) = entry {
-            let mut current: Map<String, Value> = serde_json::from_str(json).unwrap_or_default();
-            overlay(&mut current, changes);
-            *json = compact(current);
-        }
+            None => return,
+        };
+        let name = held
+            .fields
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.learn(object, &id, name.as_deref(), held.fields);
     }
 
     fn path_of(object: RevnueObject, id: u64) -> String {
@@ -420,6 +384,10 @@ impl RevnueWriter {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        if self.dry_run {
+            self.learn(object, "(new)", Some(&name), desired);
+            return Ok(Verdict::Created { id: None });
+        }
         let mut uncertain = false;
         sharing_retries(async {
             loop {
@@ -439,8 +407,8 @@ impl RevnueWriter {
                                 ))
                             })?;
                         body.remove("company");
-                        self.learn(object, id, &body);
-                        return Ok(Verdict::Written);
+                        self.learn(object, &id.to_string(), Some(&name), body);
+                        return Ok(Verdict::Created { id: Some(id.to_string()) });
                     }
                     Reply::Refused { status: status @ (404 | 405), message } => {
                         return Err(Fatal::config(format!(
@@ -455,13 +423,19 @@ impl RevnueWriter {
                         }
                         // The name appeared since the listing (or our own create landed before a
                         // timeout): read the company's list once more.
-                        self.relist(object).await?;
-                        return match self.id_named(object, &name) {
-                            Some(id) if uncertain && mode == WriteMode::Insert => {
-                                self.client.notice(format!("POST {} had an unknown outcome; {object} {id} named {name:?} exists: it landed", object.route()));
-                                Ok(Verdict::Written)
+                        self.reconciler.forget(object).await;
+                        return match self.named(object, &name).await? {
+                            Some(stored) if uncertain && mode == WriteMode::Insert => {
+                                self.client.notice(format!("POST {} had an unknown outcome; {object} {} named {name:?} exists: it landed", object.route(), stored.id));
+                                Ok(Verdict::Created { id: Some(stored.id) })
                             }
-                            Some(id) => self.update_known(object, id, desired).await,
+                            Some(stored) => {
+                                let changed = reconcile::changes(&desired, &stored.fields, &RevnueRules);
+                                if changed.is_empty() {
+                                    return Ok(Verdict::Unchanged { id: stored.id });
+                                }
+                                self.update(object, stored.id.parse().unwrap_or_default(), changed).await
+                            }
                             None => Ok(another_company(&message, object, &name)),
                         };
                     }
@@ -491,22 +465,11 @@ impl RevnueWriter {
         desired: &Map<String, Value>,
         message: String,
     ) -> Result<Verdict, Fatal> {
-        self.ensure_listed(object).await?;
-        let id = match self.id_named(object, name) {
-            Some(id) => Some(id),
-            None => {
-                self.relist(object).await?;
-                self.id_named(object, name)
-            }
-        };
-        let Some(id) = id else {
+        let Some(stored) = self.named(object, name).await? else {
             return Ok(another_company(&message, object, name));
         };
-        let differing = match self.current(object, id) {
-            Some(current) => changes(desired, &current),
-            None => desired.clone(),
-        };
-        let record = format!("{object} {id} named {name:?}");
+        let differing = reconcile::changes(desired, &stored.fields, &RevnueRules);
+        let record = format!("{object} {} named {name:?}", stored.id);
         Ok(Verdict::for_existing(
             Verdict::refused_with(400, message),
             &record,
@@ -515,22 +478,28 @@ impl RevnueWriter {
         ))
     }
 
-    /// Updates `id` to hold `desired`: only what differs from what the listing holds.
-    async fn update_known(
+    /// Creates, updates only what differs, or leaves unchanged: the toolkit's decision for
+    /// `desired` against the records `found` for it.
+    async fn reconcile(
         &self,
         object: RevnueObject,
-        id: u64,
         desired: Map<String, Value>,
+        found: &[Stored],
     ) -> Result<Verdict, Fatal> {
-        let changed = match self.current(object, id) {
-            Some(current) => changes(&desired, &current),
-            None => desired,
-        };
-        if changed.is_empty() {
-            self.unchanged.fetch_add(1, Ordering::Relaxed);
-            return Ok(Verdict::Written);
+        match reconcile::decide(&desired, found, &RevnueRules) {
+            Decision::Create => self.create(object, WriteMode::Upsert, desired).await,
+            Decision::Unchanged { id } => Ok(Verdict::Unchanged { id }),
+            Decision::Update { id, changed } => {
+                let id: u64 = id.parse().unwrap_or_default();
+                self.update(object, id, changed).await
+            }
+            Decision::Ambiguous { ids } => Ok(Verdict::refused(format!(
+                "{} {object}s of company {} hold this name: {}",
+                ids.len(),
+                self.client.company,
+                ids.join(", ")
+            ))),
         }
-        self.update(object, id, changed).await
     }
 
     /// PATCH the changes; where PATCH answers 405, read, merge and PUT the whole record.
@@ -540,6 +509,14 @@ impl RevnueWriter {
         id: u64,
         changed: Map<String, Value>,
     ) -> Result<Verdict, Fatal> {
+        let fields = reconcile::field_names(&changed);
+        if self.dry_run {
+            self.learn_update(object, id, &changed);
+            return Ok(Verdict::Updated {
+                id: id.to_string(),
+                fields,
+            });
+        }
         let path = Self::path_of(object, id);
         let unknown = || {
             !self.patch_works.load(Ordering::Relaxed)
@@ -561,8 +538,11 @@ impl RevnueWriter {
             {
                 Reply::Success { .. } => {
                     self.patch_works.store(true, Ordering::Relaxed);
-                    self.learn(object, id, &changed);
-                    return Ok(Verdict::Written);
+                    self.learn_update(object, id, &changed);
+                    return Ok(Verdict::Updated {
+                        id: id.to_string(),
+                        fields,
+                    });
                 }
                 Reply::Refused { status: 405, .. } => {
                     if !self.put_instead_of_patch.swap(true, Ordering::Relaxed) {
@@ -610,8 +590,9 @@ impl RevnueWriter {
         {
             Reply::Success { .. } => {
                 whole.remove("company");
-                self.learn(object, id, &whole);
-                Ok(Verdict::Written)
+                let name = whole.get("name").and_then(Value::as_str).map(str::to_owned);
+                self.learn(object, &id.to_string(), name.as_deref(), whole);
+                Ok(Verdict::Updated { id: id.to_string(), fields })
             }
             Reply::Refused { status: 405, message } => Err(Fatal::config(format!(
                 "PUT {}/{{id}} answered 405 ({message}) after PATCH did: this account cannot update {object}s through the API",
@@ -678,22 +659,57 @@ impl RevnueWriter {
         match (mode, id) {
             (WriteMode::Insert, _) => self.create(object, mode, fields).await,
             (WriteMode::Update | WriteMode::Upsert, Some(id)) => {
-                self.ensure_listed(object).await?;
-                self.update_known(object, id, fields).await
+                // By id: compared with the listing once reading it costs less than sending
+                // every row; until then each row's fields are PATCHed as they are.
+                match self
+                    .reconciler
+                    .find_or_blind(self, object, Query::Id(&id.to_string()))
+                    .await?
+                {
+                    Found::Records(found) if !found.is_empty() => {
+                        self.reconcile(object, fields, &found).await
+                    }
+                    _ => self.update(object, id, fields).await,
+                }
             }
             (WriteMode::Update, None) => Ok(Verdict::refused("field `id` is required to update")),
             (WriteMode::Upsert, None) => {
-                self.ensure_listed(object).await?;
                 let name = fields
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                match self.id_named(object, name) {
-                    Some(id) => self.update_known(object, id, fields).await,
-                    None => self.create(object, mode, fields).await,
-                }
+                let found = self.reconciler.find(self, object, &name_key(name)).await?;
+                self.reconcile(object, fields, &found).await
             }
         }
+    }
+}
+
+/// Revnue reads by id only: records are found by name in the company's listing.
+impl Finder<RevnueObject> for RevnueWriter {
+    fn can_look_up(&self, _: RevnueObject) -> bool {
+        false
+    }
+
+    async fn look_up(&self, _: RevnueObject, _: &str) -> Result<Vec<Stored>, Fatal> {
+        Ok(Vec::new())
+    }
+
+    async fn list_page(&self, object: RevnueObject, next: Option<String>) -> Result<Page, Fatal> {
+        // Countries first: a listed record's country name is turned back into its code.
+        self.countries().await?;
+        let route = format!("{}/?company={}", object.route(), self.client.company);
+        let page = self.client.page(&route, next).await?;
+        let per_page = (page.items.len() as u64).max(1);
+        Ok(Page {
+            records: page
+                .items
+                .iter()
+                .filter_map(|item| self.stored(object, item))
+                .collect(),
+            pages: page.count.map(|count| count.div_ceil(per_page)),
+            next: page.next,
+        })
     }
 }
 
@@ -712,32 +728,23 @@ impl Writer for RevnueWriter {
         Some(self.client.concurrency_limit())
     }
 
+    fn attach(&self, backlog: Backlog) {
+        self.reconciler.attach(backlog);
+    }
+
     fn progress(&self, settled: u64, waiting: u64) -> Option<String> {
         let spent = self.client.requests_sent();
-        let lookups = self.lookups.load(Ordering::Relaxed);
+        let finding = self.reconciler.spent() + self.lookups.load(Ordering::Relaxed);
         let pace = self.client.pace_per_minute();
         let per_record = if settled > 0 {
-            (spent - lookups.min(spent)) as f64 / settled as f64
+            (spent - finding.min(spent)) as f64 / settled as f64
         } else {
             1.0
         };
         let left = (waiting as f64 * per_record).ceil() as u64;
-        let listed: Vec<String> = RevnueObject::ALL
-            .iter()
-            .filter_map(|&object| {
-                let (records, pages) = self.listing(object).known.lock().unwrap().listed;
-                (pages > 0).then(|| format!("{records} {object}s listed in {pages} pages"))
-            })
-            .collect();
-        let listed = if listed.is_empty() {
-            String::new()
-        } else {
-            format!("{}; ", listed.join(", "))
-        };
         Some(format!(
-            "{listed}{spent} requests spent ({lookups} on lookups and list pages, {:.2} a record; {} updates unchanged and not sent), pace {pace:.0} requests/min{}",
+            "{spent} requests spent ({finding} on list pages and lookups, {:.2} a record), pace {pace:.0} requests/min{}",
             per_record,
-            self.unchanged.load(Ordering::Relaxed),
             if waiting > 0 {
                 format!("; the {waiting} records waiting take ~{} at this pace", duration_of(left, pace))
             } else {
@@ -778,19 +785,21 @@ mod tests {
             json!({"name": "Acme", "city": "", "website": null, "category": 3,
             "template": {"id": 7, "fields": [{"id": 21, "value": 1500}, {"id": 22, "value": "silver"}]}}),
         );
+        let changed = reconcile::changes(&desired, &current, &RevnueRules);
         assert_eq!(
-            Value::Object(changes(&desired, &current)),
+            Value::Object(changed.clone()),
             json!({"template": {"id": 7, "fields": [{"id": 22, "value": "silver"}]}})
         );
         let mut merged = current.clone();
-        overlay(&mut merged, &changes(&desired, &current));
+        overlay(&mut merged, &changed);
         assert_eq!(
             merged["template"],
             json!({"id": 7, "fields": [{"id": 21, "value": 1500.0}, {"id": 22, "value": "silver"}]})
         );
-        assert!(changes(
+        assert!(reconcile::changes(
             &map(json!({"nda_signed": false})),
-            &map(json!({"nda_signed": false}))
+            &map(json!({"nda_signed": false})),
+            &RevnueRules
         )
         .is_empty());
     }

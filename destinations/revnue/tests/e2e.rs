@@ -245,7 +245,7 @@ async fn customers_land_with_every_value_form_and_a_rerun_sends_nothing() {
         again
             .logs("INFO")
             .iter()
-            .any(|l| l.contains("3 updates unchanged and not sent")),
+            .any(|l| l == "stream `customers`: 3 unchanged (no request)"),
         "{}",
         again.stdout
     );

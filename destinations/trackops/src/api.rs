@@ -122,7 +122,8 @@ impl ApiClient {
                 Adaptive::gentle(settings.sync.max_concurrency, GENTLE_START_PER_SECOND),
                 settings.sync.max_retries,
                 settings.sync.request_timeout,
-            ),
+            )
+            .read_only(settings.sync.dry_run),
             base_url: settings.base_url.clone(),
         })
     }

@@ -316,6 +316,8 @@ pub struct Sender<C> {
     /// (`failing` is read first, so an answer that clears nothing takes no lock).
     failing: AtomicBool,
     failures: std::sync::Mutex<Option<(tokio::time::Instant, u32)>>,
+    /// A dry run: only reads go out; a write reaching here is refused before it is sent.
+    read_only: bool,
 }
 
 impl<C: Credentials> Sender<C> {
@@ -340,7 +342,15 @@ impl<C: Credentials> Sender<C> {
             sent: std::sync::atomic::AtomicU64::new(0),
             failing: AtomicBool::new(false),
             failures: std::sync::Mutex::new(None),
+            read_only: false,
         }
+    }
+
+    /// Sends reads only (a dry run): a write that reaches here ends the sync unsent, so a
+    /// destination's mistake can never write during a dry run.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// The waits of one request's retries at their longest: every answer failing for this
@@ -416,6 +426,11 @@ impl<C: Credentials> Sender<C> {
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Reply, Fatal> {
         let request = out.label;
         let name = self.answers.platform.name;
+        if self.read_only && (out.creates || out.method != Method::GET) {
+            return Err(Fatal::config(format!(
+                "dry run: {request} would write to {name}, and a dry run writes nothing; this is a bug of the connector, please report it"
+            )));
+        }
         let shared = SHARED_ATTEMPTS.try_with(Arc::clone).ok();
         debug_assert!(
             !out.creates || shared.is_some(),

@@ -10,12 +10,14 @@
 //! are budgeted, so stdin is read only as fast as the API takes records and memory stays flat
 //! whatever the input size or record width.
 
+pub mod backlog;
 pub mod budget;
 pub mod ledger;
 pub mod plan;
 pub mod prepare;
 pub mod rejects;
 pub mod start;
+pub mod tally;
 pub mod worker;
 pub mod writer;
 
@@ -24,6 +26,7 @@ use crate::config::PipelineSettings;
 use crate::error::{ConfigError, Fatal, TransientError};
 use crate::output::Emitter;
 use crate::protocol::{Lines, LogLevel};
+use backlog::Backlog;
 use budget::ByteBudget;
 use ledger::Ledger;
 use plan::Plan;
@@ -35,6 +38,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tally::Tally;
 use tokio::sync::mpsc;
 use worker::{Outcome, Settled, Work, Worker};
 pub use writer::{Verdict, Writer};
@@ -69,6 +73,10 @@ pub struct Summary {
     pub records: u64,
     pub written: u64,
     pub rejected: u64,
+    /// Each configured stream's name and what became of its rows.
+    pub streams: Vec<(String, Tally)>,
+    /// States not echoed because the sync was a dry run.
+    pub states_held: u64,
     fatal: Option<Fatal>,
     rejected_nowhere: bool,
     first_reasons: Vec<String>,
@@ -106,6 +114,18 @@ fn read_input<O: Object>(
     input: impl Read,
     plan: &Plan<O>,
     budget: &ByteBudget,
+    backlog: &Backlog,
+    items: &mpsc::Sender<Vec<Input>>,
+) {
+    read_lines(input, plan, budget, backlog, items);
+    backlog.end();
+}
+
+fn read_lines<O: Object>(
+    input: impl Read,
+    plan: &Plan<O>,
+    budget: &ByteBudget,
+    backlog: &Backlog,
     items: &mpsc::Sender<Vec<Input>>,
 ) {
     let mut lines = Lines::new(input);
@@ -133,6 +153,7 @@ fn read_input<O: Object>(
         };
         if let Item::Record(record) = &mut item {
             record.cost = cost;
+            backlog.read(plan.streams[record.stream].object.index(), 1);
         }
         chunk.push(Input::Item(item, cost));
         // With no more input read, the next line may keep the source waiting: what is held
@@ -178,21 +199,38 @@ pub async fn run<W: Writer>(
         shutdown,
     } = sink;
     let settings: PipelineSettings = settings.into();
-    let rejects = RejectStore::open(&settings.rejects)?;
+    let rejects = RejectStore::open(&settings.rejects)?.keep_every_outcome(settings.every_outcome);
     let batch_limits = plan
         .streams
         .iter()
         .map(|s| writer.batch_limit(s.object, s.mode).max(1))
         .collect();
     let plan = Arc::new(plan);
+    if settings.dry_run {
+        out.log(
+            LogLevel::Info,
+            "dry run: existing records are read and compared with each row; nothing is written and no state is echoed",
+        )?;
+    }
 
     let (item_tx, items) = mpsc::channel(INPUT_BUFFER / CHUNK);
     let reader_plan = plan.clone();
     let budget = ByteBudget::new(RECORD_BYTES_BUDGET);
     let reader_budget = budget.clone();
+    let backlog = Backlog::new(W::Object::ALL.len());
+    writer.attach(backlog.clone());
+    let reader_backlog = backlog.clone();
     std::thread::Builder::new()
         .name("reader".into())
-        .spawn(move || read_input(input, &reader_plan, &reader_budget, &item_tx))?;
+        .spawn(move || {
+            read_input(
+                input,
+                &reader_plan,
+                &reader_budget,
+                &reader_backlog,
+                &item_tx,
+            )
+        })?;
 
     // The limit (adaptive, in the writer) decides how many requests are out at once. A worker
     // waiting out a retry's backoff holds no request slot, so there are more workers than
@@ -236,6 +274,9 @@ pub async fn run<W: Writer>(
         started: Instant::now(),
         budget,
         breaker: Breaker::new(settings.rejection_breaker_records),
+        tallies: vec![Tally::default(); plan.streams.len()],
+        backlog,
+        dry_run: settings.dry_run,
         stop,
         interrupted: None,
         input_failed: None,
@@ -245,8 +286,15 @@ pub async fn run<W: Writer>(
         shared,
         mut summary,
         rejects,
+        tallies,
         ..
     } = coordinator;
+    summary.streams = plan
+        .streams
+        .iter()
+        .map(|s| s.name.clone())
+        .zip(tallies)
+        .collect();
     drop(shared);
     for handle in handles {
         if ended == Ended::AtOnce {
@@ -255,8 +303,11 @@ pub async fn run<W: Writer>(
             handle.await?;
         }
     }
-    summary.rejected_nowhere =
-        summary.rejected > 0 && !rejects.keeps_records() && summary.fatal.is_none();
+    // A dry run reports rejections; it keeps nothing it must fail for.
+    summary.rejected_nowhere = summary.rejected > 0
+        && !rejects.keeps_records()
+        && summary.fatal.is_none()
+        && !settings.dry_run;
     Ok(summary)
 }
 
@@ -359,6 +410,12 @@ struct Coordinator<'a, W: Writer> {
     started: Instant,
     budget: ByteBudget,
     breaker: Breaker,
+    /// Per configured stream: what became of its rows.
+    tallies: Vec<Tally>,
+    /// Rows read and not yet settled, per object, as the writer sees them.
+    backlog: Backlog,
+    /// Reads only, no write, no STATE echoed.
+    dry_run: bool,
     /// Tells workers to skip work they have not started.
     stop: Arc<AtomicBool>,
     /// The signal that stopped the sync, and when its grace period ends.
@@ -472,6 +529,19 @@ impl<W: Writer> Coordinator<'_, W> {
             self.summary.fatal = Some(Fatal::Config(self.breaker.error()));
         }
         self.release_states()?;
+        for (stream, tally) in self.plan.streams.iter().zip(&self.tallies) {
+            self.out
+                .log(LogLevel::Info, tally.line(&stream.name, self.dry_run))?;
+        }
+        if self.dry_run {
+            self.out.log(
+                LogLevel::Info,
+                format!(
+                    "dry run: nothing was written, and the {} state(s) the source sent were not echoed, so its cursor does not move",
+                    self.summary.states_held
+                ),
+            )?;
+        }
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = (self.summary.written + self.summary.rejected) as f64 / elapsed;
         self.log_progress("sync finished", rate)?;
@@ -771,12 +841,9 @@ impl<W: Writer> Coordinator<'_, W> {
     fn commit(&mut self, done: Vec<worker::Committed>) -> anyhow::Result<()> {
         for committed in done {
             let segment = committed.record.segment;
+            self.backlog
+                .settled(self.plan.streams[committed.record.stream].object.index());
             match committed.verdict {
-                Verdict::Written => {
-                    self.summary.written += 1;
-                    self.breaker.written();
-                    self.ledger.commit(segment, committed.record.stream, false);
-                }
                 Verdict::Refused { status, message } => {
                     let record = committed.record;
                     let stream = &self.plan.streams[record.stream];
@@ -791,6 +858,20 @@ impl<W: Writer> Coordinator<'_, W> {
                     self.reject(&rejection)?;
                     self.ledger.commit(segment, record.stream, true);
                 }
+                written => {
+                    self.summary.written += 1;
+                    self.breaker.written();
+                    let record = &committed.record;
+                    self.ledger.commit(segment, record.stream, false);
+                    self.tallies[record.stream].count(&written);
+                    self.rejects.store_outcome(
+                        &self.plan.streams[record.stream].name,
+                        record.line,
+                        &record.original,
+                        &written,
+                        self.dry_run,
+                    )?;
+                }
             }
         }
         Ok(())
@@ -798,6 +879,13 @@ impl<W: Writer> Coordinator<'_, W> {
 
     fn reject(&mut self, rejection: &Rejection) -> anyhow::Result<()> {
         self.summary.rejected += 1;
+        if let Some(stream) = rejection
+            .stream
+            .as_deref()
+            .and_then(|name| self.plan.find(name, rejection.namespace.as_deref()))
+        {
+            self.tallies[stream].rejected(&rejection.reason);
+        }
         if self.breaker.rejected(&rejection.reason) && self.summary.fatal.is_none() {
             self.summary.fatal = Some(Fatal::Config(self.breaker.error()));
             self.stop.store(true, Ordering::Relaxed);
@@ -844,6 +932,10 @@ impl<W: Writer> Coordinator<'_, W> {
             return Ok(());
         }
         self.rejects.flush()?;
+        if self.dry_run {
+            self.summary.states_held += ready.len() as u64;
+            return Ok(());
+        }
         for state in ready {
             self.out
                 .emit(&crate::protocol::AirbyteMessage::State(state))?;

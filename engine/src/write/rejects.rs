@@ -1,6 +1,8 @@
 //! Where rejected records go: JSON lines of the stream, the line number, the original record,
 //! the reason, the HTTP status and the time, in a local file or in S3 objects (one per
-//! checkpoint that had rejections), or nowhere (then the sync must fail).
+//! checkpoint that had rejections), or nowhere (then the sync must fail). When the store keeps
+//! every row's outcome, each written row gets a line there too: what became of it, with the
+//! platform's id and the fields sent.
 
 use super::prepare::{Original, Rejection};
 use crate::config::{RejectsTarget, S3Target};
@@ -21,6 +23,8 @@ pub struct RejectStore {
     sink: Sink,
     /// Written since the last flush: only then does a state need to wait for the store.
     unsynced: bool,
+    /// Every row's outcome is kept, not only rejections.
+    every_outcome: bool,
 }
 
 enum Sink {
@@ -58,9 +62,44 @@ struct StoredRejection<'a> {
     stream: Option<&'a str>,
     line: u64,
     record: StoredRecord<'a>,
+    /// "rejected", when the store keeps every row's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     reason: &'a str,
     http_status: Option<u16>,
     rejected_at: String,
+}
+
+/// A row that was written (or, in a dry run, would be), as the outcome log keeps it.
+#[derive(Serialize)]
+struct StoredOutcome<'a> {
+    stream: &'a str,
+    line: u64,
+    record: StoredRecord<'a>,
+    /// created, updated, unchanged or written (a write that does not say which).
+    outcome: &'static str,
+    /// The platform's id of the record, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    /// The fields an update sent (or would send).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
+    dry_run: bool,
+    at: String,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn stored_record(raw: &str) -> StoredRecord<'_> {
+    // Checked JSON when it was read; a failure here would be a bug, and the text is kept.
+    match serde_json::from_str::<&RawValue>(raw) {
+        Ok(raw) => StoredRecord::Record(raw),
+        Err(_) => StoredRecord::Line(raw),
+    }
 }
 
 impl RejectStore {
@@ -91,7 +130,50 @@ impl RejectStore {
         Ok(Self {
             sink,
             unsynced: false,
+            every_outcome: false,
         })
+    }
+
+    /// Keeps every row's outcome from now on, not only the rejected ones.
+    pub fn keep_every_outcome(mut self, every: bool) -> Self {
+        self.every_outcome = every && self.keeps_records();
+        self
+    }
+
+    pub fn keeps_every_outcome(&self) -> bool {
+        self.every_outcome
+    }
+
+    /// A written row's outcome, when the store keeps every one.
+    pub fn store_outcome(
+        &mut self,
+        stream: &str,
+        line: u64,
+        original: &str,
+        verdict: &super::Verdict,
+        dry_run: bool,
+    ) -> io::Result<()> {
+        use super::Verdict;
+        if !self.every_outcome {
+            return Ok(());
+        }
+        let (id, fields) = match verdict {
+            Verdict::Created { id } => (id.as_deref(), None),
+            Verdict::Updated { id, fields } => (Some(id.as_str()), Some(fields.as_slice())),
+            Verdict::Unchanged { id } => (Some(id.as_str()), None),
+            Verdict::Written | Verdict::Refused { .. } => (None, None),
+        };
+        let stored = StoredOutcome {
+            stream,
+            line,
+            record: stored_record(original),
+            outcome: verdict.outcome(),
+            id,
+            fields,
+            dry_run,
+            at: now(),
+        };
+        self.append(Some(stream), &stored)
     }
 
     pub fn keeps_records(&self) -> bool {
@@ -109,35 +191,34 @@ impl RejectStore {
 
     pub fn store(&mut self, entry: &Rejection) -> io::Result<()> {
         let record = match &entry.original {
-            // Checked JSON when it was read; a failure here would be a bug, and the text is kept.
-            Original::Record(raw) => match serde_json::from_str::<&RawValue>(raw) {
-                Ok(raw) => StoredRecord::Record(raw),
-                Err(_) => StoredRecord::Line(raw),
-            },
+            Original::Record(raw) => stored_record(raw),
             Original::Line(text) => StoredRecord::Line(text),
         };
         let stored = StoredRejection {
             stream: entry.stream.as_deref(),
             line: entry.line,
             record,
+            outcome: self.every_outcome.then_some("rejected"),
             reason: &entry.reason,
             http_status: entry.http_status,
-            rejected_at: time::OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            rejected_at: now(),
         };
+        self.append(entry.stream.as_deref(), &stored)
+    }
+
+    fn append(&mut self, stream: Option<&str>, stored: &impl Serialize) -> io::Result<()> {
         match &mut self.sink {
             Sink::Nowhere => return Ok(()),
             Sink::File(_, file) => {
-                serde_json::to_writer(&mut *file, &stored)?;
+                serde_json::to_writer(&mut *file, stored)?;
                 file.write_all(b"\n")?;
             }
             Sink::Objects(objects) => {
                 // A line that named no stream (not even a record) goes under `_unparsed`.
-                let stream = entry.stream.as_deref().unwrap_or("_unparsed");
+                let stream = stream.unwrap_or("_unparsed");
                 let buffer = objects.buffers.entry(stream.replace('/', "_")).or_default();
                 let before = buffer.len();
-                serde_json::to_writer(&mut *buffer, &stored)?;
+                serde_json::to_writer(&mut *buffer, stored)?;
                 buffer.push(b'\n');
                 objects.buffered += buffer.len() - before;
                 if objects.buffered >= OBJECT_BYTES {

@@ -7,10 +7,18 @@ use crate::catalog::{Object, WriteMode};
 use crate::error::Fatal;
 use std::future::Future;
 
-/// What became of one record.
+/// What became of one record (in a dry run: what would become of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Written, by a request that does not say whether it created or updated (a bulk insert,
+    /// a blind upsert).
     Written,
+    /// A new record, with the platform's id when the answer gave one.
+    Created { id: Option<String> },
+    /// An existing record, sent only these fields, which differed.
+    Updated { id: String, fields: Vec<String> },
+    /// An existing record that already holds the row's values: no request was sent.
+    Unchanged { id: String },
     /// The API refused this record, with its HTTP status (when one said so) and its message.
     Refused {
         status: Option<u16>,
@@ -19,6 +27,23 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Whether the platform holds the row now (or, in a dry run, would): every verdict but a
+    /// refusal. The counts the platform checks call all of these written.
+    pub fn is_written(&self) -> bool {
+        !matches!(self, Self::Refused { .. })
+    }
+
+    /// The outcome's name in the outcome log and the summaries.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Written => "written",
+            Self::Created { .. } => "created",
+            Self::Updated { .. } => "updated",
+            Self::Unchanged { .. } => "unchanged",
+            Self::Refused { .. } => "rejected",
+        }
+    }
+
     /// Refused by the connector before any request (or with no status to name).
     pub fn refused(message: impl Into<String>) -> Self {
         Self::Refused {
@@ -82,6 +107,10 @@ pub trait Writer: Send + Sync + 'static {
     fn progress(&self, _settled: u64, _waiting: u64) -> Option<String> {
         None
     }
+
+    /// Called once before the first write: the rows read ahead and not yet settled, per
+    /// object, for a writer that chooses how to find existing records by how many are coming.
+    fn attach(&self, _backlog: super::backlog::Backlog) {}
 
     /// The sync is stopping (a signal): send no new request; those out may finish. A write
     /// whose request was not sent ends with [`Fatal::Stopped`].

@@ -159,7 +159,7 @@ impl Writer for FakeWriter {
     async fn write(
         &self,
         _: Fake,
-        _: WriteMode,
+        mode: WriteMode,
         records: &[Prepared],
     ) -> Result<Vec<Verdict>, Fatal> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
@@ -170,6 +170,10 @@ impl Writer for FakeWriter {
             let name = body["name"].as_str().unwrap_or_default();
             verdicts.push(if name.starts_with("bad") {
                 Verdict::refused_with(400, format!("fake refusal of {name}"))
+            } else if mode == WriteMode::Insert {
+                Verdict::Created {
+                    id: Some(format!("id-{name}")),
+                }
             } else {
                 Verdict::Written
             });
@@ -216,6 +220,8 @@ pub fn settings() -> PipelineSettings {
         max_concurrency: 4,
         rejects: RejectsTarget::Nowhere,
         rejection_breaker_records: 0,
+        dry_run: false,
+        every_outcome: false,
     }
 }
 
