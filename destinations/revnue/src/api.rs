@@ -217,10 +217,12 @@ impl ApiClient {
         let shown = route.split('?').next().unwrap_or(route);
         let body = match self.send(Method::GET, &path, None, false).await? {
             Reply::Success { body, .. } => body,
-            Reply::Refused { status, message } => return Err(Fatal::config(format!(
+            Reply::Refused { status, message } => {
+                return Err(Fatal::config(format!(
                 "GET {shown} answered {status} ({message}): check base_url ({}) and company ({})",
                 self.base_url, self.company
-            ))),
+            )))
+            }
             Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
         };
         let not_a_list = || {

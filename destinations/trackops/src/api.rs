@@ -182,29 +182,9 @@ impl ApiClient {
         route: &str,
         filters: &[(&str, String)],
     ) -> Result<Vec<Map<String, Value>>, Fatal> {
-        let query: String = filters
-            .iter()
-            .map(|(k, v)| format!("{k}={}&", utf8_percent_encode(v, NON_ALPHANUMERIC)))
-            .collect();
         let mut all = Vec::new();
         for page in 1.. {
-            let path = format!("{route}?{query}per_page={PAGE}&page={page}");
-            let body = match self.send(Method::GET, &path, None, false).await? {
-                Reply::Success { body, .. } => body,
-                Reply::Refused { status, message } => {
-                    return Err(Fatal::config(format!(
-                        "GET {route} answered {status} ({message}): check base_url ({}) and that the employee may read it",
-                        self.base_url
-                    )))
-                }
-                Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
-            };
-            let records: Vec<Map<String, Value>> = serde_json::from_slice(&body).map_err(|_| {
-                Fatal::config(format!(
-                    "GET {route} did not answer with a JSON list (a login page?): check that base_url ({}) is the Trackops API, https://{{subdomain}}.viewcases.com/api/v1",
-                    self.base_url
-                ))
-            })?;
+            let records = self.page(route, filters, page).await?;
             let short = records.len() < PAGE;
             all.extend(records);
             if short {
@@ -212,6 +192,54 @@ impl ApiClient {
             }
         }
         Ok(all)
+    }
+
+    /// Page `page` (from 1) of `route` matching `filters`, `PAGE` records a page.
+    pub async fn page(
+        &self,
+        route: &str,
+        filters: &[(&str, String)],
+        page: u64,
+    ) -> Result<Vec<Map<String, Value>>, Fatal> {
+        let query: String = filters
+            .iter()
+            .map(|(k, v)| format!("{k}={}&", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+            .collect();
+        let path = format!("{route}?{query}per_page={PAGE}&page={page}");
+        let body = self.read(route, &path).await?;
+        serde_json::from_slice(&body).map_err(|_| {
+            Fatal::config(format!(
+                "GET {route} did not answer with a JSON list (a login page?): check that base_url ({}) is the Trackops API, https://{{subdomain}}.viewcases.com/api/v1",
+                self.base_url
+            ))
+        })
+    }
+
+    /// The pages of `route`'s whole list, `PAGE` records a page (`mode=count`).
+    pub async fn pages(&self, route: &str) -> Result<u64, Fatal> {
+        let body = self
+            .read(route, &format!("{route}?mode=count&per_page={PAGE}"))
+            .await?;
+        serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["page_count"].as_u64())
+            .ok_or_else(|| {
+                Fatal::config(format!(
+                    "GET {route}?mode=count did not answer with a count (a login page?): check that base_url ({}) is the Trackops API",
+                    self.base_url
+                ))
+            })
+    }
+
+    async fn read(&self, route: &str, path: &str) -> Result<Bytes, Fatal> {
+        match self.send(Method::GET, path, None, false).await? {
+            Reply::Success { body, .. } => Ok(body),
+            Reply::Refused { status, message } => Err(Fatal::config(format!(
+                "GET {route} answered {status} ({message}): check base_url ({}) and that the employee may read it",
+                self.base_url
+            ))),
+            Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
+        }
     }
 
     /// `check`'s proof: one count of clients, no retries. Errors say what to fix.

@@ -1,8 +1,9 @@
-//! Rows into Trackops writes. No bulk and no upsert exist, so an upsert looks up by natural
-//! key (an account code, a location's name under its client, an email), then creates, or
-//! updates only what differs (nothing differs: no request), and two matches reject the row as
-//! ambiguous. Children find their parents, never create them. A create whose outcome is
-//! unknown is looked up before it is sent again. Lookups are cached for the sync.
+//! Rows into Trackops writes. No bulk and no upsert exist, so an upsert finds the record by
+//! natural key (an account code, an email: the engine's reconcile toolkit reads one key at a
+//! time, or the whole listing once that costs less; a location by name among its client's),
+//! then creates, or updates only what differs (nothing differs: no request), and two matches
+//! reject the row as ambiguous. Children find their parents, never create them. A create
+//! whose outcome is unknown is looked up before it is sent again.
 
 use crate::api::{unwrap_record, ApiClient};
 use crate::config::Settings;
@@ -12,6 +13,8 @@ use engine::catalog::WriteMode;
 use engine::error::Fatal;
 use engine::http::sharing_retries;
 use engine::http::Reply;
+use engine::reconcile::{self, Decision, Finder, Page, Reconciler, Rules, Stored};
+use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
 use reqwest::Method;
@@ -41,19 +44,15 @@ const LOCATION_COLUMNS: [&str; 11] = [
 /// Row columns that name a parent; the API takes a location id instead.
 const PARENT_COLUMNS: [&str; 3] = ["client_id", "client_account_code", "location_name"];
 
+/// Each client's locations, as read (or created) this sync.
 #[derive(Default)]
 struct Cache {
-    /// account_code → the clients that carry it, as read (or written).
-    clients: HashMap<String, Vec<Map<String, Value>>>,
-    /// root client id → its locations as read (or created).
+    /// root client id → its locations.
     locations: HashMap<u64, Vec<Map<String, Value>>>,
 }
 
 impl Cache {
     fn bound(&mut self) {
-        if self.clients.len() > CACHE_LIMIT {
-            self.clients.clear();
-        }
         if self.locations.len() > CACHE_LIMIT {
             self.locations.clear();
         }
@@ -64,43 +63,35 @@ pub struct TrackopsWriter {
     client: ApiClient,
     settings: Settings,
     cache: Mutex<Cache>,
+    reconciler: Reconciler<TrackopsObject>,
 }
 
-/// What a lookup found for one key.
-enum Found {
-    None,
-    One(Map<String, Value>),
-    Several(Vec<u64>),
-}
+/// Trackops compares values as they are: a null is an empty string, numbers by value.
+struct TrackopsRules;
 
-fn found(matches: Vec<Map<String, Value>>) -> Found {
-    match matches.len() {
-        0 => Found::None,
-        1 => Found::One(matches.into_iter().next().expect("one")),
-        _ => Found::Several(matches.iter().filter_map(|r| r["id"].as_u64()).collect()),
-    }
-}
+impl Rules for TrackopsRules {}
 
 fn id_of(record: &Map<String, Value>) -> u64 {
     record.get("id").and_then(Value::as_u64).unwrap_or_default()
 }
 
-/// The fields of `desired` whose value differs from `current` (a null differs from a value
-/// only when nulls clear fields; otherwise nulls were never sent).
-fn changes(desired: &Map<String, Value>, current: &Map<String, Value>) -> Map<String, Value> {
-    desired
-        .iter()
-        .filter(|(field, value)| {
-            let now = current.get(*field).unwrap_or(&Value::Null);
-            match (value, now) {
-                (Value::Null, Value::Null) => false,
-                (Value::Null, Value::String(s)) => !s.is_empty(),
-                (Value::String(a), Value::String(b)) => a != b,
-                (a, b) => *a != b,
-            }
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// A record's natural key as rows give it: a client's account code, a contact's email (any
+/// case).
+fn key_of(object: TrackopsObject, record: &Map<String, Value>) -> Option<String> {
+    let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::trim);
+    match object {
+        TrackopsObject::Client => text("account_code").map(str::to_owned),
+        TrackopsObject::Contact => text("email").map(str::to_lowercase),
+        TrackopsObject::Location => None,
+    }
+}
+
+fn stored(object: TrackopsObject, record: Map<String, Value>) -> Stored {
+    Stored {
+        id: id_of(&record).to_string(),
+        key: key_of(object, &record),
+        fields: record,
+    }
 }
 
 impl TrackopsWriter {
@@ -109,7 +100,12 @@ impl TrackopsWriter {
             client,
             settings,
             cache: Mutex::new(Cache::default()),
+            reconciler: Reconciler::default(),
         }
+    }
+
+    fn dry_run(&self) -> bool {
+        self.settings.sync.dry_run
     }
 
     fn wrapped(object: TrackopsObject, record: &Map<String, Value>) -> Bytes {
@@ -118,33 +114,64 @@ impl TrackopsWriter {
 
     /// Ids of the clients whose account code is exactly `code`.
     async fn clients_with(&self, code: &str) -> Result<Vec<u64>, Fatal> {
-        Ok(self.client_records(code).await?.iter().map(id_of).collect())
+        let found = self
+            .reconciler
+            .find(self, TrackopsObject::Client, code.trim())
+            .await?;
+        Ok(found
+            .iter()
+            .map(|s| s.id.parse().unwrap_or_default())
+            .collect())
     }
 
-    /// The clients whose account code is exactly `code` (the API's filter may match
-    /// substrings), as listed: an upsert compares with these, no read of its own.
-    async fn client_records(&self, code: &str) -> Result<Vec<Map<String, Value>>, Fatal> {
-        if let Some(records) = self.cache.lock().unwrap().clients.get(code) {
-            return Ok(records.clone());
-        }
+    /// The records of `object` whose natural key is `key`, read now (the API's filter may
+    /// match substrings, so the matches are checked).
+    async fn read_key(
+        &self,
+        object: TrackopsObject,
+        key: &str,
+    ) -> Result<Vec<Map<String, Value>>, Fatal> {
+        let field = match object {
+            TrackopsObject::Client => "account_code",
+            _ => "email",
+        };
         let all = self
             .client
-            .list("/clients", &[("account_code", code.to_owned())])
+            .list(object.route(), &[(field, key.to_owned())])
             .await?;
-        let records: Vec<Map<String, Value>> = all
+        Ok(all
             .into_iter()
-            .filter(|c| c.get("account_code").and_then(Value::as_str).map(str::trim) == Some(code))
-            .collect();
-        let mut cache = self.cache.lock().unwrap();
-        cache.bound();
-        cache.clients.insert(code.to_owned(), records.clone());
-        Ok(records)
+            .filter(|r| key_of(object, r).as_deref() == Some(key))
+            .collect())
     }
 
-    fn learn_client(&self, code: &str, record: Map<String, Value>) {
-        let mut cache = self.cache.lock().unwrap();
-        cache.bound();
-        cache.clients.insert(code.to_owned(), vec![record]);
+    /// Creates, updates only what differs, or leaves unchanged: the toolkit's decision for
+    /// `fields` against the records `found` (creates are the caller's, `create`).
+    async fn apply(
+        &self,
+        object: TrackopsObject,
+        fields: &Map<String, Value>,
+        found: &[Stored],
+        ambiguous: impl FnOnce(&[String]) -> String,
+    ) -> Result<Option<Verdict>, Fatal> {
+        Ok(Some(
+            match reconcile::decide(fields, found, &TrackopsRules) {
+                Decision::Create => return Ok(None),
+                Decision::Unchanged { id } => Verdict::Unchanged { id },
+                Decision::Ambiguous { ids } => Verdict::refused(ambiguous(&ids)),
+                Decision::Update { id, changed } => {
+                    let verdict = self
+                        .update(object, id.parse().unwrap_or_default(), &changed)
+                        .await?;
+                    if verdict.is_written() {
+                        let mut merged = found[0].fields.clone();
+                        merged.extend(changed);
+                        self.reconciler.learn(object, &stored(object, merged));
+                    }
+                    verdict
+                }
+            },
+        ))
     }
 
     /// A client's locations, read once per sync.
@@ -256,6 +283,11 @@ impl TrackopsWriter {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Option<Map<String, Value>>, Fatal>>,
     {
+        if self.dry_run() {
+            let mut planned = record.clone();
+            planned.insert("id".into(), json!(0));
+            return Ok(Ok(planned));
+        }
         let body = Self::wrapped(object, record);
         sharing_retries(async {
             loop {
@@ -295,6 +327,13 @@ impl TrackopsWriter {
         id: u64,
         changes: &Map<String, Value>,
     ) -> Result<Verdict, Fatal> {
+        let updated = Verdict::Updated {
+            id: id.to_string(),
+            fields: reconcile::field_names(changes),
+        };
+        if self.dry_run() {
+            return Ok(updated);
+        }
         let path = format!("{}/{id}", object.route());
         match self
             .client
@@ -306,7 +345,7 @@ impl TrackopsWriter {
             )
             .await?
         {
-            Reply::Success { .. } => Ok(Verdict::Written),
+            Reply::Success { .. } => Ok(updated),
             Reply::Refused {
                 status: 404,
                 message,
@@ -361,26 +400,19 @@ impl TrackopsWriter {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                match found(self.client_records(&code).await?) {
-                    Found::None => self.create_client(fields, location).await,
-                    Found::One(current) => {
-                        let changed = changes(&fields, &current);
-                        if changed.is_empty() {
-                            return Ok(Verdict::Written);
-                        }
-                        let verdict = self
-                            .update(TrackopsObject::Client, id_of(&current), &changed)
-                            .await?;
-                        if verdict == Verdict::Written {
-                            let mut merged = current;
-                            merged.extend(changed);
-                            self.learn_client(&code, merged);
-                        }
-                        Ok(verdict)
-                    }
-                    Found::Several(ids) => Ok(Verdict::refused(format!(
-                        "account_code {code:?} is ambiguous: clients {ids:?} carry it"
-                    ))),
+                let found = self
+                    .reconciler
+                    .find(self, TrackopsObject::Client, code.trim())
+                    .await?;
+                let ambiguous = |ids: &[String]| {
+                    format!("account_code {code:?} is ambiguous: clients {ids:?} carry it")
+                };
+                match self
+                    .apply(TrackopsObject::Client, &fields, &found, ambiguous)
+                    .await?
+                {
+                    Some(verdict) => Ok(verdict),
+                    None => self.create_client(fields, location).await,
                 }
             }
         }
@@ -466,10 +498,11 @@ impl TrackopsWriter {
             .to_owned();
         let find = || async {
             let existing = match &code {
-                Some(code) => {
-                    self.cache.lock().unwrap().clients.remove(code);
-                    self.clients_with(code).await?.first().copied()
-                }
+                Some(code) => self
+                    .read_key(TrackopsObject::Client, code.trim())
+                    .await?
+                    .first()
+                    .map(id_of),
                 None => {
                     let all = self
                         .client
@@ -489,10 +522,12 @@ impl TrackopsWriter {
             Ok(created) => created,
             Err(verdict) => return Ok(verdict),
         };
-        if let Some(code) = code {
-            self.learn_client(&code, created);
-        }
-        Ok(Verdict::Written)
+        let id = id_of(&created);
+        self.reconciler.learn(
+            TrackopsObject::Client,
+            &stored(TrackopsObject::Client, created),
+        );
+        Ok(created_verdict(id))
     }
 
     async fn write_location(&self, mode: WriteMode, record: &Prepared) -> Result<Verdict, Fatal> {
@@ -533,28 +568,24 @@ impl TrackopsWriter {
                         .is_some_and(|n| n.trim().eq_ignore_ascii_case(&name))
                 })
                 .collect();
-            match found(matches) {
-                Found::None => {}
-                Found::One(current) => {
-                    let changed = changes(&fields, &current);
-                    if changed.is_empty() {
-                        return Ok(Verdict::Written);
-                    }
-                    let verdict = self
-                        .update(TrackopsObject::Location, id_of(&current), &changed)
-                        .await?;
-                    if verdict == Verdict::Written {
-                        let mut merged = current;
-                        merged.extend(changed);
-                        self.learn_location(root, merged);
-                    }
-                    return Ok(verdict);
+            let found: Vec<Stored> = matches
+                .into_iter()
+                .map(|l| stored(TrackopsObject::Location, l))
+                .collect();
+            let ambiguous = |ids: &[String]| {
+                format!("location {name:?} is ambiguous at client {root}: locations {ids:?}")
+            };
+            if let Some(verdict) = self
+                .apply(TrackopsObject::Location, &fields, &found, ambiguous)
+                .await?
+            {
+                if let (true, [current]) = (matches!(verdict, Verdict::Updated { .. }), &found[..])
+                {
+                    let mut merged = current.fields.clone();
+                    merged.extend(fields.clone());
+                    self.learn_location(root, merged);
                 }
-                Found::Several(ids) => {
-                    return Ok(Verdict::refused(format!(
-                        "location {name:?} is ambiguous at client {root}: locations {ids:?}"
-                    )))
-                }
+                return Ok(verdict);
             }
         }
         if let Err(verdict) = self.place(&mut fields, "a new location") {
@@ -572,8 +603,9 @@ impl TrackopsWriter {
         };
         match self.create(TrackopsObject::Location, &fields, find).await? {
             Ok(created) => {
+                let id = id_of(&created);
                 self.learn_location(root, created);
-                Ok(Verdict::Written)
+                Ok(created_verdict(id))
             }
             Err(verdict) => Ok(verdict),
         }
@@ -623,56 +655,41 @@ impl TrackopsWriter {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        let with_email = || async {
-            let all = self
-                .client
-                .list("/client/contacts", &[("email", email.clone())])
-                .await?;
-            Ok::<_, Fatal>(
-                all.into_iter()
-                    .filter(|c| {
-                        c.get("email")
-                            .and_then(Value::as_str)
-                            .is_some_and(|e| e.trim().eq_ignore_ascii_case(&email))
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        };
+        let key = email.to_lowercase();
+        let with_email = || self.read_key(TrackopsObject::Contact, &key);
         if mode == WriteMode::Upsert {
-            match found(with_email().await?) {
-                Found::None => {}
-                Found::One(current) => {
-                    let their_location = current
-                        .get("client_id")
-                        .and_then(Value::as_u64)
-                        .unwrap_or_default();
-                    if let Some(root) = root {
-                        let ours = self
-                            .locations_of(root)
-                            .await?
-                            .iter()
-                            .any(|l| id_of(l) == their_location);
-                        if !ours {
-                            return Ok(Verdict::refused(format!(
-                                "the email {email:?} belongs to contact {} at another client (location {their_location}); contacts are not moved between clients",
-                                id_of(&current)
-                            )));
-                        }
+            let found = self
+                .reconciler
+                .find(self, TrackopsObject::Contact, &key)
+                .await?;
+            if let [current] = &found[..] {
+                let their_location = current
+                    .fields
+                    .get("client_id")
+                    .and_then(Value::as_u64)
+                    .unwrap_or_default();
+                if let Some(root) = root {
+                    let ours = self
+                        .locations_of(root)
+                        .await?
+                        .iter()
+                        .any(|l| id_of(l) == their_location);
+                    if !ours {
+                        return Ok(Verdict::refused(format!(
+                            "the email {email:?} belongs to contact {} at another client (location {their_location}); contacts are not moved between clients",
+                            current.id
+                        )));
                     }
-                    // The role stays unless the row gives one.
-                    let changed = changes(&fields, &current);
-                    if changed.is_empty() {
-                        return Ok(Verdict::Written);
-                    }
-                    return self
-                        .update(TrackopsObject::Contact, id_of(&current), &changed)
-                        .await;
                 }
-                Found::Several(ids) => {
-                    return Ok(Verdict::refused(format!(
-                        "email {email:?} is ambiguous: contacts {ids:?}"
-                    )))
-                }
+            }
+            // The role stays unless the row gives one.
+            let ambiguous =
+                |ids: &[String]| format!("email {email:?} is ambiguous: contacts {ids:?}");
+            if let Some(verdict) = self
+                .apply(TrackopsObject::Contact, &fields, &found, ambiguous)
+                .await?
+            {
+                return Ok(verdict);
             }
         }
         if location.is_none() {
@@ -697,7 +714,14 @@ impl TrackopsWriter {
         }
         let find = || async { Ok(with_email().await?.into_iter().next()) };
         match self.create(TrackopsObject::Contact, &fields, find).await? {
-            Ok(_) => Ok(Verdict::Written),
+            Ok(created) => {
+                let id = id_of(&created);
+                self.reconciler.learn(
+                    TrackopsObject::Contact,
+                    &stored(TrackopsObject::Contact, created),
+                );
+                Ok(created_verdict(id))
+            }
             // Emails are unique: an insert sent again after its run was killed finds its own.
             Err(Verdict::Refused { status, message }) if message.contains("already been taken") => {
                 let refused = Verdict::Refused { status, message };
@@ -705,7 +729,7 @@ impl TrackopsWriter {
                     return Ok(refused);
                 };
                 let record = format!("contact {} with email {email:?}", id_of(current));
-                let differing = changes(&fields, current);
+                let differing = reconcile::changes(&fields, current, &TrackopsRules);
                 Ok(Verdict::for_existing(
                     refused,
                     &record,
@@ -718,8 +742,49 @@ impl TrackopsWriter {
     }
 }
 
+/// A create's verdict: its id, none in a dry run.
+fn created_verdict(id: u64) -> Verdict {
+    Verdict::Created {
+        id: (id != 0).then(|| id.to_string()),
+    }
+}
+
+/// Clients by account code and contacts by email, one key at a time or from the listing.
+impl Finder<TrackopsObject> for TrackopsWriter {
+    fn can_look_up(&self, object: TrackopsObject) -> bool {
+        object != TrackopsObject::Location
+    }
+
+    async fn look_up(&self, object: TrackopsObject, key: &str) -> Result<Vec<Stored>, Fatal> {
+        let found = self.read_key(object, key).await?;
+        Ok(found.into_iter().map(|r| stored(object, r)).collect())
+    }
+
+    /// The first "page" is the count (`mode=count`); then the pages from 1.
+    async fn list_page(&self, object: TrackopsObject, next: Option<String>) -> Result<Page, Fatal> {
+        let Some(page) = next.and_then(|n| n.parse::<u64>().ok()) else {
+            let pages = self.client.pages(object.route()).await?;
+            return Ok(Page {
+                records: Vec::new(),
+                next: (pages > 0).then(|| "1".to_owned()),
+                pages: Some(pages + 1),
+            });
+        };
+        let records = self.client.page(object.route(), &[], page).await?;
+        Ok(Page {
+            next: (records.len() >= crate::api::PAGE).then(|| (page + 1).to_string()),
+            records: records.into_iter().map(|r| stored(object, r)).collect(),
+            pages: None,
+        })
+    }
+}
+
 impl Writer for TrackopsWriter {
     type Object = TrackopsObject;
+
+    fn attach(&self, backlog: Backlog) {
+        self.reconciler.attach(backlog);
+    }
 
     fn batch_limit(&self, _: TrackopsObject, _: WriteMode) -> usize {
         1
@@ -765,12 +830,12 @@ mod tests {
             serde_json::from_str(r#"{"name":"Acme","website":"https://b.example","city":null}"#)
                 .unwrap();
         assert_eq!(
-            Value::Object(changes(&desired, &current)),
+            Value::Object(reconcile::changes(&desired, &current, &TrackopsRules)),
             json!({"website": "https://b.example"})
         );
         let clearing: Map<String, Value> = serde_json::from_str(r#"{"notes":null}"#).unwrap();
         assert_eq!(
-            Value::Object(changes(&clearing, &current)),
+            Value::Object(reconcile::changes(&clearing, &current, &TrackopsRules)),
             json!({"notes": null})
         );
     }
