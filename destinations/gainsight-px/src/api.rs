@@ -340,6 +340,93 @@ impl ApiClient {
         )
     }
 
+    /// One record by its key as PX holds it; `None` when there is none.
+    pub async fn read(
+        &self,
+        object: PxObject,
+        id: &str,
+    ) -> Result<Option<serde_json::Map<String, Value>>, Fatal> {
+        if !path_safe(id) {
+            let (records, _, _) = self
+                .search(
+                    object,
+                    Some(&format!("{}=={id}", object.id_field())),
+                    None,
+                    10,
+                )
+                .await?;
+            return Ok(records.into_iter().find(|r| r[object.id_field()] == id));
+        }
+        match self
+            .send(Method::GET, Self::record_path(object, id), None, false)
+            .await?
+        {
+            Reply::Success { body, .. } => Ok(serde_json::from_slice(&body).ok()),
+            Reply::Refused { status: 404, .. } => Ok(None),
+            Reply::Refused { status, message } => Err(Fatal::config(format!(
+                "GET /v1/{}/{{id}} answered {status} ({message}): check base_url ({}) or data_center",
+                object.collection(),
+                self.base_url
+            ))),
+            Reply::Unknown { reason } => Err(Fatal::config(reason)),
+        }
+    }
+
+    /// A page of the object's search, `page_size` records: the records, the `scrollId` for the
+    /// next page, and `totalHits`.
+    pub async fn search(
+        &self,
+        object: PxObject,
+        filter: Option<&str>,
+        scroll: Option<String>,
+        page_size: usize,
+    ) -> Result<
+        (
+            Vec<serde_json::Map<String, Value>>,
+            Option<String>,
+            Option<u64>,
+        ),
+        Fatal,
+    > {
+        let mut path = format!("/v1/{}?pageSize={page_size}", object.collection());
+        if let Some(filter) = filter {
+            path += &format!("&filter={}", utf8_percent_encode(filter, NON_ALPHANUMERIC));
+        }
+        if let Some(scroll) = scroll {
+            path += &format!(
+                "&scrollId={}",
+                utf8_percent_encode(&scroll, NON_ALPHANUMERIC)
+            );
+        }
+        let body = match self.send(Method::GET, path, None, false).await? {
+            Reply::Success { body, .. } => body,
+            Reply::Refused { status, message } => {
+                return Err(Fatal::config(format!(
+                    "GET /v1/{} answered {status} ({message}): check base_url ({}) or data_center",
+                    object.collection(),
+                    self.base_url
+                )))
+            }
+            Reply::Unknown { reason } => return Err(Fatal::config(reason)),
+        };
+        let mut found: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let records: Vec<serde_json::Map<String, Value>> = match found[object.collection()].take() {
+            Value::Array(all) => all
+                .into_iter()
+                .filter_map(|r| match r {
+                    Value::Object(map) => Some(map),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        // PX keeps a scrollId on its last page: a page shorter than asked is the last.
+        let scroll = (records.len() >= page_size)
+            .then(|| found["scrollId"].as_str().map(str::to_owned))
+            .flatten();
+        Ok((records, scroll, found["totalHits"].as_u64()))
+    }
+
     /// Reads one record by its key; `None` when it does not exist. Ids that cannot travel in
     /// a path are found by filter and compared exactly (filters ignore case).
     pub async fn exists(&self, object: PxObject, id: &str) -> Result<Option<bool>, Fatal> {

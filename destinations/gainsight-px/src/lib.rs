@@ -106,7 +106,7 @@ impl Destination for GainsightPx {
             ),
         ));
         Ok(Connected {
-            writer: PxWriter::new(client),
+            writer: PxWriter::new(client, settings.sync.dry_run),
             plan,
             notices,
             logs,
