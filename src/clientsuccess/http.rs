@@ -455,6 +455,19 @@ impl ApiClient {
             .await
     }
 
+    /// As `send`, also in a dry run: for a probe whose empty body creates nothing.
+    pub async fn send_probe(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
+        self.sender
+            .send_probe(Outgoing {
+                label: request,
+                method: request.method.clone(),
+                uri: self.request_uri(request),
+                body: request.body.clone(),
+                creates: request.creates,
+            })
+            .await
+    }
+
     /// `check`'s proof: sign in, then one cheap authenticated read. No retries, so a broken
     /// setup is reported at once; the error says what to fix.
     pub async fn probe(&self) -> Result<(), String> {

@@ -403,7 +403,7 @@ pub async fn v1_exists(client: &ApiClient) -> Result<bool, Fatal> {
 
 /// Whether a route exists (anything but 404 or 405 says it does), and the answer in words.
 async fn ask(client: &ApiClient, probe: ApiRequest) -> Result<(bool, String), Fatal> {
-    Ok(match client.send(&probe).await? {
+    Ok(match client.send_probe(&probe).await? {
         Reply::Refused { status, .. } => (!matches!(status, 404 | 405), status.to_string()),
         Reply::Success { status, .. } => (true, status.to_string()),
         Reply::Unknown { reason, .. } => (true, format!("no clear answer ({reason})")),

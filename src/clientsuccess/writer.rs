@@ -1,7 +1,9 @@
 //! ClientSuccess as a [`Writer`]: each object × mode over the route its account offers (bulk,
 //! single, v1), refused bulk batches bisected to the bad records, upserts done by lookup where
 //! there is no upsert route, and a missing collection route turned into a fatal config error,
-//! never into rejections.
+//! never into rejections. Where the upsert route exists, the engine's reconcile toolkit
+//! decides: the blind upsert while the rows to come are fewer than the listing's pages, else
+//! the listing once and then only the rows that differ are sent, with only what differs.
 
 use super::custom;
 use super::http::{ApiClient, ApiRequest, Reply};
@@ -13,6 +15,8 @@ use bytes::Bytes;
 use engine::error::Fatal;
 use engine::http::{sharing_retries, sharing_retries_from};
 use engine::json::Doc;
+use engine::reconcile::{self, Decision, Finder, Found, Page, Query, Reconciler, Rules, Stored};
+use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
 use futures_util::future::join_all;
@@ -54,6 +58,55 @@ pub struct ClientSuccessWriter {
     contact_directory: OnceCell<Mutex<HashMap<String, Vec<String>>>>,
     /// The sync writes contacts or contracts: created clients' ids are worth keeping.
     learn_clients: bool,
+    reconciler: Reconciler<ObjectKind>,
+    dry_run: bool,
+}
+
+/// ClientSuccess's comparison: custom values one by one (a value the row does not carry is
+/// left as it is, and an update sends only those that differ); the rest by value.
+struct CsRules;
+
+impl Rules for CsRules {
+    fn same(&self, field: &str, value: &Value, stored: &Value) -> bool {
+        match (field, value) {
+            ("custom", Value::Object(row)) => row
+                .iter()
+                .all(|(k, v)| reconcile::same_value(v, stored.get(k).unwrap_or(&Value::Null))),
+            _ => reconcile::same_value(value, stored),
+        }
+    }
+
+    fn delta(&self, field: &str, value: &Value, stored: &Value) -> Value {
+        match (field, value) {
+            ("custom", Value::Object(row)) => Value::Object(
+                row.iter()
+                    .filter(|(k, v)| {
+                        !reconcile::same_value(v, stored.get(*k).unwrap_or(&Value::Null))
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        }
+    }
+}
+
+/// The key an upsert matches a record on, as ClientSuccess does: a client by externalId,
+/// else by name; a contact by email (any case); a contract by externalId.
+fn upsert_key(object: ObjectKind, record: &Map<String, Value>) -> Option<String> {
+    let text = |field: &str| {
+        record
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+    };
+    match object {
+        ObjectKind::Client => text("externalId")
+            .map(|x| format!("externalId:{x}"))
+            .or_else(|| text("name").map(|n| format!("name:{n}"))),
+        ObjectKind::Contact => text("email").map(|e| format!("email:{}", e.to_lowercase())),
+        ObjectKind::Contract => text("externalId").map(|x| format!("externalId:{x}")),
+    }
 }
 
 /// A client record (any surface's answer) as a parent: its uuid, and its v1 id when shown.
@@ -226,6 +279,8 @@ impl ClientSuccessWriter {
             contact_directory: OnceCell::new(),
             v1_asked: OnceCell::new(),
             learn_clients: reads_clients || objects.iter().any(|o| o.parent().is_some()),
+            reconciler: Reconciler::default(),
+            dry_run: settings.sync.dry_run,
         };
         Ok((writer, custom))
     }
@@ -723,6 +778,85 @@ impl ClientSuccessWriter {
         Ok(verdict)
     }
 
+    /// The upsert route, through the reconcile toolkit: blind while that is cheaper; once
+    /// the listing is held, nothing for a row it already holds, and only the differing
+    /// fields (with the key) for one that differs.
+    async fn upsert_reconciled(&self, object: ObjectKind, body: &[u8]) -> Result<Verdict, Fatal> {
+        let row = object_of(body);
+        let Some(key) = upsert_key(object, &row) else {
+            return self.upsert_blind(object, body).await;
+        };
+        let found = match self
+            .reconciler
+            .find_or_blind(self, object, Query::Key(&key))
+            .await?
+        {
+            Found::Blind => return self.upsert_blind(object, body).await,
+            Found::Records(found) => found,
+        };
+        match reconcile::decide(&row, &found, &CsRules) {
+            Decision::Create => {
+                let verdict = self.upsert_blind(object, body).await?;
+                if verdict.is_written() {
+                    self.reconciler.learn(
+                        object,
+                        &Stored {
+                            id: String::new(),
+                            key: Some(key),
+                            fields: row,
+                        },
+                    );
+                }
+                Ok(match verdict {
+                    Verdict::Written => Verdict::Created { id: None },
+                    other => other,
+                })
+            }
+            Decision::Unchanged { id } => Ok(Verdict::Unchanged { id }),
+            Decision::Ambiguous { ids } => Ok(refused(
+                None,
+                format!("{} {object}s match {key}: {}", ids.len(), ids.join(", ")),
+            )),
+            Decision::Update { id, changed } => {
+                let fields = reconcile::field_names(&changed);
+                let mut partial = changed.clone();
+                for keyed in object.natural_keys() {
+                    if let Some(value) = row.get(*keyed) {
+                        partial.insert((*keyed).to_owned(), value.clone());
+                    }
+                }
+                let verdict = if self.dry_run {
+                    Verdict::Written
+                } else {
+                    let bytes = serde_json::to_vec(&partial).expect("JSON");
+                    self.upsert_native(object, &bytes).await?
+                };
+                if !verdict.is_written() {
+                    return Ok(verdict);
+                }
+                let mut merged = found[0].fields.clone();
+                merged.extend(changed);
+                self.reconciler.learn(
+                    object,
+                    &Stored {
+                        id: id.clone(),
+                        key: Some(key),
+                        fields: merged,
+                    },
+                );
+                Ok(Verdict::Updated { id, fields })
+            }
+        }
+    }
+
+    /// The upsert route with the row as it is; in a dry run, nothing.
+    async fn upsert_blind(&self, object: ObjectKind, body: &[u8]) -> Result<Verdict, Fatal> {
+        if self.dry_run {
+            return Ok(Verdict::Written);
+        }
+        self.upsert_native(object, body).await
+    }
+
     async fn create_v1(
         &self,
         object: ObjectKind,
@@ -1102,7 +1236,9 @@ impl ClientSuccessWriter {
                     .await
             }
             WriteMode::Upsert => match routes.upsert.ok_or_else(unsupported)? {
-                Upsert::Native => self.upsert_native(object, body).await,
+                Upsert::Native => self.upsert_reconciled(object, body).await,
+                // These find the record and then create or update it: a dry run plans the write.
+                _ if self.dry_run => Ok(Verdict::Written),
                 Upsert::Lookup => self.upsert_by_lookup(object, routes, body).await,
                 Upsert::ReadAll => self.upsert_by_reading(object, routes, body).await,
             },
@@ -1137,8 +1273,62 @@ fn json_array<'a>(bodies: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
     Bytes::from(array)
 }
 
+/// ClientSuccess v2 has no read by key: its write is itself an upsert, the per-row way; the
+/// listing is `GET /v2/{object}/search`, 1,000 a page, with `totalPages`.
+impl Finder<ObjectKind> for ClientSuccessWriter {
+    fn can_look_up(&self, _: ObjectKind) -> bool {
+        false
+    }
+
+    async fn look_up(&self, _: ObjectKind, _: &str) -> Result<Vec<Stored>, Fatal> {
+        Ok(Vec::new())
+    }
+
+    async fn list_page(&self, object: ObjectKind, next: Option<String>) -> Result<Page, Fatal> {
+        let page: u64 = next.and_then(|n| n.parse().ok()).unwrap_or(0);
+        let request = ApiRequest::v2(
+            Method::GET,
+            format!("/{object}/search?page={page}&size=1000"),
+            None,
+        );
+        let body = match self.call(request, false).await? {
+            Answer::Body(body) => object_of(&body),
+            Answer::Refused(verdict) => {
+                return Err(Fatal::config(format!(
+                    "listing {object}s (GET /v2/{object}/search) failed: {verdict:?}"
+                )))
+            }
+        };
+        let pages = body.get("totalPages").and_then(Value::as_u64);
+        let records: Vec<Stored> = body
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .filter_map(|record| {
+                Some(Stored {
+                    id: record.get("uuid")?.as_str()?.to_owned(),
+                    key: upsert_key(object, record),
+                    fields: record.clone(),
+                })
+            })
+            .collect();
+        let more = !records.is_empty() && pages.is_some_and(|p| page + 1 < p);
+        Ok(Page {
+            records,
+            next: more.then(|| (page + 1).to_string()),
+            pages,
+        })
+    }
+}
+
 impl Writer for ClientSuccessWriter {
     type Object = ObjectKind;
+
+    fn attach(&self, backlog: Backlog) {
+        self.reconciler.attach(backlog);
+    }
 
     fn stop(&self) {
         self.client.stop();
@@ -1175,7 +1365,17 @@ impl Writer for ClientSuccessWriter {
                 Err(verdict) => verdicts[i] = Some(verdict),
             }
         }
-        if mode == WriteMode::Insert && routes.create == Some(Create::Bulk) {
+        if self.dry_run && mode != WriteMode::Upsert {
+            for (i, body) in &outgoing {
+                verdicts[*i] = Some(match mode {
+                    WriteMode::Insert => Verdict::Created { id: None },
+                    _ => Verdict::Updated {
+                        id: records[*i].id.clone().unwrap_or_default(),
+                        fields: object_of(body).keys().cloned().collect(),
+                    },
+                });
+            }
+        } else if mode == WriteMode::Insert && routes.create == Some(Create::Bulk) {
             let bodies: Vec<&[u8]> = outgoing.iter().map(|(_, b)| b.as_ref()).collect();
             let written = self.bulk(object, &bodies).await?;
             for ((i, _), verdict) in outgoing.iter().zip(written) {

@@ -424,13 +424,24 @@ impl<C: Credentials> Sender<C> {
     /// Sends one request, retrying passing failures. `Ok` is a success or a refusal of the
     /// request's content; `Err` ends the sync.
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Reply, Fatal> {
-        let request = out.label;
-        let name = self.answers.platform.name;
         if self.read_only && (out.creates || out.method != Method::GET) {
             return Err(Fatal::config(format!(
-                "dry run: {request} would write to {name}, and a dry run writes nothing; this is a bug of the connector, please report it"
+                "dry run: {} would write to {}, and a dry run writes nothing; this is a bug of the connector, please report it",
+                out.label, self.answers.platform.name
             )));
         }
+        self.send_anyway(out).await
+    }
+
+    /// As `send`, also in a dry run: for a request that by construction changes nothing (an
+    /// empty body that asks whether a route exists).
+    pub async fn send_probe(&self, out: Outgoing<'_>) -> Result<Reply, Fatal> {
+        self.send_anyway(out).await
+    }
+
+    async fn send_anyway(&self, out: Outgoing<'_>) -> Result<Reply, Fatal> {
+        let request = out.label;
+        let name = self.answers.platform.name;
         let shared = SHARED_ATTEMPTS.try_with(Arc::clone).ok();
         debug_assert!(
             !out.creates || shared.is_some(),
