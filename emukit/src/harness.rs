@@ -547,3 +547,126 @@ pub async fn assert_outage_ends(
     assert!(took.as_secs() < 60, "{what}: {took:?}");
     eprintln!("{what}: ended in {:.2} s: {message}", took.as_secs_f64());
 }
+
+/// An emulator's request counts: "METHOD /path" → status → requests.
+pub type Stats = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
+/// Requests in `stats` in all.
+pub fn requests_in(stats: &Stats) -> u64 {
+    stats
+        .values()
+        .flat_map(|by_status| by_status.values())
+        .sum()
+}
+
+/// Requests in `stats` that write (POST, PUT, PATCH, DELETE), whatever their answer.
+pub fn writes_in(stats: &Stats) -> u64 {
+    stats
+        .iter()
+        .filter(|(label, _)| {
+            ["POST ", "PUT ", "PATCH ", "DELETE "]
+                .iter()
+                .any(|m| label.starts_with(m))
+        })
+        .flat_map(|(_, by_status)| by_status.values())
+        .sum()
+}
+
+/// The counts of a stream's summary line (`stream `s`: 3 created, …` or, in a dry run,
+/// `dry run, stream `s` would be: 3 created, …`).
+pub fn stream_summary(run: &Run, stream: &str) -> Option<String> {
+    let real = format!("stream `{stream}`: ");
+    let dry = format!("dry run, stream `{stream}` would be: ");
+    run.logs("INFO").into_iter().find_map(|line| {
+        line.strip_prefix(&real)
+            .or_else(|| line.strip_prefix(&dry))
+            .map(str::to_owned)
+    })
+}
+
+/// What the reconcile toolkit promises on every destination, checked against its emulator:
+/// `rows` synced into an empty account; then a dry run of `changed` (the same rows, `n_changed`
+/// of them with one field changed) writes nothing, echoes no state and counts what the real
+/// sync of `changed` then does, which writes `n_changed` times; then `changed` again writes
+/// nothing and spends at most the listing's `pages` + 2 requests beyond what a sync of no
+/// rows spends. `sync(dry_run, lines)` runs one sync. Returns the re-run's requests.
+pub async fn assert_reconciles<F, Fut>(
+    stats: impl Fn() -> Stats,
+    sync: F,
+    stream: &str,
+    rows: &[String],
+    changed: &[String],
+    n_changed: u64,
+    pages: u64,
+) -> u64
+where
+    F: Fn(bool, Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Run>,
+{
+    let with_state = |lines: &[String]| {
+        let mut lines = lines.to_vec();
+        lines.push(state_line(stream, 1));
+        lines
+    };
+    let measure = |before: &Stats, after: &Stats| {
+        (
+            requests_in(after) - requests_in(before),
+            writes_in(after) - writes_in(before),
+        )
+    };
+    let before = stats();
+    sync(false, with_state(&[])).await.assert_ok();
+    let (base_requests, base_writes) = measure(&before, &stats());
+
+    sync(false, with_state(rows)).await.assert_ok();
+
+    let before = stats();
+    let dry = sync(true, with_state(changed)).await;
+    dry.assert_ok();
+    assert!(dry.states().is_empty(), "a dry run echoes no state");
+    assert_eq!(
+        measure(&before, &stats()).1,
+        base_writes,
+        "a dry run writes nothing"
+    );
+    let planned = stream_summary(&dry, stream).expect("the dry run's summary line");
+
+    let before = stats();
+    let real = sync(false, with_state(changed)).await;
+    real.assert_ok();
+    assert_eq!(
+        measure(&before, &stats()).1 - base_writes,
+        n_changed,
+        "one write a changed row"
+    );
+    assert_eq!(
+        stream_summary(&real, stream).as_deref(),
+        Some(planned.as_str()),
+        "the dry run's counts are the sync's"
+    );
+    let unchanged = rows.len() as u64 - n_changed;
+    assert!(
+        planned.contains(&format!("{n_changed} updated"))
+            && planned.contains(&format!("{unchanged} unchanged")),
+        "{planned}"
+    );
+
+    let before = stats();
+    let again = sync(false, with_state(changed)).await;
+    again.assert_ok();
+    let (requests, writes) = measure(&before, &stats());
+    assert_eq!(
+        writes, base_writes,
+        "a re-run of unchanged rows writes nothing"
+    );
+    assert!(
+        requests - base_requests <= pages + 2,
+        "the re-run spent {} requests beyond a sync of no rows; the listing is {pages} pages",
+        requests - base_requests
+    );
+    assert_eq!(
+        stream_summary(&again, stream).as_deref(),
+        Some(format!("{} unchanged (no request)", rows.len()).as_str())
+    );
+    requests - base_requests
+}

@@ -1049,3 +1049,48 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
         .await;
     }
 }
+
+/// The reconcile toolkit's promise (issue 27): a dry run counts what the sync then does and
+/// writes nothing; once the rows read ahead outnumber the listing's pages, the sync sends one
+/// upsert a changed client, with only what changed; a re-run writes nothing and spends the
+/// search's one page.
+#[tokio::test]
+async fn a_rerun_writes_nothing_and_a_dry_run_counts_what_the_sync_then_does() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let row = |i: usize, city: &str| {
+        record_line(
+            "clients",
+            &json!({"externalId": format!("X{i}"), "name": format!("Client {i}"), "status": "ACTIVE", "active": true, "city": city}),
+        )
+    };
+    let rows: Vec<String> = (0..300).map(|i| row(i, "Denver")).collect();
+    let changed: Vec<String> = (0..300)
+        .map(|i| row(i, if i % 30 == 0 { "Boulder" } else { "Denver" }))
+        .collect();
+    let requests = integration_tests::harness::assert_reconciles(
+        || emulator.stats(),
+        |dry_run, lines| {
+            let emulator = &emulator;
+            async move {
+                sync(
+                    emulator,
+                    json!({"dry_run": dry_run}),
+                    &[("clients", "client", "append_dedup")],
+                    &lines,
+                )
+                .await
+                .run
+            }
+        },
+        "clients",
+        &rows,
+        &changed,
+        10,
+        1,
+    )
+    .await;
+    eprintln!("re-run of 300 unchanged rows: {requests} requests beyond a sync of none");
+    let clients = emulator.records("client");
+    let boulder = clients.iter().filter(|c| c["city"] == "Boulder").count();
+    assert_eq!(boulder, 10);
+}

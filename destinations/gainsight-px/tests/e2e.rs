@@ -492,3 +492,45 @@ async fn a_wrong_base_url_path_is_a_config_error_not_rejected_records() {
         );
     }
 }
+
+/// The reconcile toolkit's promise (issue 27): a dry run counts what the sync then does and
+/// writes nothing; the sync sends one PUT a changed account, with only what changed; a
+/// re-run writes nothing and spends the search's one page.
+#[tokio::test]
+async fn a_rerun_writes_nothing_and_a_dry_run_counts_what_the_sync_then_does() {
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let row = |i: usize, plan: &str| {
+        record_line(
+            "accounts",
+            &json!({"id": format!("acct-{i}"), "name": format!("Account {i}"), "plan": plan}),
+        )
+    };
+    let rows: Vec<String> = (0..300).map(|i| row(i, "basic")).collect();
+    let changed: Vec<String> = (0..300)
+        .map(|i| row(i, if i % 30 == 0 { "pro" } else { "basic" }))
+        .collect();
+    let requests = harness::assert_reconciles(
+        || emulator.stats(),
+        |dry_run, lines| {
+            let config = config(&emulator, json!({"dry_run": dry_run}));
+            async move {
+                write(&config, &[("accounts", "account", "append_dedup")], &lines)
+                    .await
+                    .0
+            }
+        },
+        "accounts",
+        &rows,
+        &changed,
+        10,
+        1,
+    )
+    .await;
+    eprintln!("re-run of 300 unchanged rows: {requests} requests beyond a sync of none");
+    let accounts = emulator.records("accounts");
+    let changed = accounts.iter().find(|a| a["id"] == "acct-30").unwrap();
+    assert_eq!(
+        (changed["plan"].as_str(), changed["name"].as_str()),
+        (Some("pro"), Some("Account 30"))
+    );
+}

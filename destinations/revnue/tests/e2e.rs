@@ -896,3 +896,36 @@ async fn upsert_grows_its_requests_in_flight_within_the_budget() {
         );
     }
 }
+
+/// The reconcile toolkit's promise (issue 27): a dry run counts what the sync then does and
+/// writes nothing; the sync sends one PATCH a changed row, with only what changed; a re-run
+/// writes nothing and spends the listing's one page.
+#[tokio::test]
+async fn a_rerun_writes_nothing_and_a_dry_run_counts_what_the_sync_then_does() {
+    let emulator = Emulator::start(fast()).await.unwrap();
+    let row = |i: usize, city: &str| {
+        record_line(
+            "customers",
+            &json!({"name": format!("Customer {i}"), "city": city}),
+        )
+    };
+    let rows: Vec<String> = (0..300).map(|i| row(i, "Berlin")).collect();
+    let changed: Vec<String> = (0..300)
+        .map(|i| row(i, if i % 30 == 0 { "Hamburg" } else { "Berlin" }))
+        .collect();
+    let requests = emukit::harness::assert_reconciles(
+        || emulator.stats(),
+        |dry_run, lines| {
+            let config = config(&emulator, json!({"dry_run": dry_run}));
+            async move { write(&config, &UPSERT, &lines).await }
+        },
+        "customers",
+        &rows,
+        &changed,
+        10,
+        1,
+    )
+    .await;
+    eprintln!("re-run of 300 unchanged rows: {requests} requests beyond a sync of none");
+    assert_eq!(customer(&emulator, "Customer 30")["city"], "Hamburg");
+}
