@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 use tokio::io::AsyncBufReadExt;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 struct Args {
     /// Records per run.
     #[arg(long, default_value_t = 200_000)]
@@ -60,6 +60,10 @@ struct Args {
     /// an empty write makes no request, so it no longer does), over the other records.
     #[arg(long)]
     callgrind: bool,
+    /// Sync the records once, then measure a second sync of the same records (append_dedup:
+    /// nothing changed, so the reconcile toolkit lists and writes nothing).
+    #[arg(long)]
+    rerun: bool,
 }
 
 struct Measure {
@@ -194,6 +198,66 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         "destination_sync_mode": args.mode, "destination_object_name": "client"}]})
         .to_string(),
     )?;
+    let before = if args.rerun {
+        let (status, ..) = launch(
+            &Args {
+                callgrind: false,
+                ..args.clone()
+            },
+            &config,
+            &catalog,
+            input,
+            &profile,
+        )
+        .await?;
+        anyhow::ensure!(status == 0, "the first sync exited with status {status}");
+        emulator.inspect("stats").await?["total"]
+            .as_u64()
+            .unwrap_or_default()
+    } else {
+        0
+    };
+    let (status, usage, peak_kb, seconds) =
+        launch(args, &config, &catalog, input, &profile).await?;
+    anyhow::ensure!(status == 0, "connector exited with status {status}");
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let stats = emulator.inspect("stats").await?;
+    let throttled = stats["requests"]
+        .as_object()
+        .into_iter()
+        .flat_map(|by_label| by_label.values())
+        .filter_map(|by_status| by_status["429"].as_u64())
+        .sum();
+    let clients = emulator.inspect("records/client").await?;
+    let clients = clients.as_array().cloned().unwrap_or_default();
+    let distinct: std::collections::HashSet<&str> = clients
+        .iter()
+        .filter_map(|c| c["externalId"].as_str())
+        .collect();
+    Ok(Measure {
+        throttled,
+        seconds,
+        cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+        requests: stats["total"].as_u64().unwrap_or_default() - before,
+        stored: clients.len(),
+        duplicates: clients.len() - distinct.len(),
+        instructions: args
+            .callgrind
+            .then(|| callgrind_total(&profile))
+            .transpose()?,
+    })
+}
+
+/// Runs the connector once (under callgrind when asked): its exit status, rusage, peak RSS
+/// in KB and wall seconds.
+async fn launch(
+    args: &Args,
+    config: &std::path::Path,
+    catalog: &std::path::Path,
+    input: &PathBuf,
+    profile: &std::path::Path,
+) -> anyhow::Result<(i32, libc::rusage, u64, f64)> {
     let started = Instant::now();
     let mut command = if args.callgrind {
         let mut valgrind = Command::new("valgrind");
@@ -237,35 +301,7 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         }
     })
     .await?;
-    let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(status == 0, "connector exited with status {status}");
-    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let stats = emulator.inspect("stats").await?;
-    let throttled = stats["requests"]
-        .as_object()
-        .into_iter()
-        .flat_map(|by_label| by_label.values())
-        .filter_map(|by_status| by_status["429"].as_u64())
-        .sum();
-    let clients = emulator.inspect("records/client").await?;
-    let clients = clients.as_array().cloned().unwrap_or_default();
-    let distinct: std::collections::HashSet<&str> = clients
-        .iter()
-        .filter_map(|c| c["externalId"].as_str())
-        .collect();
-    Ok(Measure {
-        throttled,
-        seconds,
-        cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
-        peak_rss_mb: peak_kb as f64 / 1024.0,
-        requests: stats["total"].as_u64().unwrap_or_default(),
-        stored: clients.len(),
-        duplicates: clients.len() - distinct.len(),
-        instructions: args
-            .callgrind
-            .then(|| callgrind_total(&profile))
-            .transpose()?,
-    })
+    Ok((status, usage, peak_kb, started.elapsed().as_secs_f64()))
 }
 
 /// The instruction count in a callgrind profile's `summary:` (or `totals:`) line.
@@ -327,10 +363,12 @@ async fn main() -> anyhow::Result<()> {
             args.records
         );
         println!(
-            "  run {run}: {:.2} s, {:.0} records/s, {} requests ({} answered 429), {} duplicates, {:.2} CPU s, peak RSS {:.1} MB",
+            "  run {run}{}: {:.2} s, {:.0} records/s, {} requests ({:.4} a record, {} answered 429), {} duplicates, {:.2} CPU s, peak RSS {:.1} MB",
+            if args.rerun { " (the re-run)" } else { "" },
             m.seconds,
             args.records as f64 / m.seconds,
             m.requests,
+            m.requests as f64 / args.records.max(1) as f64,
             m.throttled,
             m.duplicates,
             m.cpu_seconds,

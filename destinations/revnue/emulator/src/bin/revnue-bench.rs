@@ -31,6 +31,10 @@ struct Args {
     #[arg(long, default_value_t = 0.5)]
     existing: f64,
     /// The connector's `max_concurrency`.
+    /// After each run, sync the same rows again and print what that re-run spent (nothing
+    /// differs, so nothing is written).
+    #[arg(long)]
+    rerun: bool,
     #[arg(long, default_value_t = 2)]
     max_concurrency: usize,
 }
@@ -128,6 +132,33 @@ async fn main() -> anyhow::Result<()> {
             emulator.records("customers").len(),
             emulator.peak_in_flight(),
         );
+        if args.rerun {
+            let writes = || {
+                ["POST", "PATCH", "PUT"]
+                    .iter()
+                    .map(|m| emulator.count_method(m))
+                    .sum::<u64>()
+            };
+            let (requests_before, writes_before) = (emulator.request_count(), writes());
+            let started = Instant::now();
+            let status = Command::new(&connector)
+                .args(["write", "--config"])
+                .arg(&config)
+                .arg("--catalog")
+                .arg(&catalog)
+                .stdin(Stdio::from(std::fs::File::open(&input)?))
+                .stdout(Stdio::null())
+                .status()?;
+            anyhow::ensure!(status.success(), "the re-run failed: {status}");
+            let requests = emulator.request_count() - requests_before;
+            println!(
+                "  re-run {run}: the same {} rows in {:.2} s; {requests} requests ({:.4} a record), {} writes",
+                args.records,
+                started.elapsed().as_secs_f64(),
+                requests as f64 / args.records as f64,
+                writes() - writes_before,
+            );
+        }
     }
     shares.sort_by(f64::total_cmp);
     println!(
