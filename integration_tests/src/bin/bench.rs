@@ -64,6 +64,10 @@ struct Args {
     /// nothing changed, so the reconcile toolkit lists and writes nothing).
     #[arg(long)]
     rerun: bool,
+    /// Fill the account with this many clients first (a bulk insert, not measured); the
+    /// measured sync's records are the first of them, unchanged.
+    #[arg(long)]
+    account: Option<usize>,
 }
 
 struct Measure {
@@ -80,15 +84,29 @@ struct Measure {
 }
 
 fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
+    input_file_ordered(records, note_bytes, false)
+}
+
+/// The records, last first when `reversed` (an account whose first listing page does not
+/// hold the first records).
+fn input_file_ordered(
+    records: usize,
+    note_bytes: usize,
+    reversed: bool,
+) -> anyhow::Result<PathBuf> {
     let dir = connector_bin().parent().unwrap().join("bench-data");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("clients-active-{records}-{note_bytes}.jsonl"));
+    let order = if reversed { "-reversed" } else { "" };
+    let path = dir.join(format!(
+        "clients-active-{records}-{note_bytes}{order}.jsonl"
+    ));
     if path.exists() {
         return Ok(path);
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
     let note = "n".repeat(note_bytes);
-    for i in 0..records {
+    for n in 0..records {
+        let i = if reversed { records - 1 - n } else { n };
         let mut data = json!({"name": format!("Client {i}"), "externalId": format!("EXT-{i:08}"), "status": "ACTIVE",
             "siteUrl": format!("https://client{i}.example"), "city": "Denver", "state": "CO", "country": "US",
             "zip": "80202", "timezone": "America/Denver", "npsScore": (i % 201) as i64 - 100,
@@ -98,7 +116,7 @@ fn input_file(records: usize, note_bytes: usize) -> anyhow::Result<PathBuf> {
         }
         let line = json!({"type": "RECORD", "record": {"stream": "clients", "data": data, "emitted_at": 1_763_800_000_000u64}});
         writeln!(out, "{line}")?;
-        if (i + 1) % 10_000 == 0 {
+        if (n + 1) % 10_000 == 0 {
             let state = json!({"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": "clients"}, "stream_state": {"n": i}}, "id": i}});
             writeln!(out, "{state}")?;
         }
@@ -198,7 +216,30 @@ async fn run_once(args: &Args, input: &PathBuf) -> anyhow::Result<Measure> {
         "destination_sync_mode": args.mode, "destination_object_name": "client"}]})
         .to_string(),
     )?;
-    let before = if args.rerun {
+    if let Some(account) = args.account {
+        let fill = dir.join("catalog-fill.json");
+        std::fs::write(
+            &fill,
+            json!({"streams": [{"stream": {"name": "clients", "json_schema": {}},
+            "destination_sync_mode": "append", "destination_object_name": "client"}]})
+            .to_string(),
+        )?;
+        let quiet = Args {
+            callgrind: false,
+            ..args.clone()
+        };
+        let filled = input_file_ordered(account, 0, true)?;
+        let (status, ..) = launch(&quiet, &config, &fill, &filled, &profile).await?;
+        anyhow::ensure!(
+            status == 0,
+            "filling the account exited with status {status}"
+        );
+    }
+    let before = if args.account.is_some() {
+        emulator.inspect("stats").await?["total"]
+            .as_u64()
+            .unwrap_or_default()
+    } else if args.rerun {
         let (status, ..) = launch(
             &Args {
                 callgrind: false,

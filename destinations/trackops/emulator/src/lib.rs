@@ -99,7 +99,8 @@ pub const TOKEN: &str = "tk-emulator-7c41e2b9";
 pub const LIMITED_LOGIN: &str = "limited-user";
 pub const DISABLED_TOKEN: &str = "tk-disabled-0d15ab1e";
 
-fn default_fixture() -> Value {
+/// The accounts, tokens and roles an emulator holds unless given a fixture.
+pub fn default_fixture() -> Value {
     json!({
         "employees": [
             {"login": LOGIN, "full_access": true, "active": true},

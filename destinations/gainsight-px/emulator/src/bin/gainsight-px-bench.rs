@@ -35,6 +35,9 @@ struct Args {
     /// records: nothing changed, so nothing is written.
     #[arg(long)]
     rerun: bool,
+    /// Hold this many accounts first; the upserted records are the last of them, unchanged.
+    #[arg(long)]
+    account: Option<usize>,
 }
 
 struct Measure {
@@ -70,7 +73,19 @@ async fn run(
         ..Options::default()
     })
     .await?;
-    if args.mode == "append_dedup" && !args.rerun {
+    let first_row = match args.account {
+        Some(held) => {
+            for i in 0..held {
+                let mut existing = account(i);
+                existing["propertyKeys"] = json!(["AP-EMULATOR-2"]);
+                existing["renewalDate"] = json!(1_801_353_600_000u64);
+                emulator.seed_record("accounts", existing);
+            }
+            held.saturating_sub(records)
+        }
+        None => 0,
+    };
+    if args.mode == "append_dedup" && !args.rerun && args.account.is_none() {
         for i in 0..records {
             let mut existing = account(i);
             existing["propertyKeys"] = json!(["AP-EMULATOR-2"]);
@@ -96,7 +111,7 @@ async fn run(
     )?;
     let input = dir.join("input.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input)?);
-    for i in 0..records {
+    for i in first_row..first_row + records {
         writeln!(
             file,
             "{}",
@@ -110,7 +125,9 @@ async fn run(
     )?;
     drop(file);
     let connector = std::env::current_exe()?.with_file_name("destination-gainsight-px");
-    let before = if args.rerun {
+    let before = if args.account.is_some() {
+        emulator.request_count()
+    } else if args.rerun {
         let first = Command::new(&connector)
             .args(["write", "--config"])
             .arg(&config)
@@ -181,13 +198,21 @@ async fn main() -> anyhow::Result<()> {
             args.mode, args.records, requests, extra as f64 / requests as f64);
         return Ok(());
     }
-    if args.rerun {
-        anyhow::ensure!(args.mode == "append_dedup", "--rerun measures append_dedup");
+    if args.rerun || args.account.is_some() {
+        anyhow::ensure!(
+            args.mode == "append_dedup",
+            "--rerun and --account measure append_dedup"
+        );
         let mut runs = Vec::new();
         for i in 0..args.runs {
             let m = run(&args, args.records, &dir, None).await?;
+            let into = args
+                .account
+                .map(|n| format!(", into an account of {n}"))
+                .unwrap_or_default();
             println!(
-                "re-run {}: {} unchanged records in {:.2} s; {} requests ({:.4} a record)",
+                "{} {}: {} unchanged records in {:.2} s; {} requests ({:.4} a record){into}",
+                if args.rerun { "re-run" } else { "run" },
                 i + 1,
                 args.records,
                 m.seconds,
@@ -199,7 +224,7 @@ async fn main() -> anyhow::Result<()> {
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (seconds, requests) = runs[runs.len() / 2];
         println!(
-            "median re-run: {seconds:.2} s, {requests} requests for {} unchanged records",
+            "median: {seconds:.2} s, {requests} requests for {} unchanged records",
             args.records
         );
         return Ok(());

@@ -35,6 +35,9 @@ struct Args {
     /// differs, so nothing is written).
     #[arg(long)]
     rerun: bool,
+    /// Hold this many customers first; the rows are the last of them.
+    #[arg(long)]
+    account: Option<usize>,
     #[arg(long, default_value_t = 2)]
     max_concurrency: usize,
 }
@@ -59,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let input = dir.join("input.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input)?);
-    for i in 0..args.records {
+    let first_row = args.account.map_or(0, |n| n.saturating_sub(args.records));
+    for i in first_row..first_row + args.records {
         let data = json!({"name": format!("Bench customer {i:05}"), "city": "New", "country": "DE",
             "contact_person_name": "Ann Lee", "contact_person_email": "ann@bench.example", "tier": "gold"});
         writeln!(
@@ -75,9 +79,14 @@ async fn main() -> anyhow::Result<()> {
     )?;
     drop(file);
     let fixture = dir.join("fixture.json");
-    let customers: Vec<_> = (0..existing)
-        .map(|i| json!({"id": i + 1, "company": 1, "name": format!("Bench customer {:05}", 2 * i), "city": "Old"}))
-        .collect();
+    let customers: Vec<_> = match args.account {
+        Some(n) => (0..n)
+            .map(|i| json!({"id": i + 1, "company": 1, "name": format!("Bench customer {i:05}"), "city": "Old"}))
+            .collect(),
+        None => (0..existing)
+            .map(|i| json!({"id": i + 1, "company": 1, "name": format!("Bench customer {:05}", 2 * i), "city": "Old"}))
+            .collect(),
+    };
     std::fs::write(&fixture, json!({"customers": customers}).to_string())?;
     let budget = args.budget_per_minute as f64 / 60.0;
     let mut shares = Vec::new();

@@ -24,6 +24,9 @@ struct Args {
     budget_per_minute: usize,
     #[arg(long, default_value_t = 4)]
     max_in_flight: usize,
+    /// Hold this many clients first; the rows are the last of them, unchanged.
+    #[arg(long)]
+    account: Option<usize>,
 }
 
 #[tokio::main]
@@ -31,10 +34,31 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("trackops-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let client = |i: usize| {
+        json!({"account_code": format!("BENCH-{i:06}"), "name": format!("Bench client {i}"),
+            "website": "https://bench.example"})
+    };
+    let fixture = match args.account {
+        Some(n) => {
+            let mut fixture = trackops_emulator::default_fixture();
+            fixture["clients"] = (0..n)
+                .map(|i| {
+                    let mut held = client(i);
+                    held["id"] = json!(i + 1);
+                    held
+                })
+                .collect();
+            let path = dir.join("fixture.json");
+            std::fs::write(&path, fixture.to_string())?;
+            Some(path)
+        }
+        None => None,
+    };
     let emulator = Emulator::start(Options {
         latency_ms: args.latency_ms,
         budget_per_minute: args.budget_per_minute,
         max_in_flight: args.max_in_flight,
+        fixture,
         ..Options::default()
     })
     .await?;
@@ -56,9 +80,15 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let input = dir.join("input.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input)?);
-    for i in 0..args.records {
-        let data = json!({"account_code": format!("BENCH-{i:06}"), "name": format!("Bench client {i}"),
-            "website": "https://bench.example", "city": "Denver", "zip": "80202"});
+    let first_row = args.account.map_or(0, |n| n.saturating_sub(args.records));
+    for i in first_row..first_row + args.records {
+        let data = match args.account {
+            Some(_) => client(i),
+            None => {
+                json!({"account_code": format!("BENCH-{i:06}"), "name": format!("Bench client {i}"),
+                "website": "https://bench.example", "city": "Denver", "zip": "80202"})
+            }
+        };
         writeln!(
             file,
             "{}",
