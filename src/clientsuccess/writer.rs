@@ -1231,9 +1231,48 @@ impl ClientSuccessWriter {
                     .await
             }
             WriteMode::Update => {
+                let route = routes.update.ok_or_else(unsupported)?;
                 let uuid = record.id.as_deref().unwrap_or_default();
-                self.update(object, routes.update.ok_or_else(unsupported)?, uuid, body)
-                    .await
+                let row = object_of(body);
+                // Compared with the listing once reading it costs less than sending every row.
+                let changed = match self
+                    .reconciler
+                    .find_or_blind(self, object, Query::Id(uuid))
+                    .await?
+                {
+                    Found::Records(found) if found.len() == 1 => {
+                        let changed = reconcile::changes(&row, &found[0].fields, &CsRules);
+                        if changed.is_empty() {
+                            return Ok(Verdict::Unchanged {
+                                id: uuid.to_owned(),
+                            });
+                        }
+                        Some(changed)
+                    }
+                    _ => None,
+                };
+                let fields: Vec<String> =
+                    changed.as_ref().unwrap_or(&row).keys().cloned().collect();
+                if self.dry_run {
+                    return Ok(Verdict::Updated {
+                        id: uuid.to_owned(),
+                        fields,
+                    });
+                }
+                let verdict = match changed {
+                    Some(changed) => {
+                        let bytes = serde_json::to_vec(&changed).expect("JSON");
+                        self.update(object, route, uuid, &bytes).await?
+                    }
+                    None => self.update(object, route, uuid, body).await?,
+                };
+                Ok(match verdict {
+                    Verdict::Written => Verdict::Updated {
+                        id: uuid.to_owned(),
+                        fields,
+                    },
+                    other => other,
+                })
             }
             WriteMode::Upsert => match routes.upsert.ok_or_else(unsupported)? {
                 Upsert::Native => self.upsert_reconciled(object, body).await,
@@ -1365,15 +1404,9 @@ impl Writer for ClientSuccessWriter {
                 Err(verdict) => verdicts[i] = Some(verdict),
             }
         }
-        if self.dry_run && mode != WriteMode::Upsert {
-            for (i, body) in &outgoing {
-                verdicts[*i] = Some(match mode {
-                    WriteMode::Insert => Verdict::Created { id: None },
-                    _ => Verdict::Updated {
-                        id: records[*i].id.clone().unwrap_or_default(),
-                        fields: object_of(body).keys().cloned().collect(),
-                    },
-                });
+        if self.dry_run && mode == WriteMode::Insert {
+            for (i, _) in &outgoing {
+                verdicts[*i] = Some(Verdict::Created { id: None });
             }
         } else if mode == WriteMode::Insert && routes.create == Some(Create::Bulk) {
             let bodies: Vec<&[u8]> = outgoing.iter().map(|(_, b)| b.as_ref()).collect();

@@ -13,7 +13,7 @@ use engine::catalog::WriteMode;
 use engine::error::Fatal;
 use engine::http::sharing_retries;
 use engine::http::Reply;
-use engine::reconcile::{self, Decision, Finder, Page, Reconciler, Rules, Stored};
+use engine::reconcile::{self, Decision, Finder, Found, Page, Query, Reconciler, Rules, Stored};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -320,6 +320,33 @@ impl TrackopsWriter {
         }).await
     }
 
+    /// An update by id: compared with the listing once reading it costs less than sending
+    /// every row (nothing differs: no request; else only what differs), until then sent whole.
+    async fn update_by_id(
+        &self,
+        object: TrackopsObject,
+        id: u64,
+        fields: &Map<String, Value>,
+    ) -> Result<Verdict, Fatal> {
+        let query = id.to_string();
+        if let Found::Records(found) = self
+            .reconciler
+            .find_or_blind(self, object, Query::Id(&query))
+            .await?
+        {
+            if let [held] = &found[..] {
+                let changed = reconcile::changes(fields, &held.fields, &TrackopsRules);
+                if changed.is_empty() {
+                    return Ok(Verdict::Unchanged {
+                        id: held.id.clone(),
+                    });
+                }
+                return self.update(object, id, &changed).await;
+            }
+        }
+        self.update(object, id, fields).await
+    }
+
     /// PUTs a partial update; a 404 is the record's (it does not exist) or the route's.
     async fn update(
         &self,
@@ -391,7 +418,7 @@ impl TrackopsWriter {
                     .as_deref()
                     .and_then(|i| i.parse().ok())
                     .unwrap_or_default();
-                self.update(TrackopsObject::Client, id, &fields).await
+                self.update_by_id(TrackopsObject::Client, id, &fields).await
             }
             WriteMode::Insert => self.create_client(fields, location).await,
             WriteMode::Upsert => {
@@ -542,7 +569,9 @@ impl TrackopsWriter {
             for column in PARENT_COLUMNS {
                 fields.remove(column);
             }
-            return self.update(TrackopsObject::Location, id, &fields).await;
+            return self
+                .update_by_id(TrackopsObject::Location, id, &fields)
+                .await;
         }
         let root = match self.root_of(&fields).await? {
             Ok(root) => root,
@@ -647,7 +676,9 @@ impl TrackopsWriter {
                 .as_deref()
                 .and_then(|i| i.parse().ok())
                 .unwrap_or_default();
-            return self.update(TrackopsObject::Contact, id, &fields).await;
+            return self
+                .update_by_id(TrackopsObject::Contact, id, &fields)
+                .await;
         }
         let email = fields
             .get("email")

@@ -560,7 +560,9 @@ async fn an_api_that_stays_down_ends_the_sync_in_every_mode() {
         emulator.fail_after(5);
         let (lines, states) =
             emukit::harness::records_with_states("clients", 200, 10, |i| match mode {
-                "update" => json!({"id": ids[i % ids.len()], "city": format!("City {i}")}),
+                "update" => {
+                    json!({"id": ids[i % ids.len()], "website": format!("https://{i}.example")})
+                }
                 _ => json!({"account_code": format!("D{i}"), "name": format!("Down {i}")}),
             });
         emukit::harness::assert_outage_ends(mode, states, async {
