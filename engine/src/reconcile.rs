@@ -74,6 +74,34 @@ pub trait Rules: Send + Sync {
     }
 }
 
+/// The rules of an API whose custom values sit in one object (`custom`, `customAttributes`)
+/// that it merges member by member: a member the row does not carry is left as it is, and an
+/// update sends only the members that differ. Every other field by [`same_value`].
+pub struct MergedContainer(pub &'static str);
+
+impl Rules for MergedContainer {
+    fn same(&self, field: &str, value: &Value, stored: &Value) -> bool {
+        match value {
+            Value::Object(row) if field == self.0 => row
+                .iter()
+                .all(|(k, v)| same_value(v, stored.get(k).unwrap_or(&Value::Null))),
+            _ => same_value(value, stored),
+        }
+    }
+
+    fn delta(&self, field: &str, value: &Value, stored: &Value) -> Value {
+        match value {
+            Value::Object(row) if field == self.0 => Value::Object(
+                row.iter()
+                    .filter(|(k, v)| !same_value(v, stored.get(*k).unwrap_or(&Value::Null)))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        }
+    }
+}
+
 /// The comparison most APIs need: a null, a missing field and an empty string are one;
 /// numbers by value (1500 = 1500.0); strings exactly; objects member by member (a missing
 /// member being null); arrays element by element.

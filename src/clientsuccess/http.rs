@@ -444,28 +444,22 @@ impl ApiClient {
     /// Sends one request, retrying passing failures. `Ok` is a success or a refusal of the
     /// request's content; `Err` ends the sync.
     pub async fn send(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
-        self.sender
-            .send(Outgoing {
-                label: request,
-                method: request.method.clone(),
-                uri: self.request_uri(request),
-                body: request.body.clone(),
-                creates: request.creates,
-            })
-            .await
+        self.sender.send(self.outgoing(request)).await
     }
 
     /// As `send`, also in a dry run: for a probe whose empty body creates nothing.
     pub async fn send_probe(&self, request: &ApiRequest) -> Result<Reply, Fatal> {
-        self.sender
-            .send_probe(Outgoing {
-                label: request,
-                method: request.method.clone(),
-                uri: self.request_uri(request),
-                body: request.body.clone(),
-                creates: request.creates,
-            })
-            .await
+        self.sender.send_probe(self.outgoing(request)).await
+    }
+
+    fn outgoing<'a>(&self, request: &'a ApiRequest) -> Outgoing<'a> {
+        Outgoing {
+            label: request,
+            method: request.method.clone(),
+            uri: self.request_uri(request),
+            body: request.body.clone(),
+            creates: request.creates,
+        }
     }
 
     /// `check`'s proof: sign in, then one cheap authenticated read. No retries, so a broken

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use engine::error::Fatal;
 use engine::http::{sharing_retries, sharing_retries_from};
 use engine::json::Doc;
-use engine::reconcile::{self, Decision, Finder, Found, Page, Query, Reconciler, Rules, Stored};
+use engine::reconcile::{
+    self, Decision, Finder, Found, MergedContainer, Page, Query, Reconciler, Stored,
+};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -62,34 +64,8 @@ pub struct ClientSuccessWriter {
     dry_run: bool,
 }
 
-/// ClientSuccess's comparison: custom values one by one (a value the row does not carry is
-/// left as it is, and an update sends only those that differ); the rest by value.
-struct CsRules;
-
-impl Rules for CsRules {
-    fn same(&self, field: &str, value: &Value, stored: &Value) -> bool {
-        match (field, value) {
-            ("custom", Value::Object(row)) => row
-                .iter()
-                .all(|(k, v)| reconcile::same_value(v, stored.get(k).unwrap_or(&Value::Null))),
-            _ => reconcile::same_value(value, stored),
-        }
-    }
-
-    fn delta(&self, field: &str, value: &Value, stored: &Value) -> Value {
-        match (field, value) {
-            ("custom", Value::Object(row)) => Value::Object(
-                row.iter()
-                    .filter(|(k, v)| {
-                        !reconcile::same_value(v, stored.get(*k).unwrap_or(&Value::Null))
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => value.clone(),
-        }
-    }
-}
+/// Custom values merge member by member; the rest compares by value.
+const RULES: MergedContainer = MergedContainer("custom");
 
 /// The key an upsert matches a record on, as ClientSuccess does: a client by externalId,
 /// else by name; a contact by email (any case); a contract by externalId.
@@ -463,7 +439,7 @@ impl ClientSuccessWriter {
     /// Every client's externalId, read page by page through v2 (an account without v1).
     async fn read_all_clients(&self) -> Result<HashMap<String, Vec<Parent>>, Fatal> {
         let mut directory: HashMap<String, Vec<Parent>> = HashMap::new();
-        self.read_all(ObjectKind::Client, "externalId", |client| {
+        self.read_all(ObjectKind::Client, |client| {
             let external = client.get("externalId").and_then(Value::as_str);
             if let (Some(external), Some(found)) = (external, parent_of(client)) {
                 directory
@@ -479,7 +455,7 @@ impl ClientSuccessWriter {
     /// Every contact's uuid by email (lower case), read page by page through v2.
     async fn read_all_contacts(&self) -> Result<Mutex<HashMap<String, Vec<String>>>, Fatal> {
         let mut directory: HashMap<String, Vec<String>> = HashMap::new();
-        self.read_all(ObjectKind::Contact, "email", |contact| {
+        self.read_all(ObjectKind::Contact, |contact| {
             add_contact(&mut directory, contact);
         })
         .await?;
@@ -517,36 +493,19 @@ impl ClientSuccessWriter {
 
     /// Reads every record of `object` through `GET /v2/{object}/search`, a page of 1,000 at a
     /// time, handing each to `each`; `key` names what they are read for, in errors.
+    /// Every record of `object`, page by page (the listing the reconcile toolkit reads too).
     async fn read_all(
         &self,
         object: ObjectKind,
-        key: &str,
         mut each: impl FnMut(&Map<String, Value>),
     ) -> Result<(), Fatal> {
-        let mut page = 0u64;
+        let mut next = None;
         loop {
-            let request = ApiRequest::v2(
-                Method::GET,
-                format!("/{object}/search?page={page}&size=1000"),
-                None,
-            );
-            let body = match self.call(request, false).await? {
-                Answer::Body(body) => object_of(&body),
-                Answer::Refused(verdict) => {
-                    return Err(Fatal::config(format!(
-                        "reading {object}s to find them by {key} (GET /v2/{object}/search) failed: {verdict:?}"
-                    )))
-                }
-            };
-            let data = body.get("data").and_then(Value::as_array);
-            data.into_iter()
-                .flatten()
-                .filter_map(Value::as_object)
-                .for_each(&mut each);
-            let pages = body.get("totalPages").and_then(Value::as_u64).unwrap_or(0);
-            page += 1;
-            if page >= pages || data.is_none_or(|d| d.is_empty()) {
-                return Ok(());
+            let page = self.list_page(object, next).await?;
+            page.records.iter().for_each(|r| each(&r.fields));
+            match page.next {
+                Some(more) => next = Some(more),
+                None => return Ok(()),
             }
         }
     }
@@ -794,7 +753,7 @@ impl ClientSuccessWriter {
             Found::Blind => return self.upsert_blind(object, body).await,
             Found::Records(found) => found,
         };
-        match reconcile::decide(&row, &found, &CsRules) {
+        match reconcile::decide(&row, &found, &RULES) {
             Decision::Create => {
                 let verdict = self.upsert_blind(object, body).await?;
                 if verdict.is_written() {
@@ -1241,7 +1200,7 @@ impl ClientSuccessWriter {
                     .await?
                 {
                     Found::Records(found) if found.len() == 1 => {
-                        let changed = reconcile::changes(&row, &found[0].fields, &CsRules);
+                        let changed = reconcile::changes(&row, &found[0].fields, &RULES);
                         if changed.is_empty() {
                             return Ok(Verdict::Unchanged {
                                 id: uuid.to_owned(),

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use engine::catalog::{Object, WriteMode};
 use engine::error::Fatal;
 use engine::http::{sharing_retries, Reply};
-use engine::reconcile::{self, Decision, Finder, Found, Page, Query, Reconciler, Rules, Stored};
+use engine::reconcile::{
+    self, Decision, Finder, Found, MergedContainer, Page, Query, Reconciler, Stored,
+};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -29,34 +31,8 @@ pub struct PxWriter {
     dry_run: bool,
 }
 
-/// PX's comparison: custom attributes one by one (an attribute the row does not carry is left
-/// as it is, and an update sends only those that differ); the rest by value.
-struct PxRules;
-
-impl Rules for PxRules {
-    fn same(&self, field: &str, value: &Value, stored: &Value) -> bool {
-        match (field, value) {
-            (PxObject::CUSTOM_CONTAINER, Value::Object(row)) => row
-                .iter()
-                .all(|(k, v)| reconcile::same_value(v, stored.get(k).unwrap_or(&Value::Null))),
-            _ => reconcile::same_value(value, stored),
-        }
-    }
-
-    fn delta(&self, field: &str, value: &Value, stored: &Value) -> Value {
-        match (field, value) {
-            (PxObject::CUSTOM_CONTAINER, Value::Object(row)) => Value::Object(
-                row.iter()
-                    .filter(|(k, v)| {
-                        !reconcile::same_value(v, stored.get(*k).unwrap_or(&Value::Null))
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => value.clone(),
-        }
-    }
-}
+/// Custom values merge member by member; the rest compares by value.
+const RULES: MergedContainer = MergedContainer(PxObject::CUSTOM_CONTAINER);
 
 /// What a PUT found.
 enum Put {
@@ -89,7 +65,7 @@ impl PxWriter {
         mode: WriteMode,
     ) -> Result<Verdict, Fatal> {
         let row: Map<String, Value> = serde_json::from_slice(record.body()).unwrap_or_default();
-        let decision = reconcile::decide(&row, found, &PxRules);
+        let decision = reconcile::decide(&row, found, &RULES);
         let learn = |fields: Map<String, Value>| {
             self.reconciler.learn(
                 object,
