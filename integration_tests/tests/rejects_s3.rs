@@ -106,3 +106,85 @@ async fn check_proves_the_rejects_store_or_says_what_to_fix() {
     assert_eq!(status, "FAILED");
     assert!(message.contains("object_storage_config.path"), "{message}");
 }
+
+/// `rows_kept: all` keeps every row's outcome in the same S3 layout as the rejects: upserts
+/// created, one updated with the field it sent, one unchanged, one rejected, each with the
+/// line it came from; the summary line's counts are the objects'.
+#[tokio::test]
+async fn every_rows_outcome_lands_in_s3_when_all_rows_are_kept() {
+    let moto = Moto::start();
+    moto.create_bucket("log").await;
+    let emulator = Emulator::start(Options::default()).await.unwrap();
+    let client = |x: &str, city: &str| {
+        record_line(
+            "c",
+            &json!({"externalId": x, "name": format!("Client {x}"), "status": "ACTIVE", "active": true, "city": city}),
+        )
+    };
+    let mut storage = moto.config("log");
+    storage["rows_kept"] = json!("all");
+    let streams = [("c", "client", "append_dedup")];
+    // A first sync stores A and B; in the second, read ahead, A is unchanged and B moved.
+    let first = [
+        client("A", "Denver"),
+        client("B", "Denver"),
+        state_line("c", 1),
+    ];
+    sync(
+        &emulator,
+        json!({"object_storage_config": storage.clone()}),
+        &streams,
+        &first,
+    )
+    .await
+    .run
+    .assert_ok();
+    let before = moto.keys("log", "rejects/").await.len();
+    let second = [
+        client("A", "Denver"),
+        client("B", "Boulder"),
+        client("C", "Denver"),
+        record_line(
+            "c",
+            &json!({"externalId": "D", "name": "Client D", "timezone": "Mars/Olympus"}),
+        ),
+        state_line("c", 2),
+    ];
+    let s = sync(
+        &emulator,
+        json!({"object_storage_config": storage}),
+        &streams,
+        &second,
+    )
+    .await;
+    s.run.assert_ok();
+    let mut stored: Vec<Value> = Vec::new();
+    for key in moto.keys("log", "rejects/").await.iter().skip(before) {
+        for line in moto.object("log", key).await.lines() {
+            stored.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    stored.sort_by_key(|r| r["line"].as_u64());
+    let outcomes: Vec<(u64, &str)> = stored
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, "unchanged"),
+            (2, "updated"),
+            (3, "created"),
+            (4, "rejected")
+        ],
+        "{stored:#?}"
+    );
+    assert_eq!(stored[1]["fields"], json!(["city"]));
+    assert!(stored[0]["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(stored[3]["reason"].as_str().unwrap().contains("timezone"));
+    let summary = emukit::harness::stream_summary(&s.run, "c").unwrap();
+    assert!(
+        summary.starts_with("1 created, 1 updated (city ×1), 1 unchanged (no request), 1 rejected (ClientSuccess refused it: timezone"),
+        "{summary}"
+    );
+}
