@@ -194,8 +194,8 @@ type Held = (Box<str>, Option<Box<str>>, Box<str>);
 
 impl Index {
     fn put(&mut self, stored: &Stored) {
-        let json = Value::Object(stored.fields.clone())
-            .to_string()
+        let json = serde_json::to_string(&stored.fields)
+            .expect("a JSON map serializes")
             .into_boxed_str();
         let key: Option<Box<str>> = stored.key.as_deref().map(Into::into);
         if let Some(&slot) = self.by_id.get(stored.id.as_str()) {
@@ -225,8 +225,8 @@ impl Index {
 
     fn get(&self, query: Query) -> Option<Vec<Stored>> {
         let slots = match query {
-            Query::Key(key) => self.by_key.get(key)?.clone(),
-            Query::Id(id) => vec![*self.by_id.get(id)?],
+            Query::Key(key) => self.by_key.get(key)?.as_slice(),
+            Query::Id(id) => std::slice::from_ref(self.by_id.get(id)?),
         };
         Some(slots.iter().map(|&slot| self.stored(slot)).collect())
     }
@@ -261,9 +261,10 @@ pub enum Found {
 }
 
 /// How one object's records are being found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 enum Strategy {
     /// Nothing read yet.
+    #[default]
     Unknown,
     /// Per-key reads, while cheaper than the `pages_left` pages of the listing after `next`.
     PerKey { pages_left: u64, next: String },
@@ -273,7 +274,7 @@ enum Strategy {
 
 #[derive(Default)]
 struct Known {
-    strategy: tokio::sync::Mutex<Option<Strategy>>,
+    strategy: tokio::sync::Mutex<Strategy>,
     /// Set once the listing is held: a find then takes no lock but the index's.
     listed: AtomicBool,
     index: Mutex<Index>,
@@ -367,8 +368,7 @@ impl<O: Object> Reconciler<O> {
         };
         {
             let mut strategy = known.strategy.lock().await;
-            let now = strategy.clone().unwrap_or(Strategy::Unknown);
-            let list_rest = match now {
+            let list_rest = match strategy.clone() {
                 Strategy::Listed => None,
                 Strategy::Unknown => {
                     let first = finder.list_page(object, None).await?;
@@ -385,7 +385,7 @@ impl<O: Object> Reconciler<O> {
                             if !per_row || self.waiting(object) >= pages_left {
                                 Some(Some(next))
                             } else {
-                                *strategy = Some(Strategy::PerKey { pages_left, next });
+                                *strategy = Strategy::PerKey { pages_left, next };
                                 None
                             }
                         }
@@ -402,7 +402,7 @@ impl<O: Object> Reconciler<O> {
             };
             if let Some(next) = list_rest {
                 self.list(finder, object, known, next).await?;
-                *strategy = Some(Strategy::Listed);
+                *strategy = Strategy::Listed;
                 known.listed.store(true, Ordering::Release);
             }
             if known.listed.load(Ordering::Acquire) {
@@ -463,7 +463,7 @@ impl<O: Object> Reconciler<O> {
     pub async fn forget(&self, object: O) {
         let known = &self.known[object.index()];
         let mut strategy = known.strategy.lock().await;
-        *strategy = None;
+        *strategy = Strategy::Unknown;
         known.listed.store(false, Ordering::Release);
         *known.index.lock().unwrap() = Index::default();
     }

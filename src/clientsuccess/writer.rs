@@ -1289,7 +1289,7 @@ impl Finder<ObjectKind> for ClientSuccessWriter {
             format!("/{object}/search?page={page}&size=1000"),
             None,
         );
-        let body = match self.call(request, false).await? {
+        let mut body = match self.call(request, false).await? {
             Answer::Body(body) => object_of(&body),
             Answer::Refused(verdict) => {
                 return Err(Fatal::config(format!(
@@ -1298,17 +1298,20 @@ impl Finder<ObjectKind> for ClientSuccessWriter {
             }
         };
         let pages = body.get("totalPages").and_then(Value::as_u64);
-        let records: Vec<Stored> = body
-            .get("data")
-            .and_then(Value::as_array)
+        let data = match body.remove("data") {
+            Some(Value::Array(data)) => data,
+            _ => Vec::new(),
+        };
+        let records: Vec<Stored> = data
             .into_iter()
-            .flatten()
-            .filter_map(Value::as_object)
             .filter_map(|record| {
+                let Value::Object(fields) = record else {
+                    return None;
+                };
                 Some(Stored {
-                    id: record.get("uuid")?.as_str()?.to_owned(),
-                    key: upsert_key(object, record),
-                    fields: record.clone(),
+                    id: fields.get("uuid")?.as_str()?.to_owned(),
+                    key: upsert_key(object, &fields),
+                    fields,
                 })
             })
             .collect();

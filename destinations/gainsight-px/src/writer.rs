@@ -60,11 +60,11 @@ impl PxWriter {
         &self,
         object: PxObject,
         id: &str,
-        record: &Prepared,
+        body: Bytes,
         found: &[Stored],
         mode: WriteMode,
     ) -> Result<Verdict, Fatal> {
-        let row: Map<String, Value> = serde_json::from_slice(record.body()).unwrap_or_default();
+        let row: Map<String, Value> = serde_json::from_slice(&body).unwrap_or_default();
         let decision = reconcile::decide(&row, found, &RULES);
         let learn = |fields: Map<String, Value>| {
             self.reconciler.learn(
@@ -88,9 +88,7 @@ impl PxWriter {
                 format!("{object} {id:?} was not found: no {object} has this key"),
             )),
             Decision::Create => {
-                let verdict = self
-                    .create(object, id, Bytes::copy_from_slice(record.body()))
-                    .await?;
+                let verdict = self.create(object, id, body).await?;
                 if verdict.is_written() {
                     learn(row);
                 }
@@ -297,7 +295,7 @@ impl Writer for PxWriter {
                     .await?
                 {
                     Found::Records(found) => {
-                        self.reconcile(object, &id, record, &found, mode).await?
+                        self.reconcile(object, &id, body, &found, mode).await?
                     }
                     Found::Blind if self.dry_run => Verdict::Updated {
                         id: id.clone(),
@@ -314,7 +312,7 @@ impl Writer for PxWriter {
                 },
                 WriteMode::Upsert => {
                     let found = self.reconciler.find(self, object, &id).await?;
-                    self.reconcile(object, &id, record, &found, mode).await?
+                    self.reconcile(object, &id, body, &found, mode).await?
                 }
             };
             verdicts.push(verdict);

@@ -73,8 +73,6 @@ pub struct Summary {
     pub records: u64,
     pub written: u64,
     pub rejected: u64,
-    /// Each configured stream's name and what became of its rows.
-    pub streams: Vec<(String, Tally)>,
     /// States not echoed because the sync was a dry run.
     pub states_held: u64,
     fatal: Option<Fatal>,
@@ -286,15 +284,8 @@ pub async fn run<W: Writer>(
         shared,
         mut summary,
         rejects,
-        tallies,
         ..
     } = coordinator;
-    summary.streams = plan
-        .streams
-        .iter()
-        .map(|s| s.name.clone())
-        .zip(tallies)
-        .collect();
     drop(shared);
     for handle in handles {
         if ended == Ended::AtOnce {

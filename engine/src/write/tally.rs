@@ -32,7 +32,12 @@ impl Tally {
             Verdict::Updated { fields, .. } => {
                 self.updated += 1;
                 for field in fields {
-                    *self.fields.entry(field.clone()).or_default() += 1;
+                    match self.fields.get_mut(field) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.fields.insert(field.clone(), 1);
+                        }
+                    }
                 }
             }
             Verdict::Unchanged { .. } => self.unchanged += 1,
