@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/destinations.sh
+# CI builds once from clean: incremental caches only cost disk there.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== python models (.venv)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
