@@ -15,9 +15,8 @@ use bytes::Bytes;
 use engine::error::Fatal;
 use engine::http::{sharing_retries, sharing_retries_from};
 use engine::json::Doc;
-use engine::reconcile::{
-    self, Decision, Finder, Found, MergedContainer, Page, Query, Reconciler, Stored,
-};
+use engine::reconcile::store::Store;
+use engine::reconcile::{Finder, Found, MergedContainer, Page, Query, Reconciler, Rules, Stored};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -64,8 +63,22 @@ pub struct ClientSuccessWriter {
     dry_run: bool,
 }
 
-/// Custom values merge member by member; the rest compares by value.
-const RULES: MergedContainer = MergedContainer("custom");
+/// Custom values merge member by member; the rest compares by value. An update through the
+/// upsert route carries the natural keys it matches on.
+const RULES: [MergedContainer; 3] = [
+    MergedContainer {
+        container: "custom",
+        always_sent: &["externalId", "name"],
+    },
+    MergedContainer {
+        container: "custom",
+        always_sent: &["email"],
+    },
+    MergedContainer {
+        container: "custom",
+        always_sent: &["externalId"],
+    },
+];
 
 /// The key an upsert matches a record on, as ClientSuccess does: a client by externalId,
 /// else by name; a contact by email (any case); a contract by externalId.
@@ -255,7 +268,7 @@ impl ClientSuccessWriter {
             contact_directory: OnceCell::new(),
             v1_asked: OnceCell::new(),
             learn_clients: reads_clients || objects.iter().any(|o| o.parent().is_some()),
-            reconciler: Reconciler::default(),
+            reconciler: Reconciler::new(settings.sync.dry_run),
             dry_run: settings.sync.dry_run,
         };
         Ok((writer, custom))
@@ -745,65 +758,19 @@ impl ClientSuccessWriter {
         let Some(key) = upsert_key(object, &row) else {
             return self.upsert_blind(object, body).await;
         };
-        let found = match self
+        match self
             .reconciler
             .find_or_blind(self, object, Query::Key(&key))
             .await?
         {
-            Found::Blind => return self.upsert_blind(object, body).await,
-            Found::Records(found) => found,
-        };
-        match reconcile::decide(&row, &found, &RULES) {
-            Decision::Create => {
-                let verdict = self.upsert_blind(object, body).await?;
-                if verdict.is_written() {
-                    self.reconciler.learn(
-                        object,
-                        &Stored {
-                            id: String::new(),
-                            key: Some(key),
-                            fields: row,
-                        },
-                    );
-                }
-                Ok(match verdict {
-                    Verdict::Written => Verdict::Created { id: None },
-                    other => other,
-                })
-            }
-            Decision::Unchanged { id } => Ok(Verdict::Unchanged { id }),
-            Decision::Ambiguous { ids } => Ok(refused(
-                None,
-                format!("{} {object}s match {key}: {}", ids.len(), ids.join(", ")),
-            )),
-            Decision::Update { id, changed } => {
-                let fields = reconcile::field_names(&changed);
-                let mut partial = changed.clone();
-                for keyed in object.natural_keys() {
-                    if let Some(value) = row.get(*keyed) {
-                        partial.insert((*keyed).to_owned(), value.clone());
-                    }
-                }
-                let verdict = if self.dry_run {
-                    Verdict::Written
-                } else {
-                    let bytes = serde_json::to_vec(&partial).expect("JSON");
-                    self.upsert_native(object, &bytes).await?
+            Found::Blind => self.upsert_blind(object, body).await,
+            Found::Records(found) => {
+                let ambiguous = |ids: &[String]| {
+                    format!("{} {object}s match {key}: {}", ids.len(), ids.join(", "))
                 };
-                if !verdict.is_written() {
-                    return Ok(verdict);
-                }
-                let mut merged = found[0].fields.clone();
-                merged.extend(changed);
-                self.reconciler.learn(
-                    object,
-                    &Stored {
-                        id: id.clone(),
-                        key: Some(key),
-                        fields: merged,
-                    },
-                );
-                Ok(Verdict::Updated { id, fields })
+                self.reconciler
+                    .apply(self, object, Some(&key), row, &found, ambiguous)
+                    .await
             }
         }
     }
@@ -1190,48 +1157,12 @@ impl ClientSuccessWriter {
                     .await
             }
             WriteMode::Update => {
-                let route = routes.update.ok_or_else(unsupported)?;
+                routes.update.ok_or_else(unsupported)?;
                 let uuid = record.id.as_deref().unwrap_or_default();
-                let row = object_of(body);
                 // Compared with the listing once reading it costs less than sending every row.
-                let changed = match self
-                    .reconciler
-                    .find_or_blind(self, object, Query::Id(uuid))
-                    .await?
-                {
-                    Found::Records(found) if found.len() == 1 => {
-                        let changed = reconcile::changes(&row, &found[0].fields, &RULES);
-                        if changed.is_empty() {
-                            return Ok(Verdict::Unchanged {
-                                id: uuid.to_owned(),
-                            });
-                        }
-                        Some(changed)
-                    }
-                    _ => None,
-                };
-                let fields: Vec<String> =
-                    changed.as_ref().unwrap_or(&row).keys().cloned().collect();
-                if self.dry_run {
-                    return Ok(Verdict::Updated {
-                        id: uuid.to_owned(),
-                        fields,
-                    });
-                }
-                let verdict = match changed {
-                    Some(changed) => {
-                        let bytes = serde_json::to_vec(&changed).expect("JSON");
-                        self.update(object, route, uuid, &bytes).await?
-                    }
-                    None => self.update(object, route, uuid, body).await?,
-                };
-                Ok(match verdict {
-                    Verdict::Written => Verdict::Updated {
-                        id: uuid.to_owned(),
-                        fields,
-                    },
-                    other => other,
-                })
+                self.reconciler
+                    .update_by_id(self, object, uuid, object_of(body))
+                    .await
             }
             WriteMode::Upsert => match routes.upsert.ok_or_else(unsupported)? {
                 Upsert::Native => self.upsert_reconciled(object, body).await,
@@ -1269,6 +1200,49 @@ fn json_array<'a>(bodies: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
     }
     array.push(b']');
     Bytes::from(array)
+}
+
+/// Where the upsert route exists: a create and an update through it (the update with only
+/// what differs, and the keys); an update by uuid through the account's update route.
+impl Store<ObjectKind> for ClientSuccessWriter {
+    fn rules(&self, object: ObjectKind) -> &dyn Rules {
+        &RULES[engine::catalog::Object::index(object)]
+    }
+
+    async fn create(
+        &self,
+        object: ObjectKind,
+        _: WriteMode,
+        row: Map<String, Value>,
+    ) -> Result<Result<Stored, Verdict>, Fatal> {
+        let body = serde_json::to_vec(&row).expect("JSON");
+        Ok(match self.upsert_native(object, &body).await? {
+            Verdict::Written => Ok(Stored {
+                id: String::new(),
+                key: upsert_key(object, &row),
+                fields: row,
+            }),
+            verdict => Err(verdict),
+        })
+    }
+
+    async fn update(
+        &self,
+        object: ObjectKind,
+        mode: WriteMode,
+        id: &str,
+        changed: &Map<String, Value>,
+    ) -> Result<Result<(), Verdict>, Fatal> {
+        let body = serde_json::to_vec(changed).expect("JSON");
+        let verdict = match (mode, self.routes(object)?.update) {
+            (WriteMode::Update, Some(route)) => self.update(object, route, id, &body).await?,
+            _ => self.upsert_native(object, &body).await?,
+        };
+        Ok(match verdict {
+            Verdict::Written => Ok(()),
+            verdict => Err(verdict),
+        })
+    }
 }
 
 /// ClientSuccess v2 has no read by key: its write is itself an upsert, the per-row way; the

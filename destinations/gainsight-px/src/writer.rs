@@ -10,10 +10,9 @@ use crate::objects::PxObject;
 use bytes::Bytes;
 use engine::catalog::{Object, WriteMode};
 use engine::error::Fatal;
-use engine::http::{sharing_retries, Reply};
-use engine::reconcile::{
-    self, Decision, Finder, Found, MergedContainer, Page, Query, Reconciler, Stored,
-};
+use engine::http::{create_until_known, Creation, Reply};
+use engine::reconcile::store::Store;
+use engine::reconcile::{Finder, MergedContainer, Page, Reconciler, Rules, Stored};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -28,11 +27,18 @@ pub struct PxWriter {
     /// Per object, set once a read of its collection answered: the route exists.
     collections_seen: [tokio::sync::OnceCell<()>; 2],
     reconciler: Reconciler<PxObject>,
-    dry_run: bool,
 }
 
-/// Custom values merge member by member; the rest compares by value.
-const RULES: MergedContainer = MergedContainer(PxObject::CUSTOM_CONTAINER);
+/// Custom values merge member by member; the rest compares by value. A PUT carries the
+/// record's key and its product keys whatever else it changes.
+const ACCOUNT_RULES: MergedContainer = MergedContainer {
+    container: PxObject::CUSTOM_CONTAINER,
+    always_sent: &["id", "propertyKeys"],
+};
+const USER_RULES: MergedContainer = MergedContainer {
+    container: PxObject::CUSTOM_CONTAINER,
+    always_sent: &["identifyId", "propertyKeys"],
+};
 
 /// What a PUT found.
 enum Put {
@@ -44,95 +50,23 @@ enum Put {
     Refused(Verdict),
 }
 
+impl Put {
+    fn verdict(self) -> Result<(), Verdict> {
+        match self {
+            Put::Updated => Ok(()),
+            Put::NotFound { message } => Err(Verdict::refused_with(404, message)),
+            Put::Refused(verdict) => Err(verdict),
+        }
+    }
+}
+
 impl PxWriter {
     pub fn new(client: ApiClient, dry_run: bool) -> Self {
         Self {
             client,
             collections_seen: Default::default(),
-            reconciler: Reconciler::default(),
-            dry_run,
+            reconciler: Reconciler::new(dry_run),
         }
-    }
-
-    /// Upsert (and update, once the listing is held): compare with what was found, then
-    /// create, PUT only what differs (with the key and the product keys), or send nothing.
-    async fn reconcile(
-        &self,
-        object: PxObject,
-        id: &str,
-        body: Bytes,
-        found: &[Stored],
-        mode: WriteMode,
-    ) -> Result<Verdict, Fatal> {
-        let row: Map<String, Value> = serde_json::from_slice(&body).unwrap_or_default();
-        let decision = reconcile::decide(&row, found, &RULES);
-        let learn = |fields: Map<String, Value>| {
-            self.reconciler.learn(
-                object,
-                &Stored {
-                    id: id.to_owned(),
-                    key: Some(id.to_owned()),
-                    fields,
-                },
-            )
-        };
-        match decision {
-            Decision::Unchanged { id } => Ok(Verdict::Unchanged { id }),
-            Decision::Ambiguous { ids } => Ok(Verdict::refused(format!(
-                "{} {object}s have the key {id:?}: {}",
-                ids.len(),
-                ids.join(", ")
-            ))),
-            Decision::Create if mode == WriteMode::Update => Ok(Verdict::refused_with(
-                404,
-                format!("{object} {id:?} was not found: no {object} has this key"),
-            )),
-            Decision::Create => {
-                let verdict = self.create(object, id, body).await?;
-                if verdict.is_written() {
-                    learn(row);
-                }
-                Ok(verdict)
-            }
-            Decision::Update { changed, .. } => {
-                let fields = reconcile::field_names(&changed);
-                let mut body = changed.clone();
-                for always in [object.id_field(), "propertyKeys"] {
-                    if let Some(value) = row.get(always) {
-                        body.insert(always.to_owned(), value.clone());
-                    }
-                }
-                let updated = Verdict::Updated {
-                    id: id.to_owned(),
-                    fields,
-                };
-                let mut merged = found[0].fields.clone();
-                merged.extend(changed);
-                if self.dry_run {
-                    learn(merged);
-                    return Ok(updated);
-                }
-                let body = Bytes::from(serde_json::to_vec(&body).expect("JSON"));
-                Ok(match self.put(object, id, body).await? {
-                    Put::Updated => {
-                        learn(merged);
-                        updated
-                    }
-                    Put::NotFound { message } => Verdict::refused_with(404, message),
-                    Put::Refused(verdict) => verdict,
-                })
-            }
-        }
-    }
-
-    /// The record's body (the configured product keys are in it already: a plan default) and
-    /// its key (every mode's schema requires it).
-    fn body_of(&self, record: &Prepared) -> (Bytes, String) {
-        let id = record
-            .id
-            .clone()
-            .expect("every mode's schema requires the key");
-        (Bytes::copy_from_slice(record.body()), id)
     }
 
     async fn put(&self, object: PxObject, id: &str, body: Bytes) -> Result<Put, Fatal> {
@@ -163,59 +97,76 @@ impl PxWriter {
             Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
         }
     }
-
-    async fn create(&self, object: PxObject, id: &str, body: Bytes) -> Result<Verdict, Fatal> {
-        let created = Verdict::Created {
-            id: Some(id.to_owned()),
-        };
-        if self.dry_run {
-            return Ok(created);
-        }
-        sharing_retries(async {
-            loop {
-                match self.client.create(object, body.clone()).await? {
-                    Reply::Success { .. } => return Ok(created),
-                    Reply::Refused {
-                        status: 400,
-                        message,
-                    } => {
-                        // "Possible duplicate": another writer, or an earlier attempt, made it.
-                        if self.client.exists(object, id).await? == Some(true) {
-                            self.client.notice(format!(
-                                "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
-                                object.collection()
-                            ));
-                            return Ok(match self.put(object, id, body).await? {
-                                Put::Updated => Verdict::Updated {
-                                    id: id.to_owned(),
-                                    fields: Vec::new(),
-                                },
-                                Put::NotFound { message } => Verdict::refused_with(404, message),
-                                Put::Refused(verdict) => verdict,
-                            });
-                        }
-                        return Ok(Verdict::refused_with(400, message));
-                    }
-                    Reply::Refused { status, message } => {
-                        return Ok(Verdict::refused_with(status, message))
-                    }
-                    Reply::Unknown { .. } => {
-                        // It may have landed: look before sending it again.
-                        if self.client.exists(object, id).await? == Some(true) {
-                            return Ok(created);
-                        }
-                    }
-                }
-            }
-        }).await
-    }
 }
 
-/// The fields a record's whole body sends.
-fn sent_fields(record: &Prepared) -> Vec<String> {
-    serde_json::from_slice::<Map<String, Value>>(record.body())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+/// A POST creates (looked for before it is sent again), a PUT updates what differs.
+impl Store<PxObject> for PxWriter {
+    fn rules(&self, object: PxObject) -> &dyn Rules {
+        match object {
+            PxObject::Account => &ACCOUNT_RULES,
+            PxObject::User => &USER_RULES,
+        }
+    }
+
+    async fn create(
+        &self,
+        object: PxObject,
+        _: WriteMode,
+        row: Map<String, Value>,
+    ) -> Result<Result<Stored, Verdict>, Fatal> {
+        let id = row
+            .get(object.id_field())
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let body = Bytes::from(serde_json::to_vec(&row).expect("JSON"));
+        let send = || self.client.create(object, body.clone());
+        // It may have landed: look before sending it again.
+        let look =
+            |_| async { Ok((self.client.exists(object, &id).await? == Some(true)).then_some(())) };
+        let created = Stored {
+            id: id.clone(),
+            key: Some(id.clone()),
+            fields: row,
+        };
+        match create_until_known(send, look).await? {
+            Creation::Answered(_) | Creation::Found(()) => Ok(Ok(created)),
+            // "Possible duplicate": another writer, or an earlier attempt, made it.
+            Creation::Refused {
+                status: 400,
+                message,
+            } => {
+                if self.client.exists(object, &id).await? != Some(true) {
+                    return Ok(Err(Verdict::refused_with(400, message)));
+                }
+                self.client.notice(format!(
+                    "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
+                    object.collection()
+                ));
+                Ok(Err(match self.put(object, &id, body).await?.verdict() {
+                    Ok(()) => Verdict::Updated {
+                        id,
+                        fields: Vec::new(),
+                    },
+                    Err(verdict) => verdict,
+                }))
+            }
+            Creation::Refused { status, message } => {
+                Ok(Err(Verdict::refused_with(status, message)))
+            }
+        }
+    }
+
+    async fn update(
+        &self,
+        object: PxObject,
+        _: WriteMode,
+        id: &str,
+        changed: &Map<String, Value>,
+    ) -> Result<Result<(), Verdict>, Fatal> {
+        let body = Bytes::from(serde_json::to_vec(changed).expect("JSON"));
+        Ok(self.put(object, id, body).await?.verdict())
+    }
 }
 
 /// Accounts and users by key: a GET a record while cheaper, the search's pages once not.
@@ -286,36 +237,32 @@ impl Writer for PxWriter {
     ) -> Result<Vec<Verdict>, Fatal> {
         let mut verdicts = Vec::with_capacity(records.len());
         for record in records {
-            let (body, id) = self.body_of(record);
-            let verdict = match mode {
-                WriteMode::Insert => self.create(object, &id, body).await?,
-                WriteMode::Update => match self
-                    .reconciler
-                    .find_or_blind(self, object, Query::Id(&id))
-                    .await?
-                {
-                    Found::Records(found) => {
-                        self.reconcile(object, &id, body, &found, mode).await?
-                    }
-                    Found::Blind if self.dry_run => Verdict::Updated {
-                        id: id.clone(),
-                        fields: sent_fields(record),
-                    },
-                    Found::Blind => match self.put(object, &id, body).await? {
-                        Put::Updated => Verdict::Updated {
-                            id: id.clone(),
-                            fields: sent_fields(record),
-                        },
-                        Put::NotFound { message } => Verdict::refused_with(404, message),
-                        Put::Refused(verdict) => verdict,
-                    },
-                },
-                WriteMode::Upsert => {
-                    let found = self.reconciler.find(self, object, &id).await?;
-                    self.reconcile(object, &id, body, &found, mode).await?
+            // Every mode's schema requires the key; the configured product keys are in the
+            // body already (a plan default).
+            let id = record
+                .id
+                .clone()
+                .expect("every mode's schema requires the key");
+            let row: Map<String, Value> = serde_json::from_slice(record.body()).unwrap_or_default();
+            let reconciler = &self.reconciler;
+            verdicts.push(match mode {
+                WriteMode::Insert => {
+                    reconciler
+                        .create(self, object, mode, Some(&id), row)
+                        .await?
                 }
-            };
-            verdicts.push(verdict);
+                WriteMode::Update => reconciler.update_by_id(self, object, &id, row).await?,
+                WriteMode::Upsert => {
+                    let ambiguous = |ids: &[String]| {
+                        format!(
+                            "{} {object}s have the key {id:?}: {}",
+                            ids.len(),
+                            ids.join(", ")
+                        )
+                    };
+                    reconciler.upsert(self, object, &id, row, ambiguous).await?
+                }
+            });
         }
         Ok(verdicts)
     }

@@ -203,6 +203,25 @@ impl ApiClient {
         }
     }
 
+    /// `GET {route}/{id}/?company=C`: the record, or `None` when there is none.
+    pub async fn record(&self, route: &str, id: u64) -> Result<Option<Map<String, Value>>, Fatal> {
+        let path = format!("{route}/{id}/?company={}", self.company);
+        match self.send(Method::GET, &path, None, false).await? {
+            Reply::Success { body, .. } => record_of(&body).map(Some).ok_or_else(|| {
+                Fatal::config(format!(
+                    "GET {route}/{{id}}/ did not answer with a JSON record: check base_url ({})",
+                    self.base_url()
+                ))
+            }),
+            Reply::Refused { status: 404, .. } => Ok(None),
+            Reply::Refused { status, message } => Err(Fatal::config(format!(
+                "GET {route}/{{id}}/ answered {status} ({message}): check company ({})",
+                self.company
+            ))),
+            Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
+        }
+    }
+
     /// One page of a list route: the first (`next` None, at the largest page size), or the
     /// page a `next` link names. A `next` on another origin is refused: the token goes only
     /// to base_url.

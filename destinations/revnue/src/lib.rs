@@ -6,6 +6,7 @@
 //! - [`objects`]: `Customer`, `Supplier`, the source of every schema; keys, value shaping.
 //! - [`lookups`]: countries, categories and custom field templates.
 //! - [`api`]: the Revnue API's wire: Bearer token, error bodies, paged lists, the budget.
+//! - [`rules`]: how a row compares with a stored record (template values by field id).
 //! - [`writer`]: creates, updates of what differs, upsert by name through one listing.
 //!
 //! The command line, the pipeline, retries, the pace and the rejects store are the engine's.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod config;
 pub mod lookups;
 pub mod objects;
+pub mod rules;
 pub mod writer;
 
 use api::{duration_of, thousands, ApiClient, PAGE_SIZE};

@@ -3,11 +3,13 @@
 //! field templates whose fields become typed columns.
 
 use crate::api::ApiClient;
-use crate::objects::{column_name, RevnueObject};
+use crate::objects::{column_name, RevnueObject, COUNTRY_FIELDS};
 use engine::catalog::{CustomColumn, CustomColumns, Object};
 use engine::error::Fatal;
 use isocountry::CountryCode;
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::OnceCell;
 
 /// A country as a warehouse may give it (numeric code, alpha-2, alpha-3, English name) →
 /// its ISO numeric code, from the ISO table alone. Names match without regard to case, whole
@@ -368,6 +370,91 @@ fn value_schema(field: &TemplateField, template: &Template) -> Value {
         }
     ));
     schema
+}
+
+/// Countries and categories as a write resolves them: each list read once a sync, when a row
+/// first needs it, and the requests that cost.
+#[derive(Default)]
+pub struct Lookups {
+    countries: OnceCell<Countries>,
+    categories: OnceCell<Categories>,
+    spent: AtomicU64,
+}
+
+impl Lookups {
+    /// Requests spent reading the lists.
+    pub fn spent(&self) -> u64 {
+        self.spent.load(Ordering::Relaxed)
+    }
+
+    pub async fn countries(&self, client: &ApiClient) -> Result<&Countries, Fatal> {
+        self.countries
+            .get_or_try_init(|| async {
+                self.spent.fetch_add(1, Ordering::Relaxed);
+                match Countries::read(client).await {
+                    Ok(countries) => Ok(countries),
+                    // The list is undocumented: without it, the ISO table alone decides.
+                    Err(Fatal::Config(why)) => {
+                        client.notice(format!(
+                            "the country list could not be read ({}); countries are matched by ISO code and name only",
+                            why.0
+                        ));
+                        Ok(Countries::default())
+                    }
+                    Err(other) => Err(other),
+                }
+            })
+            .await
+    }
+
+    /// A country name's code, from the ISO table or the list already read.
+    pub fn country(&self, name: &str) -> Option<u32> {
+        iso_country(name).or_else(|| self.countries.get().and_then(|c| c.find(name)))
+    }
+
+    /// Countries and categories named as text become the ids Revnue takes; `Err` says which
+    /// value is none.
+    pub async fn resolve(
+        &self,
+        client: &ApiClient,
+        fields: &mut Map<String, Value>,
+    ) -> Result<Result<(), String>, Fatal> {
+        for field in COUNTRY_FIELDS {
+            let Some(Value::String(text)) = fields.get(field) else {
+                continue;
+            };
+            let code = match iso_country(text) {
+                Some(code) => code,
+                None => match self.countries(client).await?.find(text) {
+                    Some(code) => code,
+                    None => return Ok(Err(format!(
+                        "field `{field}`: {text:?} is not a country: give an ISO 3166-1 numeric code (276), alpha-2 (DE), alpha-3 (DEU) or English name (Germany)"
+                    ))),
+                },
+            };
+            fields.insert(field.into(), json!(code));
+        }
+        if let Some(Value::String(label)) = fields.get("category") {
+            let id = match label.trim().parse::<u64>() {
+                Ok(id) => id,
+                Err(_) => {
+                    let categories = self
+                        .categories
+                        .get_or_try_init(|| async {
+                            self.spent.fetch_add(1, Ordering::Relaxed);
+                            Categories::read(client).await
+                        })
+                        .await?;
+                    match categories.find(label) {
+                        Ok(id) => id,
+                        Err(why) => return Ok(Err(why)),
+                    }
+                }
+            };
+            fields.insert("category".into(), json!(id));
+        }
+        Ok(Ok(()))
+    }
 }
 
 #[cfg(test)]

@@ -2,18 +2,21 @@
 //! error bodies, lists paged to their end, and sending over the engine's Sender.
 
 use crate::config::Settings;
+use crate::objects::{key_of, TrackopsObject};
 use base64::Engine as _;
 use bytes::Bytes;
 use engine::concurrency::Adaptive;
 use engine::error::Fatal;
+use engine::http::{create_until_known, Creation};
 use engine::http::{
     Answers, Credentials, MethodPath, Outgoing, Platform, Reply, Sender, Transport,
 };
 use engine::secret::Secret;
+use engine::write::Verdict;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::header::AUTHORIZATION;
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub const PLATFORM: Platform = Platform {
@@ -239,6 +242,89 @@ impl ApiClient {
                 self.base_url
             ))),
             Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
+        }
+    }
+
+    /// `{"client": {…}}`: a write body, under its object's wrapper.
+    pub fn wrapped(object: TrackopsObject, record: &Map<String, Value>) -> Bytes {
+        Bytes::from(serde_json::to_vec(&json!({ object.wrapper(): record })).expect("JSON"))
+    }
+
+    /// The records of `object` whose natural key is `key`, read now (the API's filter may
+    /// match substrings, so the matches are checked).
+    pub async fn with_key(
+        &self,
+        object: TrackopsObject,
+        key: &str,
+    ) -> Result<Vec<Map<String, Value>>, Fatal> {
+        let field = match object {
+            TrackopsObject::Client => "account_code",
+            _ => "email",
+        };
+        let all = self
+            .list(object.route(), &[(field, key.to_owned())])
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|r| key_of(object, r).as_deref() == Some(key))
+            .collect())
+    }
+
+    /// A record by id, or `None` when there is none.
+    pub async fn record(
+        &self,
+        object: TrackopsObject,
+        id: u64,
+    ) -> Result<Option<Map<String, Value>>, Fatal> {
+        let path = format!("{}/{id}", object.route());
+        match self.send(Method::GET, &path, None, false).await? {
+            Reply::Success { body, .. } => unwrap_record(&body, object.wrapper())
+                .map(Some)
+                .ok_or_else(|| {
+                    Fatal::config(format!(
+                        "GET {path} did not answer with JSON: check base_url ({})",
+                        self.base_url()
+                    ))
+                }),
+            _ => Ok(None),
+        }
+    }
+
+    /// POSTs a create; a create of unknown outcome is looked for with `find` first.
+    pub async fn create<Look>(
+        &self,
+        object: TrackopsObject,
+        record: &Map<String, Value>,
+        find: impl Fn() -> Look,
+    ) -> Result<Result<Map<String, Value>, Verdict>, Fatal>
+    where
+        Look: std::future::Future<Output = Result<Option<Map<String, Value>>, Fatal>>,
+    {
+        let route = object.route();
+        let body = Self::wrapped(object, record);
+        let send = || self.send(Method::POST, route, Some(body.clone()), true);
+        let look = |reason: String| {
+            let found = find();
+            async move {
+                let found = found.await?;
+                if found.is_some() {
+                    self.notice(format!(
+                        "POST {route} failed ({reason}) but the record exists: it landed"
+                    ));
+                }
+                Ok(found)
+            }
+        };
+        let base_url = self.base_url();
+        match create_until_known(send, look).await? {
+            Creation::Answered(answer) => unwrap_record(&answer, object.wrapper()).map(Ok).ok_or_else(|| {
+                Fatal::config(format!("POST {route} answered without a JSON record (a login page?): check base_url ({base_url})"))
+            }),
+            Creation::Found(existing) => Ok(Ok(existing)),
+            Creation::Refused { status: 404, message } => Err(Fatal::config(format!(
+                "POST {route} answered 404 ({message}): the route is missing, or this account has no write access to it; check base_url ({base_url})"
+            ))),
+            Creation::Refused { status, message } => Ok(Err(Verdict::refused_with(status, message))),
         }
     }
 

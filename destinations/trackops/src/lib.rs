@@ -5,12 +5,14 @@
 //! - [`objects`]: `Client`, `Location`, `Contact`, the source of every schema; keys, hierarchy.
 //! - [`api`]: the Trackops API's wire: Basic `login/token`, error bodies, paged lists.
 //! - [`writer`]: lookups, creates, updates of what differs, parents found never created.
+//! - [`locations`]: each client's locations, read once a sync, for the rows that name one.
 //!
 //! The command line, the pipeline, retries, the gentle adaptive pace and the rejects store
 //! are the engine's.
 
 pub mod api;
 pub mod config;
+pub mod locations;
 pub mod objects;
 pub mod writer;
 

@@ -2,11 +2,13 @@
 //! their JSON schemas, and what the engine needs of them (keys, modes, the hierarchy).
 //! Clients come before their locations, locations before their contacts.
 
+use crate::config::Settings;
 use engine::catalog::{schema_of, Object, WriteMode};
 use engine::json::{Doc, Members};
+use engine::write::Verdict;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use std::fmt;
 
 /// A client: a customer of the investigation firm, with its primary location.
@@ -268,4 +270,137 @@ impl Object for TrackopsObject {
         }
         Ok(changed)
     }
+}
+
+/// A client row's columns that belong to its primary location (sent only on create).
+pub const LOCATION_COLUMNS: [&str; 11] = [
+    "location_name",
+    "address_1",
+    "address_2",
+    "address_3",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "phone_primary",
+    "phone_secondary",
+    "phone_fax",
+];
+
+/// Row columns that name a parent; the API takes a location id instead.
+pub const PARENT_COLUMNS: [&str; 3] = ["client_id", "client_account_code", "location_name"];
+
+/// A record's natural key as rows give it: a client's account code, a contact's email (any
+/// case).
+pub fn key_of(object: TrackopsObject, record: &Map<String, Value>) -> Option<String> {
+    let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::trim);
+    match object {
+        TrackopsObject::Client => text("account_code").map(str::to_owned),
+        TrackopsObject::Contact => text("email").map(str::to_lowercase),
+        TrackopsObject::Location => None,
+    }
+}
+
+/// A text field's value, trimmed; empty when absent.
+pub fn text<'a>(fields: &'a Map<String, Value>, field: &str) -> &'a str {
+    fields
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+}
+
+/// What a create of each object sends, and the verdict refusing it before any request.
+pub fn create_body(
+    object: TrackopsObject,
+    mut row: Map<String, Value>,
+    settings: &Settings,
+) -> Result<Map<String, Value>, Verdict> {
+    match object {
+        TrackopsObject::Client => client_body(settings, row),
+        TrackopsObject::Location => {
+            place(settings, &mut row, "a new location")?;
+            row.retain(|_, v| !v.is_null());
+            Ok(row)
+        }
+        TrackopsObject::Contact => contact_body(settings, row),
+    }
+}
+
+/// A state and country for a new location, from the row or the defaults; `Err` names
+/// what is missing, before any request.
+fn place(
+    settings: &Settings,
+    location: &mut Map<String, Value>,
+    what: &str,
+) -> Result<(), Verdict> {
+    for (field, default, setting) in [
+        ("state", &settings.default_state, "default_state"),
+        ("country", &settings.default_country, "default_country"),
+    ] {
+        if !text(location, field).is_empty() {
+            continue;
+        }
+        let Some(code) = default else {
+            return Err(Verdict::refused(format!(
+                "{what} needs `{field}` (a two-character code): map a {field} column or set {setting}"
+            )));
+        };
+        location.insert(field.into(), Value::String(code.clone()));
+    }
+    Ok(())
+}
+
+/// A client's body: its primary location nested, with a state and country.
+fn client_body(
+    settings: &Settings,
+    mut fields: Map<String, Value>,
+) -> Result<Map<String, Value>, Verdict> {
+    let mut location = Map::new();
+    for column in LOCATION_COLUMNS {
+        if let Some(value) = fields.remove(column) {
+            let field = if column == "location_name" {
+                "name"
+            } else {
+                column
+            };
+            location.insert(field.into(), value);
+        }
+    }
+    if text(&fields, "name").is_empty() {
+        return Err(Verdict::refused(
+            "field `name` is required to create a client",
+        ));
+    }
+    location
+        .entry("name")
+        .or_insert_with(|| Value::String(settings.default_location_name.clone()));
+    place(settings, &mut location, "a new client's primary location")?;
+    location.retain(|_, v| !v.is_null());
+    fields.insert("primary_location".into(), Value::Object(location));
+    Ok(fields)
+}
+
+/// A contact's body: a role, and the fields a create needs.
+fn contact_body(
+    settings: &Settings,
+    mut fields: Map<String, Value>,
+) -> Result<Map<String, Value>, Verdict> {
+    if !fields.contains_key("client_id") {
+        return Err(Verdict::refused(
+            "to create a contact, name its client: give client_id or client_account_code",
+        ));
+    }
+    fields
+        .entry("role_id")
+        .or_insert(json!(settings.default_role_id));
+    fields.retain(|_, v| !v.is_null());
+    for required in ["first_name", "last_name", "email"] {
+        if text(&fields, required).is_empty() {
+            return Err(Verdict::refused(format!(
+                "field `{required}` is required to create a contact"
+            )));
+        }
+    }
+    Ok(fields)
 }

@@ -8,6 +8,7 @@ pub mod transport;
 use crate::concurrency::{Adaptive, Signal, Throttle};
 use crate::error::{ConfigError, Fatal, TransientError};
 use crate::secret::Secret;
+use crate::write::Verdict;
 use bytes::Bytes;
 use rand::RngExt;
 use reqwest::{Method, StatusCode};
@@ -223,6 +224,67 @@ pub async fn sharing_retries_from<F: Future>(spent: u32, chain: F) -> (F::Output
     let count = Arc::new(AtomicU32::new(spent));
     let output = SHARED_ATTEMPTS.scope(count.clone(), chain).await;
     (output, count.load(Ordering::Relaxed))
+}
+
+/// What a create sent by [`create_until_known`] came to.
+#[derive(Debug)]
+pub enum Creation<T> {
+    /// The API answered it, with this body.
+    Answered(Bytes),
+    /// Its answer was lost, and the look that followed found the record: it landed.
+    Found(T),
+    /// The API refused it.
+    Refused { status: u16, message: String },
+}
+
+/// Sends a create until its outcome is known, in one [`sharing_retries`] chain: after a
+/// reply that may have applied, `look` (told why) searches for the record before the create
+/// is sent again; a `None` sends it again.
+pub async fn create_until_known<T, Create, Created, Look, Looked>(
+    send: Create,
+    look: Look,
+) -> Result<Creation<T>, Fatal>
+where
+    Create: Fn() -> Created,
+    Created: Future<Output = Result<Reply, Fatal>>,
+    Look: Fn(String) -> Looked,
+    Looked: Future<Output = Result<Option<T>, Fatal>>,
+{
+    sharing_retries(async {
+        loop {
+            match send().await? {
+                Reply::Success { body, .. } => return Ok(Creation::Answered(body)),
+                Reply::Refused { status, message } => {
+                    return Ok(Creation::Refused { status, message })
+                }
+                Reply::Unknown { reason } => {
+                    if let Some(found) = look(reason).await? {
+                        return Ok(Creation::Found(found));
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// A 404 to a write of one record: the record's when it does not `exist` (the row is
+/// refused), the route's when it does (the sync fails: every record would meet it).
+pub async fn missing_record_or_route(
+    exists: impl Future<Output = Result<bool, Fatal>>,
+    record: &str,
+    message: &str,
+    base_url: &str,
+) -> Result<Verdict, Fatal> {
+    if exists.await? {
+        return Err(Fatal::config(format!(
+            "updating {record} answered 404 ({message}) although it exists: the update route is missing there, or this account cannot write; check base_url ({base_url})"
+        )));
+    }
+    Ok(Verdict::refused_with(
+        404,
+        format!("{record} does not exist ({message})"),
+    ))
 }
 
 /// How a destination proves who it is on each request.

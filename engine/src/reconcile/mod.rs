@@ -7,7 +7,10 @@
 //! the rows still to come are fewer than the listing's pages, the listing once they are not
 //! (read once, held as compact JSON, then every row is found without a request). [`decide`]
 //! turns a row and what was found into a [`Decision`]: create, update only what differs,
-//! leave unchanged (no request), or ambiguous.
+//! leave unchanged (no request), or ambiguous; [`store`] carries the decision out through a
+//! destination's create and update.
+
+pub mod store;
 
 use crate::catalog::Object;
 use crate::error::Fatal;
@@ -72,17 +75,43 @@ pub trait Rules: Send + Sync {
     fn delta(&self, _field: &str, value: &Value, _stored: &Value) -> Value {
         value.clone()
     }
+
+    /// A field an update sends whenever the row carries it, changed or not (the record's key,
+    /// a scope the API requires on every write); never by itself a reason to update.
+    fn always_sent(&self, _field: &str) -> bool {
+        false
+    }
+
+    /// A field sent only when the record is created, never compared (a client's first
+    /// location, where the API takes it only inside the create).
+    fn create_only(&self, _field: &str) -> bool {
+        false
+    }
+
+    /// What the record holds after an update of `changed` (each field as [`Rules::delta`]
+    /// gave it) laid over `stored`.
+    fn overlay(&self, stored: &mut Map<String, Value>, changed: &Map<String, Value>) {
+        stored.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
 
 /// The rules of an API whose custom values sit in one object (`custom`, `customAttributes`)
 /// that it merges member by member: a member the row does not carry is left as it is, and an
-/// update sends only the members that differ. Every other field by [`same_value`].
-pub struct MergedContainer(pub &'static str);
+/// update sends only the members that differ. Every other field by [`same_value`]; the
+/// `always_sent` fields go with every update.
+pub struct MergedContainer {
+    pub container: &'static str,
+    pub always_sent: &'static [&'static str],
+}
 
 impl Rules for MergedContainer {
+    fn always_sent(&self, field: &str) -> bool {
+        self.always_sent.contains(&field)
+    }
+
     fn same(&self, field: &str, value: &Value, stored: &Value) -> bool {
         match value {
-            Value::Object(row) if field == self.0 => row
+            Value::Object(row) if field == self.container => row
                 .iter()
                 .all(|(k, v)| same_value(v, stored.get(k).unwrap_or(&Value::Null))),
             _ => same_value(value, stored),
@@ -91,13 +120,26 @@ impl Rules for MergedContainer {
 
     fn delta(&self, field: &str, value: &Value, stored: &Value) -> Value {
         match value {
-            Value::Object(row) if field == self.0 => Value::Object(
+            Value::Object(row) if field == self.container => Value::Object(
                 row.iter()
                     .filter(|(k, v)| !same_value(v, stored.get(*k).unwrap_or(&Value::Null)))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
             _ => value.clone(),
+        }
+    }
+
+    fn overlay(&self, stored: &mut Map<String, Value>, changed: &Map<String, Value>) {
+        for (field, value) in changed {
+            match (value, stored.get_mut(field)) {
+                (Value::Object(members), Some(Value::Object(held))) if field == self.container => {
+                    held.extend(members.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                _ => {
+                    stored.insert(field.clone(), value.clone());
+                }
+            }
         }
     }
 }
@@ -127,9 +169,10 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 pub fn changes(
     row: &Map<String, Value>,
     stored: &Map<String, Value>,
-    rules: &impl Rules,
+    rules: &(impl Rules + ?Sized),
 ) -> Map<String, Value> {
     row.iter()
+        .filter(|(field, _)| !rules.create_only(field))
         .filter_map(|(field, value)| {
             let now = stored.get(field).unwrap_or(&Value::Null);
             (!rules.same(field, value, now))
@@ -155,7 +198,11 @@ pub enum Decision {
 }
 
 /// The decision for `row` given the records found for its key.
-pub fn decide(row: &Map<String, Value>, found: &[Stored], rules: &impl Rules) -> Decision {
+pub fn decide(
+    row: &Map<String, Value>,
+    found: &[Stored],
+    rules: &(impl Rules + ?Sized),
+) -> Decision {
     match found {
         [] => Decision::Create,
         [one] => {
@@ -288,21 +335,30 @@ pub struct Reconciler<O> {
     backlog: OnceLock<Backlog>,
     /// Requests spent finding (look-ups and listing pages).
     spent: AtomicU64,
+    /// Plan every write (reads allowed), send none.
+    dry_run: bool,
     objects: PhantomData<O>,
 }
 
 impl<O: Object> Default for Reconciler<O> {
     fn default() -> Self {
-        Self {
-            known: (0..O::ALL.len()).map(|_| Known::default()).collect(),
-            backlog: OnceLock::new(),
-            spent: AtomicU64::new(0),
-            objects: PhantomData,
-        }
+        Self::new(false)
     }
 }
 
 impl<O: Object> Reconciler<O> {
+    /// A reconciler that, in a `dry_run`, plans each write (and learns what it would leave)
+    /// without sending it.
+    pub fn new(dry_run: bool) -> Self {
+        Self {
+            known: (0..O::ALL.len()).map(|_| Known::default()).collect(),
+            backlog: OnceLock::new(),
+            spent: AtomicU64::new(0),
+            dry_run,
+            objects: PhantomData,
+        }
+    }
+
     /// The pipeline's rows read ahead (from [`crate::write::Writer::attach`]).
     pub fn attach(&self, backlog: Backlog) {
         let _ = self.backlog.set(backlog);

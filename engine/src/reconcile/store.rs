@@ -1,0 +1,207 @@
+//! Carrying out what the toolkit decides through a destination's create and update, the same
+//! way for every destination: a dry run plans each write without a request, each write is
+//! learnt so later rows of the key compare with what it left, an update sends only what
+//! differs, and an update by id is compared once the listing is held.
+
+use super::{
+    changes, decide, field_names, Decision, Finder, Found, Query, Reconciler, Rules, Stored,
+};
+use crate::catalog::{Object, WriteMode};
+use crate::error::Fatal;
+use crate::write::Verdict;
+use serde_json::{Map, Value};
+use std::future::Future;
+
+/// How a destination writes one record: the two requests the toolkit's decisions become.
+pub trait Store<O>: Finder<O> {
+    /// How this object's rows compare with its stored records.
+    fn rules(&self, object: O) -> &dyn Rules;
+
+    /// The body a create of `row` sends (defaults added, columns nested as the API takes
+    /// them), or the verdict refusing it before any request. A dry run asks it too, so it
+    /// refuses what the sync would.
+    fn creatable(
+        &self,
+        _object: O,
+        row: Map<String, Value>,
+    ) -> Result<Map<String, Value>, Verdict> {
+        Ok(row)
+    }
+
+    /// Creates a record of `body` (as [`Store::creatable`] made it) for a row of `mode`: what the platform holds now (its id, its key as rows give
+    /// it, its fields), or the verdict that settles the row otherwise (refused; or updated or
+    /// unchanged, where the create learnt that the record existed).
+    fn create(
+        &self,
+        object: O,
+        mode: WriteMode,
+        body: Map<String, Value>,
+    ) -> impl Future<Output = Result<Result<Stored, Verdict>, Fatal>> + Send;
+
+    /// Sends `changed` (each field as [`Rules::delta`] gave it) to the record `id`, for a row
+    /// of `mode`; `Err` with the verdict when the API refuses it.
+    fn update(
+        &self,
+        object: O,
+        mode: WriteMode,
+        id: &str,
+        changed: &Map<String, Value>,
+    ) -> impl Future<Output = Result<Result<(), Verdict>, Fatal>> + Send;
+}
+
+impl<O: Object> Reconciler<O> {
+    /// An upsert by natural key: the one record of `key` gets only what differs (nothing
+    /// differs: no request), none is created, several refuse the row (`ambiguous` says so).
+    pub async fn upsert(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        key: &str,
+        row: Map<String, Value>,
+        ambiguous: impl FnOnce(&[String]) -> String,
+    ) -> Result<Verdict, Fatal> {
+        let found = self.find(store, object, key).await?;
+        self.apply(store, object, Some(key), row, &found, ambiguous)
+            .await
+    }
+
+    /// [`Reconciler::upsert`] with the records already `found` (by a destination's own
+    /// search, such as children within their parent).
+    pub async fn apply(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        key: Option<&str>,
+        row: Map<String, Value>,
+        found: &[Stored],
+        ambiguous: impl FnOnce(&[String]) -> String,
+    ) -> Result<Verdict, Fatal> {
+        match decide(&row, found, store.rules(object)) {
+            Decision::Create => {
+                self.create(store, object, WriteMode::Upsert, key, row)
+                    .await
+            }
+            Decision::Unchanged { id } => Ok(Verdict::Unchanged { id }),
+            Decision::Ambiguous { ids } => Ok(Verdict::refused(ambiguous(&ids))),
+            Decision::Update { changed, .. } => {
+                self.update(store, object, WriteMode::Upsert, &found[0], changed, &row)
+                    .await
+            }
+        }
+    }
+
+    /// Creates `row` (of `mode`), and learns what the platform then holds; a dry run plans it
+    /// instead.
+    pub async fn create(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        mode: WriteMode,
+        key: Option<&str>,
+        row: Map<String, Value>,
+    ) -> Result<Verdict, Fatal> {
+        let row = match store.creatable(object, row) {
+            Ok(body) => body,
+            Err(verdict) => return Ok(verdict),
+        };
+        if self.dry_run {
+            let planned = Stored {
+                id: String::new(),
+                key: key.map(str::to_owned),
+                fields: row,
+            };
+            self.learn(object, &planned);
+            return Ok(Verdict::Created { id: None });
+        }
+        Ok(match store.create(object, mode, row).await? {
+            Ok(created) => {
+                self.learn(object, &created);
+                Verdict::Created {
+                    id: Some(created.id).filter(|id| !id.is_empty()),
+                }
+            }
+            Err(verdict) => verdict,
+        })
+    }
+
+    /// Sends `changed` (with the fields of `row` the rules always send) to the record
+    /// `current`, and learns it laid over what was held.
+    pub async fn update(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        mode: WriteMode,
+        current: &Stored,
+        changed: Map<String, Value>,
+        row: &Map<String, Value>,
+    ) -> Result<Verdict, Fatal> {
+        let rules = store.rules(object);
+        let fields = field_names(&changed);
+        let mut body = changed;
+        for (field, value) in row {
+            if rules.always_sent(field) && !body.contains_key(field) {
+                body.insert(field.clone(), value.clone());
+            }
+        }
+        if !self.dry_run {
+            if let Err(verdict) = store.update(object, mode, &current.id, &body).await? {
+                return Ok(verdict);
+            }
+        }
+        let mut now = current.fields.clone();
+        rules.overlay(&mut now, &body);
+        self.learn(
+            object,
+            &Stored {
+                id: current.id.clone(),
+                key: current.key.clone(),
+                fields: now,
+            },
+        );
+        Ok(Verdict::Updated {
+            id: current.id.clone(),
+            fields,
+        })
+    }
+
+    /// An update by the platform's id. Once the listing is held (it costs less than sending
+    /// every row), the row is compared with it: nothing differs, no request; else only what
+    /// differs; an id it lacks is refused with no request. Until then the row is sent as it is.
+    pub async fn update_by_id(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        id: &str,
+        row: Map<String, Value>,
+    ) -> Result<Verdict, Fatal> {
+        if let Found::Records(found) = self.find_or_blind(store, object, Query::Id(id)).await? {
+            if let [current] = &found[..] {
+                let changed = changes(&row, &current.fields, store.rules(object));
+                if changed.is_empty() {
+                    return Ok(Verdict::Unchanged {
+                        id: current.id.clone(),
+                    });
+                }
+                return self
+                    .update(store, object, WriteMode::Update, current, changed, &row)
+                    .await;
+            }
+            if found.is_empty() {
+                // The listing is held and has no record of this id.
+                return Ok(Verdict::refused_with(
+                    404,
+                    format!("{object} {id:?} was not found: the {object}s listed this sync have no such id"),
+                ));
+            }
+        }
+        if !self.dry_run {
+            if let Err(verdict) = store.update(object, WriteMode::Update, id, &row).await? {
+                return Ok(verdict);
+            }
+        }
+        Ok(Verdict::Updated {
+            id: id.to_owned(),
+            fields: field_names(&row),
+        })
+    }
+}
