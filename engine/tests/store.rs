@@ -260,3 +260,59 @@ async fn an_update_by_id_goes_whole_until_the_listing_is_held_then_only_what_dif
     );
     assert_eq!(small.writes(), 0);
 }
+
+#[tokio::test]
+async fn an_insert_refused_as_existing_is_written_when_the_record_holds_the_row_else_names_what_differs(
+) {
+    let account = Account::with(&[("1", json!({"code": "a", "name": "A", "city": "Oslo"}))]);
+    let reconciler = Reconciler::<Fake>::new(false);
+    let refused = Verdict::refused_with(400, "code already exists");
+    let mut notices = Vec::new();
+    let same = reconciler
+        .existing_on_insert(
+            &account,
+            Fake::Thing,
+            "a",
+            &map(json!({"code": "a", "name": "A"})),
+            refused.clone(),
+            |text| notices.push(text),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, Some(Verdict::Written));
+    assert!(notices[0].contains("holds the row's values"), "{notices:?}");
+    let differs = reconciler
+        .existing_on_insert(
+            &account,
+            Fake::Thing,
+            "a",
+            &map(json!({"code": "a", "city": "Bergen"})),
+            refused.clone(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&differs, Some(Verdict::Refused { message, .. }) if message.contains("differs from the row in city")),
+        "{differs:?}"
+    );
+    // No record of the key, even in a listing read again: the caller words the refusal.
+    let none = reconciler
+        .existing_on_insert(
+            &account,
+            Fake::Thing,
+            "z",
+            &map(json!({"code": "z"})),
+            refused,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+    assert_eq!(
+        *account.pages_read.lock().unwrap(),
+        2,
+        "the listing was read again once"
+    );
+    assert_eq!(account.writes(), 0);
+}

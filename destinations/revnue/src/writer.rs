@@ -82,42 +82,6 @@ impl RevnueWriter {
         })
     }
 
-    /// The record of this name, found in the listing; read again once when it is not there
-    /// (it may have appeared since).
-    async fn named(&self, object: RevnueObject, name: &str) -> Result<Option<Stored>, Fatal> {
-        let key = name_key(name);
-        let mut found = self.reconciler.find(self, object, &key).await?;
-        if found.is_empty() {
-            self.reconciler.forget(object).await;
-            found = self.reconciler.find(self, object, &key).await?;
-        }
-        Ok(found.into_iter().next())
-    }
-
-    /// An insert refused as "already exists": written when the company's record of that name
-    /// holds the row's values (a resumed sync sending again what its killed run stored), else
-    /// refused naming the fields that differ. One listing a sync, and another only for a name
-    /// that appeared since.
-    async fn exists_on_insert(
-        &self,
-        object: RevnueObject,
-        name: &str,
-        desired: &Map<String, Value>,
-        message: String,
-    ) -> Result<Verdict, Fatal> {
-        let Some(stored) = self.named(object, name).await? else {
-            return Ok(another_company(&message, object, name));
-        };
-        let differing = changes(desired, &stored.fields, &RevnueRules);
-        let record = format!("{object} {} named {name:?}", stored.id);
-        Ok(Verdict::for_existing(
-            Verdict::refused_with(400, message),
-            &record,
-            differing.keys(),
-            |text| self.client.notice(text),
-        ))
-    }
-
     /// A 404 to an update: the record's (it is not there), or the route's (it is).
     async fn not_found(
         &self,
@@ -293,16 +257,26 @@ impl Store<RevnueObject> for RevnueWriter {
             return Ok(Err(Verdict::refused_with(status, message)));
         }
         let uncertain = uncertain.load(Ordering::Relaxed);
+        let (key, reconciler) = (name_key(&name), &self.reconciler);
         if mode == WriteMode::Insert && !uncertain {
-            return self
-                .exists_on_insert(object, &name, &desired, message)
-                .await
-                .map(Err);
+            // A resumed sync sending again what its killed run stored counts as written.
+            let refused = Verdict::refused_with(400, message.clone());
+            let notice = |text| self.client.notice(text);
+            let existing = reconciler
+                .existing_on_insert(self, object, &key, &desired, refused, notice)
+                .await?;
+            return Ok(Err(
+                existing.unwrap_or_else(|| another_company(&message, object, &name))
+            ));
         }
         // The name appeared since the listing (or our own create landed before a timeout):
-        // read the company's list once more.
-        self.reconciler.forget(object).await;
-        match self.named(object, &name).await? {
+        // the company's list is read once more.
+        match reconciler
+            .find_fresh(self, object, &key)
+            .await?
+            .into_iter()
+            .next()
+        {
             Some(stored) if uncertain && mode == WriteMode::Insert => {
                 self.client.notice(format!("POST {route} had an unknown outcome; {object} {} named {name:?} exists: it landed", stored.id));
                 Ok(Ok(stored))

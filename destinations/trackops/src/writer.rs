@@ -13,7 +13,7 @@ use engine::catalog::WriteMode;
 use engine::error::Fatal;
 use engine::http::{missing_record_or_route, Reply};
 use engine::reconcile::store::Store;
-use engine::reconcile::{self, Finder, Page, Reconciler, Rules, Stored};
+use engine::reconcile::{Finder, Page, Reconciler, Rules, Stored};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -50,6 +50,11 @@ fn stored(object: TrackopsObject, record: Map<String, Value>) -> Stored {
         key: key_of(object, &record),
         fields: record,
     }
+}
+
+/// A create refused because the email is another contact's already.
+fn taken(refused: &Verdict) -> bool {
+    matches!(refused, Verdict::Refused { message, .. } if message.contains("already been taken"))
 }
 
 /// The platform id an update row carries.
@@ -166,10 +171,11 @@ impl TrackopsWriter {
         &self,
         fields: Map<String, Value>,
     ) -> Result<Result<Stored, Verdict>, Fatal> {
-        let email = text(&fields, "email");
-        let key = email.to_lowercase();
-        let with_email = || self.client.with_key(TrackopsObject::Contact, &key);
-        let find = || async { Ok(with_email().await?.into_iter().next()) };
+        let key = text(&fields, "email").to_lowercase();
+        let find = || async {
+            let found = self.client.with_key(TrackopsObject::Contact, &key).await?;
+            Ok(found.into_iter().next())
+        };
         match self
             .client
             .create(TrackopsObject::Contact, &fields, find)
@@ -177,19 +183,19 @@ impl TrackopsWriter {
         {
             Ok(created) => Ok(Ok(stored(TrackopsObject::Contact, created))),
             // Emails are unique: an insert sent again after its run was killed finds its own.
-            Err(Verdict::Refused { status, message }) if message.contains("already been taken") => {
-                let refused = Verdict::Refused { status, message };
-                let [current] = &with_email().await?[..] else {
-                    return Ok(Err(refused));
-                };
-                let record = format!("contact {} with email {email:?}", id_of(current));
-                let differing = reconcile::changes(&fields, current, &RULES);
-                Ok(Err(Verdict::for_existing(
-                    refused,
-                    &record,
-                    differing.keys(),
-                    |text| self.client.notice(text),
-                )))
+            Err(refused @ Verdict::Refused { .. }) if taken(&refused) => {
+                let notice = |text| self.client.notice(text);
+                let existing = (self.reconciler)
+                    .existing_on_insert(
+                        self,
+                        TrackopsObject::Contact,
+                        &key,
+                        &fields,
+                        refused.clone(),
+                        notice,
+                    )
+                    .await?;
+                Ok(Err(existing.unwrap_or(refused)))
             }
             Err(verdict) => Ok(Err(verdict)),
         }
@@ -485,12 +491,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            Value::Object(reconcile::changes(&desired, &current, &CLIENT_RULES)),
+            Value::Object(engine::reconcile::changes(
+                &desired,
+                &current,
+                &CLIENT_RULES
+            )),
             json!({"website": "https://b.example"})
         );
         let clearing: Map<String, Value> = serde_json::from_str(r#"{"notes":null}"#).unwrap();
         assert_eq!(
-            Value::Object(reconcile::changes(&clearing, &current, &RULES)),
+            Value::Object(engine::reconcile::changes(&clearing, &current, &RULES)),
             json!({"notes": null})
         );
     }

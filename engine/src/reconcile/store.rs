@@ -11,6 +11,7 @@ use crate::error::Fatal;
 use crate::write::Verdict;
 use serde_json::{Map, Value};
 use std::future::Future;
+use std::sync::atomic::Ordering;
 
 /// How a destination writes one record: the two requests the toolkit's decisions become.
 pub trait Store<O>: Finder<O> {
@@ -162,6 +163,53 @@ impl<O: Object> Reconciler<O> {
             id: current.id.clone(),
             fields,
         })
+    }
+
+    /// The records of `key`, read now where the API reads by key; else from the listing, read
+    /// again once when it lacks the key (the record may have appeared since).
+    pub async fn find_fresh(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        key: &str,
+    ) -> Result<Vec<Stored>, Fatal> {
+        if store.can_look_up(object) {
+            self.spent.fetch_add(1, Ordering::Relaxed);
+            return store.look_up(object, key).await;
+        }
+        let found = self.find(store, object, key).await?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        self.forget(object).await;
+        self.find(store, object, key).await
+    }
+
+    /// An insert the API `refused` because a record of `key` exists: counted as written when
+    /// that record holds the row's values (a resumed sync sending again what its killed run
+    /// stored; `notice` is told), else refused naming the fields that differ. `None` when no
+    /// record of the key is found (the refusal is the caller's to word).
+    pub async fn existing_on_insert(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        key: &str,
+        row: &Map<String, Value>,
+        refused: Verdict,
+        notice: impl FnOnce(String),
+    ) -> Result<Option<Verdict>, Fatal> {
+        let found = self.find_fresh(store, object, key).await?;
+        let [current] = &found[..] else {
+            return Ok((!found.is_empty()).then_some(refused));
+        };
+        let differing = changes(row, &current.fields, store.rules(object));
+        let record = format!("{object} {} ({key})", current.id);
+        Ok(Some(Verdict::for_existing(
+            refused,
+            &record,
+            differing.keys(),
+            notice,
+        )))
     }
 
     /// An update by the platform's id. Once the listing is held (it costs less than sending
