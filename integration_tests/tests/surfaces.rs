@@ -4,7 +4,8 @@
 //! never a rejection.
 
 use integration_tests::harness::{
-    config_for, record_line, run_connector, scratch_dir, state_line, sync, write_json,
+    config_for, record_line, run_connector, scratch_dir, state_line, stream_summary, sync,
+    write_json,
 };
 use integration_tests::{Emulator, Options};
 use serde_json::{json, Map, Value};
@@ -435,4 +436,70 @@ async fn v1_takes_a_signed_in_token_like_a_key() {
     assert_eq!(clients.len(), 1);
     assert_eq!(clients[0]["name"], "T renamed");
     assert_eq!(emulator.stats()["PUT /v1/clients/{id}"]["200"], 1);
+}
+
+/// Where there is no upsert route, an upsert looks the record up (v1) or finds it in a v2
+/// read; a dry run does the same reads and writes nothing, and its counts are the sync's.
+#[tokio::test]
+async fn a_dry_run_without_the_upsert_route_looks_up_and_counts_what_the_sync_then_does() {
+    for (name, options) in [
+        (
+            "upsert by v1 lookup",
+            Options::account(false, false, true, true),
+        ),
+        ("v1 only", Options::account(false, false, false, true)),
+        (
+            "upsert by a v2 read",
+            Options::account(false, false, true, false),
+        ),
+    ] {
+        let emulator = Emulator::start(options).await.unwrap();
+        let first = [
+            json!({"name": "One", "externalId": "E1"}),
+            json!({"name": "Two", "externalId": "E2"}),
+        ];
+        let lines: Vec<String> = first.iter().map(|c| record_line("c", c)).collect();
+        sync(&emulator, json!({}), &[("c", "client", "append")], &lines)
+            .await
+            .run
+            .assert_ok();
+        let lines = vec![
+            record_line(
+                "c",
+                &json!({"externalId": "E2", "name": "Two", "city": "Lyon"}),
+            ),
+            record_line("c", &json!({"externalId": "E4", "name": "Four"})),
+            state_line("c", 1),
+        ];
+        let streams = [("c", "client", "append_dedup")];
+        let before = emulator.records("client");
+        let dry = sync(&emulator, json!({"dry_run": true}), &streams, &lines).await;
+        dry.run.assert_ok();
+        // (The connection's route probes, empty bodies that create nothing, still go.)
+        assert_eq!(
+            emulator.records("client"),
+            before,
+            "{name}: a dry run wrote"
+        );
+        assert!(
+            dry.run.states().is_empty(),
+            "{name}: a dry run echoed a state"
+        );
+        let planned = stream_summary(&dry.run, "c").unwrap();
+        assert!(
+            planned.starts_with("1 created, 1 updated (city"),
+            "{name}: {planned}"
+        );
+        let real = sync(&emulator, json!({}), &streams, &lines).await;
+        real.run.assert_ok();
+        assert_eq!(stream_summary(&real.run, "c").unwrap(), planned, "{name}");
+        let after = emulator.records("client");
+        assert_eq!(after.len(), 3, "{name}");
+        assert!(
+            after
+                .iter()
+                .any(|c| c["externalId"] == "E2" && c["city"] == "Lyon"),
+            "{name}"
+        );
+    }
 }

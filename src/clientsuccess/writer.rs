@@ -1047,12 +1047,13 @@ impl ClientSuccessWriter {
             }
         };
         let Some(found) = found else {
-            let defaulted = with_create_defaults(object, body);
-            return self
-                .create(object, create, defaulted.as_deref().unwrap_or(body))
-                .await;
+            return self.create_found_missing(object, create, body).await;
         };
-        match update {
+        let updated = planned_update(&found, &fields);
+        if self.dry_run {
+            return Ok(updated);
+        }
+        let verdict = match update {
             Update::V2Put => {
                 let Some(uuid) = found.get("uuid").and_then(Value::as_str) else {
                     return Err(Fatal::config(format!(
@@ -1080,7 +1081,34 @@ impl ClientSuccessWriter {
                     ))),
                 }
             }
+        }?;
+        Ok(match verdict {
+            Verdict::Written => updated,
+            other => other,
+        })
+    }
+
+    /// An upsert that found no record: created with the insert's defaults (in a dry run,
+    /// planned).
+    async fn create_found_missing(
+        &self,
+        object: ObjectKind,
+        create: Create,
+        body: &[u8],
+    ) -> Result<Verdict, Fatal> {
+        if self.dry_run {
+            return Ok(Verdict::Created { id: None });
         }
+        let defaulted = with_create_defaults(object, body);
+        Ok(
+            match self
+                .create(object, create, defaulted.as_deref().unwrap_or(body))
+                .await?
+            {
+                Verdict::Written => Verdict::Created { id: None },
+                other => other,
+            },
+        )
     }
 
     /// Upsert on an account with v2 single writes and neither v1 nor an upsert route: the
@@ -1126,12 +1154,20 @@ impl ClientSuccessWriter {
             }
         };
         match found {
-            Ok(None) => {
-                let defaulted = with_create_defaults(object, body);
-                self.create(object, create, defaulted.as_deref().unwrap_or(body))
-                    .await
+            Ok(None) => self.create_found_missing(object, create, body).await,
+            Ok(Some(uuid)) => {
+                let updated = Verdict::Updated {
+                    id: uuid.clone(),
+                    fields: fields.keys().cloned().collect(),
+                };
+                if self.dry_run {
+                    return Ok(updated);
+                }
+                Ok(match self.update(object, Update::V2Put, &uuid, body).await? {
+                    Verdict::Written => updated,
+                    other => other,
+                })
             }
-            Ok(Some(uuid)) => self.update(object, Update::V2Put, &uuid, body).await,
             Err(several) => Ok(Verdict::Refused {
                 status: None,
                 message: format!(
@@ -1166,12 +1202,23 @@ impl ClientSuccessWriter {
             }
             WriteMode::Upsert => match routes.upsert.ok_or_else(unsupported)? {
                 Upsert::Native => self.upsert_reconciled(object, body).await,
-                // These find the record and then create or update it: a dry run plans the write.
-                _ if self.dry_run => Ok(Verdict::Written),
                 Upsert::Lookup => self.upsert_by_lookup(object, routes, body).await,
                 Upsert::ReadAll => self.upsert_by_reading(object, routes, body).await,
             },
         }
+    }
+}
+
+/// An update by lookup: the record found (its uuid) sent the row's fields, which are not
+/// compared with it.
+fn planned_update(found: &Map<String, Value>, fields: &Map<String, Value>) -> Verdict {
+    Verdict::Updated {
+        id: found
+            .get("uuid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        fields: fields.keys().cloned().collect(),
     }
 }
 
