@@ -87,7 +87,10 @@ impl<'a> Parser<'a> {
             return Ok(());
         }
         loop {
-            let key = self.string_value()?;
+            let key = match self.short_key() {
+                Some(key) => Cow::Borrowed(key),
+                None => self.string_value()?,
+            };
             self.expect(b':')?;
             each(self, key)?;
             match self.peek() {
@@ -154,6 +157,26 @@ impl<'a> Parser<'a> {
         } else {
             Err(Fail::Syntax)
         }
+    }
+
+    /// A key of at most seven plain bytes (most keys), read inline without the call a string
+    /// scan costs; `None` leaves any other key to [`Self::string_value`].
+    #[inline(always)]
+    fn short_key(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        if bytes.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let chunk = bytes.get(start..start + 8)?;
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let at = start + first_special(word)?;
+        if bytes[at] != b'"' {
+            return None;
+        }
+        let key = self.text.get(start..at)?;
+        self.pos = at + 1;
+        Some(key)
     }
 
     /// At the opening quote. Most strings have no escape: they are borrowed in a few
@@ -334,22 +357,29 @@ fn required_digits(bytes: &[u8], at: usize) -> Parsed<usize> {
     Ok(end)
 }
 
-/// The first quote, backslash or control byte at or after `at` (or the end): the bytes a
-/// string scan must stop at. Eight bytes a step; string bytes are most of a record.
-#[inline]
-pub(crate) fn special_byte(bytes: &[u8], mut at: usize) -> usize {
+/// The offset of the first quote, backslash or control byte in the eight bytes of `word`
+/// (little endian), if any.
+#[inline(always)]
+fn first_special(word: u64) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A byte of `word` is zero, or below 0x20: the classic bit tricks, exact for the lowest
     // such byte (borrows only run upward), which is the first in memory on little endian.
     let zero_in = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    let hits = zero_in(word ^ (ONES * u64::from(b'"')))
+        | zero_in(word ^ (ONES * u64::from(b'\\')))
+        | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+    (hits != 0).then(|| (hits.trailing_zeros() / 8) as usize)
+}
+
+/// The first quote, backslash or control byte at or after `at` (or the end): the bytes a
+/// string scan must stop at. Eight bytes a step; string bytes are most of a record.
+#[inline]
+pub(crate) fn special_byte(bytes: &[u8], mut at: usize) -> usize {
     while let Some(chunk) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let hits = zero_in(word ^ (ONES * u64::from(b'"')))
-            | zero_in(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
-        if hits != 0 {
-            return at + (hits.trailing_zeros() / 8) as usize;
+        if let Some(offset) = first_special(word) {
+            return at + offset;
         }
         at += 8;
     }
@@ -509,6 +539,26 @@ mod tests {
                 .map_or(bytes.len(), |i| from + i);
             prop_assert_eq!(special_byte(&bytes, from), plain);
         }
+    }
+
+    /// Keys read by the inline short-key path, and those it leaves to the full scan.
+    #[test]
+    fn short_keys_read_as_long_ones() {
+        for text in [
+            r#"{"abcdefg":1}"#,
+            r#"{"abcdefgh":1}"#,
+            r#"{"é":1,"ab\"c":2}"#,
+            "{\"a\u{1}\":1}",
+            r#"{"a":1,"a":2}"#,
+            r#"{"a""#,
+            r#"{"abc"}"#,
+        ] {
+            agrees_with_serde_json(text).unwrap();
+        }
+        assert!(matches!(
+            Doc::parse(r#"{"ab":1,"ab":2}"#),
+            Err(Error::DuplicateKey(_))
+        ));
     }
 
     #[test]
