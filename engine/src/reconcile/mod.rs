@@ -16,7 +16,7 @@ use crate::catalog::Object;
 use crate::error::Fatal;
 use crate::write::backlog::Backlog;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -231,8 +231,9 @@ pub fn field_names(changed: &Map<String, Value>) -> Vec<String> {
 /// memory), parsed again only for the record a row is compared with.
 #[derive(Default)]
 struct Index {
-    by_key: HashMap<Box<str>, Vec<u32>>,
-    by_id: HashMap<Box<str>, u32>,
+    // Fx, not SipHash: a key is hashed on every row, and these are the sync's own records.
+    by_key: FxHashMap<Box<str>, Vec<u32>>,
+    by_id: FxHashMap<Box<str>, u32>,
     records: Vec<Held>,
 }
 
