@@ -16,7 +16,9 @@ use engine::error::Fatal;
 use engine::http::{sharing_retries, sharing_retries_from};
 use engine::json::Doc;
 use engine::reconcile::store::Store;
-use engine::reconcile::{Finder, Found, MergedContainer, Page, Query, Reconciler, Rules, Stored};
+use engine::reconcile::{
+    field_names, Finder, Found, MergedContainer, Page, Query, Reconciler, Rules, Stored,
+};
 use engine::write::backlog::Backlog;
 use engine::write::prepare::Prepared;
 use engine::write::{Verdict, Writer};
@@ -504,9 +506,8 @@ impl ClientSuccessWriter {
             .unwrap_or_default())
     }
 
-    /// Reads every record of `object` through `GET /v2/{object}/search`, a page of 1,000 at a
-    /// time, handing each to `each`; `key` names what they are read for, in errors.
-    /// Every record of `object`, page by page (the listing the reconcile toolkit reads too).
+    /// Every record of `object`, handed to `each` page by page (the listing the reconcile
+    /// toolkit reads too).
     async fn read_all(
         &self,
         object: ObjectKind,
@@ -1049,7 +1050,11 @@ impl ClientSuccessWriter {
         let Some(found) = found else {
             return self.create_found_missing(object, create, body).await;
         };
-        let updated = planned_update(&found, &fields);
+        let uuid = found
+            .get("uuid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let updated = planned_update(uuid, &fields);
         if self.dry_run {
             return Ok(updated);
         }
@@ -1156,10 +1161,7 @@ impl ClientSuccessWriter {
         match found {
             Ok(None) => self.create_found_missing(object, create, body).await,
             Ok(Some(uuid)) => {
-                let updated = Verdict::Updated {
-                    id: uuid.clone(),
-                    fields: fields.keys().cloned().collect(),
-                };
+                let updated = planned_update(&uuid, &fields);
                 if self.dry_run {
                     return Ok(updated);
                 }
@@ -1209,16 +1211,12 @@ impl ClientSuccessWriter {
     }
 }
 
-/// An update by lookup: the record found (its uuid) sent the row's fields, which are not
-/// compared with it.
-fn planned_update(found: &Map<String, Value>, fields: &Map<String, Value>) -> Verdict {
+/// An update by lookup: the record `uuid` sent the row's fields, which are not compared with
+/// it.
+fn planned_update(uuid: &str, fields: &Map<String, Value>) -> Verdict {
     Verdict::Updated {
-        id: found
-            .get("uuid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        fields: fields.keys().cloned().collect(),
+        id: uuid.to_owned(),
+        fields: field_names(fields),
     }
 }
 

@@ -97,6 +97,45 @@ impl PxWriter {
             Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
         }
     }
+    /// POSTs a create of `id`; one whose answer was lost is looked for before it is sent again,
+    /// and one refused as a possible duplicate of an existing record updates it instead.
+    async fn post(
+        &self,
+        object: PxObject,
+        id: &str,
+        body: Bytes,
+    ) -> Result<Result<(), Verdict>, Fatal> {
+        let send = || self.client.create(object, body.clone());
+        // It may have landed: look before sending it again.
+        let look =
+            |_| async { Ok((self.client.exists(object, id).await? == Some(true)).then_some(())) };
+        match create_until_known(send, look).await? {
+            Creation::Answered(_) | Creation::Found(()) => Ok(Ok(())),
+            // "Possible duplicate": another writer, or an earlier attempt, made it.
+            Creation::Refused {
+                status: 400,
+                message,
+            } => {
+                if self.client.exists(object, id).await? != Some(true) {
+                    return Ok(Err(Verdict::refused_with(400, message)));
+                }
+                self.client.notice(format!(
+                    "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
+                    object.collection()
+                ));
+                Ok(Err(match self.put(object, id, body).await?.verdict() {
+                    Ok(()) => Verdict::Updated {
+                        id: id.to_owned(),
+                        fields: Vec::new(),
+                    },
+                    Err(verdict) => verdict,
+                }))
+            }
+            Creation::Refused { status, message } => {
+                Ok(Err(Verdict::refused_with(status, message)))
+            }
+        }
+    }
 }
 
 /// A POST creates (looked for before it is sent again), a PUT updates what differs.
@@ -120,41 +159,11 @@ impl Store<PxObject> for PxWriter {
             .unwrap_or_default()
             .to_owned();
         let body = Bytes::from(serde_json::to_vec(&row).expect("JSON"));
-        let send = || self.client.create(object, body.clone());
-        // It may have landed: look before sending it again.
-        let look =
-            |_| async { Ok((self.client.exists(object, &id).await? == Some(true)).then_some(())) };
-        let created = Stored {
-            id: id.clone(),
+        Ok(self.post(object, &id, body).await?.map(|()| Stored {
             key: Some(id.clone()),
+            id,
             fields: row,
-        };
-        match create_until_known(send, look).await? {
-            Creation::Answered(_) | Creation::Found(()) => Ok(Ok(created)),
-            // "Possible duplicate": another writer, or an earlier attempt, made it.
-            Creation::Refused {
-                status: 400,
-                message,
-            } => {
-                if self.client.exists(object, &id).await? != Some(true) {
-                    return Ok(Err(Verdict::refused_with(400, message)));
-                }
-                self.client.notice(format!(
-                    "POST /v1/{} for {object} {id:?} was refused ({message}) and the {object} exists: updating it instead",
-                    object.collection()
-                ));
-                Ok(Err(match self.put(object, &id, body).await?.verdict() {
-                    Ok(()) => Verdict::Updated {
-                        id,
-                        fields: Vec::new(),
-                    },
-                    Err(verdict) => verdict,
-                }))
-            }
-            Creation::Refused { status, message } => {
-                Ok(Err(Verdict::refused_with(status, message)))
-            }
-        }
+        }))
     }
 
     async fn update(
@@ -243,15 +252,19 @@ impl Writer for PxWriter {
                 .id
                 .clone()
                 .expect("every mode's schema requires the key");
-            let row: Map<String, Value> = serde_json::from_slice(record.body()).unwrap_or_default();
             let reconciler = &self.reconciler;
+            let row = || serde_json::from_slice(record.body()).unwrap_or_default();
             verdicts.push(match mode {
+                // Sent as it came: an insert has nothing to compare, so nothing to parse.
+                WriteMode::Insert if reconciler.dry_run() => Verdict::Created { id: None },
                 WriteMode::Insert => {
-                    reconciler
-                        .create(self, object, mode, Some(&id), row)
-                        .await?
+                    let body = Bytes::copy_from_slice(record.body());
+                    match self.post(object, &id, body).await? {
+                        Ok(()) => Verdict::Created { id: Some(id) },
+                        Err(verdict) => verdict,
+                    }
                 }
-                WriteMode::Update => reconciler.update_by_id(self, object, &id, row).await?,
+                WriteMode::Update => reconciler.update_by_id(self, object, &id, row()).await?,
                 WriteMode::Upsert => {
                     let ambiguous = |ids: &[String]| {
                         format!(
@@ -260,7 +273,9 @@ impl Writer for PxWriter {
                             ids.join(", ")
                         )
                     };
-                    reconciler.upsert(self, object, &id, row, ambiguous).await?
+                    reconciler
+                        .upsert(self, object, &id, row(), ambiguous)
+                        .await?
                 }
             });
         }

@@ -365,6 +365,11 @@ impl<O: Object> Reconciler<O> {
         let _ = self.backlog.set(backlog);
     }
 
+    /// Whether writes are planned, not sent.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// Requests spent finding existing records so far.
     pub fn spent(&self) -> u64 {
         self.spent.load(Ordering::Relaxed)
