@@ -20,6 +20,10 @@ struct Account {
     pages_read: Mutex<u64>,
     creates: Mutex<Vec<Map<String, Value>>>,
     updates: Mutex<Vec<(String, Map<String, Value>)>>,
+    /// Codes are unique: a create of a held one is refused "taken".
+    unique: bool,
+    /// Creates refused as taken.
+    refused: Mutex<u64>,
 }
 
 const PAGE: usize = 2;
@@ -42,6 +46,15 @@ impl Account {
             pages_read: Mutex::new(0),
             creates: Mutex::new(Vec::new()),
             updates: Mutex::new(Vec::new()),
+            unique: false,
+            refused: Mutex::new(0),
+        }
+    }
+
+    fn unique(records: &[(&str, Value)]) -> Self {
+        Self {
+            unique: true,
+            ..Self::with(records)
         }
     }
 
@@ -104,6 +117,11 @@ impl Store<Fake> for Account {
         _: WriteMode,
         body: Map<String, Value>,
     ) -> Result<Result<Stored, Verdict>, Fatal> {
+        let code = body["code"].as_str().map(str::to_owned);
+        if self.unique && self.records.iter().any(|r| r.key == code) {
+            *self.refused.lock().unwrap() += 1;
+            return Ok(Err(Verdict::refused_with(400, "code taken")));
+        }
         let mut creates = self.creates.lock().unwrap();
         creates.push(body.clone());
         Ok(Ok(Stored {
@@ -111,6 +129,14 @@ impl Store<Fake> for Account {
             key: body["code"].as_str().map(str::to_owned),
             fields: body,
         }))
+    }
+
+    fn key_is_unique(&self, _: Fake) -> bool {
+        self.unique
+    }
+
+    fn taken(&self, _: Fake, _: WriteMode, refused: &Verdict) -> bool {
+        matches!(refused, Verdict::Refused { message, .. } if message == "code taken")
     }
 
     async fn update(
@@ -315,4 +341,105 @@ async fn an_insert_refused_as_existing_is_written_when_the_record_holds_the_row_
         "the listing was read again once"
     );
     assert_eq!(account.writes(), 0);
+}
+
+#[tokio::test]
+async fn where_keys_are_unique_and_unreadable_a_few_rows_are_looked_for_by_their_create() {
+    // Ten things, five pages: with nothing said of the rows to come, each is one row.
+    let things: Vec<(String, Value)> = (0..10)
+        .map(|i| (i.to_string(), json!({"code": format!("k{i}"), "name": "N"})))
+        .collect();
+    let things: Vec<(&str, Value)> = things
+        .iter()
+        .map(|(id, v)| (id.as_str(), v.clone()))
+        .collect();
+    let account = Account::unique(&things);
+    let reconciler = Reconciler::<Fake>::new(false);
+    let new = reconciler
+        .upsert(
+            &account,
+            Fake::Thing,
+            "n1",
+            map(json!({"code": "n1", "name": "New"})),
+            anything,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        new,
+        Verdict::Created {
+            id: Some("new-1".into())
+        }
+    );
+    assert_eq!(
+        *account.pages_read.lock().unwrap(),
+        1,
+        "the first page says how many"
+    );
+    assert_eq!(reconciler.spent(), 1);
+
+    // An existing key: its create is refused, the rest of the listing read, only what
+    // differs sent; the refused create counts as spent finding.
+    let existing = reconciler
+        .upsert(
+            &account,
+            Fake::Thing,
+            "k9",
+            map(json!({"code": "k9", "name": "Nine"})),
+            anything,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        existing,
+        Verdict::Updated {
+            id: "9".into(),
+            fields: vec!["name".into()]
+        }
+    );
+    assert_eq!(*account.refused.lock().unwrap(), 1);
+    assert_eq!(*account.pages_read.lock().unwrap(), 5);
+    assert_eq!(reconciler.spent(), 1 + 1 + 4);
+    // The listing is held: the next existing row costs no create.
+    let same = reconciler
+        .upsert(
+            &account,
+            Fake::Thing,
+            "k3",
+            map(json!({"code": "k3", "name": "N"})),
+            anything,
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, Verdict::Unchanged { id: "3".into() });
+    assert_eq!(*account.refused.lock().unwrap(), 1);
+
+    // A dry run never guesses by creating: it reads the listing.
+    let dry = Reconciler::<Fake>::new(true);
+    let planned = dry
+        .upsert(
+            &account,
+            Fake::Thing,
+            "k9",
+            map(json!({"code": "k9", "name": "Nine"})),
+            anything,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(planned, Verdict::Updated { .. }), "{planned:?}");
+    assert_eq!(*account.refused.lock().unwrap(), 1);
+
+    // An insert refused as taken is written where the record holds the row's values.
+    let insert = reconciler
+        .create(
+            &account,
+            Fake::Thing,
+            WriteMode::Insert,
+            Some("k3"),
+            map(json!({"code": "k3", "name": "N"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(insert, Verdict::Written);
+    assert_eq!(account.writes(), 2, "one create, one update");
 }

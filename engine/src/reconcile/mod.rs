@@ -327,6 +327,10 @@ struct Known {
     listed: AtomicBool,
     index: Mutex<Index>,
     lookups: AtomicU64,
+    /// Where a create is the look: one goes at a time until one has created, so rows in
+    /// flight together do not each spend a refused create on a listing the first one reads.
+    create_probe: tokio::sync::Mutex<()>,
+    created_blind: AtomicBool,
 }
 
 /// Finds existing records for a destination's writer, spending at most about twice the

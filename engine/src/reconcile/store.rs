@@ -39,6 +39,31 @@ pub trait Store<O>: Finder<O> {
         body: Map<String, Value>,
     ) -> impl Future<Output = Result<Result<Stored, Verdict>, Fatal>> + Send;
 
+    /// Whether the object's key is unique, so that a create of a key some record holds is
+    /// refused (as [`Store::taken`] tells). Where the API cannot read by key, an upsert then
+    /// tries the create first while the rows to come are fewer than the listing's pages: a
+    /// new row costs no request to find, an existing one the refused create.
+    fn key_is_unique(&self, _object: O) -> bool {
+        false
+    }
+
+    /// Whether `refused`, the verdict of a create for a row of `mode`, says a record of the
+    /// row's key exists and the toolkit is to find it: an upsert then updates it (or leaves
+    /// it, holding the row's values), an insert is counted written where it holds them.
+    fn taken(&self, _object: O, _mode: WriteMode, _refused: &Verdict) -> bool {
+        false
+    }
+
+    /// The verdict for a create refused as taken when no record of the key is found where
+    /// this sync writes (the key is held elsewhere, such as by another company).
+    fn taken_elsewhere(&self, _object: O, _row: &Map<String, Value>, refused: Verdict) -> Verdict {
+        refused
+    }
+
+    /// Tells the sync's log what the toolkit decided on its own (such as an insert counted
+    /// written because its record exists with the row's values).
+    fn notice(&self, _text: String) {}
+
     /// Sends `changed` (each field as [`Rules::delta`] gave it) to the record `id`, for a row
     /// of `mode`; `Err` with the verdict when the API refuses it.
     fn update(
@@ -53,6 +78,9 @@ pub trait Store<O>: Finder<O> {
 impl<O: Object> Reconciler<O> {
     /// An upsert by natural key: the one record of `key` gets only what differs (nothing
     /// differs: no request), none is created, several refuse the row (`ambiguous` says so).
+    /// Where the API cannot read by key but refuses a create of a taken one
+    /// ([`Store::key_is_unique`]), the create is the look while the rows to come are fewer
+    /// than the listing's pages (never in a dry run, which reads the listing instead).
     pub async fn upsert(
         &self,
         store: &impl Store<O>,
@@ -61,9 +89,33 @@ impl<O: Object> Reconciler<O> {
         row: Map<String, Value>,
         ambiguous: impl FnOnce(&[String]) -> String,
     ) -> Result<Verdict, Fatal> {
-        let found = self.find(store, object, key).await?;
-        self.apply(store, object, Some(key), row, &found, ambiguous)
-            .await
+        if self.dry_run || !store.key_is_unique(object) || store.can_look_up(object) {
+            let found = self.find(store, object, key).await?;
+            return self
+                .apply(store, object, Some(key), row, &found, ambiguous)
+                .await;
+        }
+        let known = &self.known[object.index()];
+        let probe = match known.created_blind.load(Ordering::Relaxed) {
+            true => None,
+            false => Some(known.create_probe.lock().await),
+        };
+        match self.find_or_blind(store, object, Query::Key(key)).await? {
+            Found::Records(found) => {
+                drop(probe);
+                self.apply(store, object, Some(key), row, &found, ambiguous)
+                    .await
+            }
+            // The create is the look: refused as taken, the record is found then.
+            Found::Blind => {
+                let verdict =
+                    (self.create(store, object, WriteMode::Upsert, Some(key), row)).await?;
+                if matches!(verdict, Verdict::Created { .. }) {
+                    known.created_blind.store(true, Ordering::Relaxed);
+                }
+                Ok(verdict)
+            }
+        }
     }
 
     /// [`Reconciler::upsert`] with the records already `found` (by a destination's own
@@ -114,6 +166,9 @@ impl<O: Object> Reconciler<O> {
             self.learn(object, &planned);
             return Ok(Verdict::Created { id: None });
         }
+        let kept = key
+            .filter(|_| store.key_is_unique(object))
+            .map(|key| (key, row.clone()));
         Ok(match store.create(object, mode, row).await? {
             Ok(created) => {
                 self.learn(object, &created);
@@ -121,8 +176,50 @@ impl<O: Object> Reconciler<O> {
                     id: Some(created.id).filter(|id| !id.is_empty()),
                 }
             }
-            Err(verdict) => verdict,
+            Err(refused) => match kept {
+                Some((key, row)) if store.taken(object, mode, &refused) => {
+                    self.taken(store, object, mode, key, &row, refused).await?
+                }
+                _ => refused,
+            },
         })
+    }
+
+    /// A create of `row` `refused` because a record of `key` exists (it appeared since the
+    /// listing, the create was the look, or a run killed after sending it made it): an insert
+    /// is written where that record holds the row's values; an upsert updates what differs.
+    async fn taken(
+        &self,
+        store: &impl Store<O>,
+        object: O,
+        mode: WriteMode,
+        key: &str,
+        row: &Map<String, Value>,
+        refused: Verdict,
+    ) -> Result<Verdict, Fatal> {
+        // The refused create was spent finding the record.
+        self.spent.fetch_add(1, Ordering::Relaxed);
+        if mode == WriteMode::Insert {
+            let notice = |text| store.notice(text);
+            let existing = self
+                .existing_on_insert(store, object, key, row, refused.clone(), notice)
+                .await?;
+            return Ok(existing.unwrap_or_else(|| store.taken_elsewhere(object, row, refused)));
+        }
+        let found = self.find_fresh(store, object, key).await?;
+        match decide(row, &found, store.rules(object)) {
+            Decision::Create => Ok(store.taken_elsewhere(object, row, refused)),
+            Decision::Unchanged { id } => Ok(Verdict::Unchanged { id }),
+            Decision::Ambiguous { ids } => Ok(Verdict::refused(format!(
+                "{key:?} is held by {} {object}s ({}); the row is not written to any",
+                ids.len(),
+                ids.join(", ")
+            ))),
+            Decision::Update { changed, .. } => {
+                self.update(store, object, mode, &found[0], changed, row)
+                    .await
+            }
+        }
     }
 
     /// Sends `changed` (with the fields of `row` the rules always send) to the record
