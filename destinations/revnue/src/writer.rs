@@ -206,6 +206,32 @@ impl Store<RevnueObject> for RevnueWriter {
         &RevnueRules
     }
 
+    /// Names are unique account-wide: a POST is the cheapest look for a name.
+    fn key_is_unique(&self, _: RevnueObject) -> bool {
+        true
+    }
+
+    fn taken(&self, _: RevnueObject, _: WriteMode, refused: &Verdict) -> bool {
+        matches!(refused, Verdict::Refused { status: Some(400), message } if message.contains("already exists"))
+    }
+
+    fn taken_elsewhere(
+        &self,
+        object: RevnueObject,
+        row: &Map<String, Value>,
+        refused: Verdict,
+    ) -> Verdict {
+        let name = row.get("name").and_then(Value::as_str).unwrap_or_default();
+        match refused {
+            Verdict::Refused { message, .. } => another_company(&message, object, name),
+            other => other,
+        }
+    }
+
+    fn notice(&self, text: String) {
+        self.client.notice(text);
+    }
+
     async fn create(
         &self,
         object: RevnueObject,
@@ -253,46 +279,22 @@ impl Store<RevnueObject> for RevnueWriter {
             }
             Creation::Refused { status, message } => (status, message),
         };
-        if status != 400 || !message.contains("already exists") {
-            return Ok(Err(Verdict::refused_with(status, message)));
-        }
-        let uncertain = uncertain.load(Ordering::Relaxed);
-        let (key, reconciler) = (name_key(&name), &self.reconciler);
-        if mode == WriteMode::Insert && !uncertain {
-            // A resumed sync sending again what its killed run stored counts as written.
-            let refused = Verdict::refused_with(400, message.clone());
-            let notice = |text| self.client.notice(text);
-            let existing = reconciler
-                .existing_on_insert(self, object, &key, &desired, refused, notice)
+        let refused = Verdict::refused_with(status, message);
+        if uncertain.load(Ordering::Relaxed) && self.taken(object, mode, &refused) {
+            // Our own create may have landed before its answer was lost: it did when the
+            // record of the name holds the row's values.
+            let found = self
+                .reconciler
+                .find_fresh(self, object, &name_key(&name))
                 .await?;
-            return Ok(Err(
-                existing.unwrap_or_else(|| another_company(&message, object, &name))
-            ));
-        }
-        // The name appeared since the listing (or our own create landed before a timeout):
-        // the company's list is read once more.
-        match reconciler
-            .find_fresh(self, object, &key)
-            .await?
-            .into_iter()
-            .next()
-        {
-            Some(stored) if uncertain && mode == WriteMode::Insert => {
-                self.client.notice(format!("POST {route} had an unknown outcome; {object} {} named {name:?} exists: it landed", stored.id));
-                Ok(Ok(stored))
-            }
-            Some(stored) => {
-                let changed = changes(&desired, &stored.fields, &RevnueRules);
-                if changed.is_empty() {
-                    return Ok(Err(Verdict::Unchanged { id: stored.id }));
+            if let [stored] = &found[..] {
+                if changes(&desired, &stored.fields, &RevnueRules).is_empty() {
+                    self.client.notice(format!("POST {route} had an unknown outcome; {object} {} named {name:?} exists with the row's values: it landed", stored.id));
+                    return Ok(Ok(stored.clone()));
                 }
-                self.reconciler
-                    .update(self, object, mode, &stored, changed, &desired)
-                    .await
-                    .map(Err)
             }
-            None => Ok(Err(another_company(&message, object, &name))),
         }
+        Ok(Err(refused))
     }
 
     /// PATCH the changes; where PATCH answers 405, read, merge and PUT the whole record.

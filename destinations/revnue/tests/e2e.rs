@@ -3,7 +3,7 @@
 
 use emukit::harness::{
     bin_named, local_rejects, merged, record_line, rejected_in, run_bin, run_command, run_write,
-    scratch_dir, state_counts, state_line, Run,
+    scratch_dir, state_counts, state_line, stream_summary, Run,
 };
 use revnue_emulator::{Emulator, Options, TOKEN};
 use serde_json::{json, Value};
@@ -354,10 +354,71 @@ async fn lists_are_followed_to_their_end_in_pages_or_as_a_bare_array() {
             .filter(|(m, p, _)| m == "GET" && p.starts_with("/api/v2/customer/"))
             .count();
         assert_eq!(lists, if bare { 1 } else { 5 }, "23 customers, 5 a page");
-        assert_eq!(emulator.count_method("POST"), 1);
+        // Three rows, four pages left: the first row's POST was the look, refused as taken.
+        assert_eq!(emulator.count_method("POST"), if bare { 1 } else { 2 });
         assert_eq!(emulator.count_method("PATCH"), 1, "Existing 1 is unchanged");
         assert_eq!(emulator.records("customers").len(), 24);
         assert_eq!(customer(&emulator, "existing 23")["city"], "New");
+    }
+}
+
+#[tokio::test]
+async fn a_few_rows_into_a_long_listing_are_looked_for_by_their_create() {
+    let customers: Vec<Value> = (1..=50)
+        .map(|i| json!({"id": i, "company": 1, "name": format!("Existing {i}"), "city": "Old"}))
+        .collect();
+    let fixture = scratch_dir("revnue-fixture").join("fixture.json");
+    std::fs::write(&fixture, json!({"customers": customers}).to_string()).unwrap();
+    let emulator = Emulator::start(Options {
+        fixture: Some(fixture),
+        max_page_size: 5,
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let lists = || {
+        let requests = emulator.requests();
+        let lists = requests
+            .iter()
+            .filter(|(m, p, _)| m == "GET" && p.starts_with("/api/v2/customer/"));
+        lists.count()
+    };
+    let new = vec![
+        record_line("customers", &json!({"name": "Brand new", "city": "Oslo"})),
+        record_line("customers", &json!({"name": "Also new"})),
+        state_line("customers", 1),
+    ];
+    let run = write(&config(&emulator, json!({})), &UPSERT, &new).await;
+    run.assert_ok();
+    assert_eq!(lists(), 1, "the first page says 10 pages; 2 rows are fewer");
+    assert_eq!(emulator.count_method("POST"), 2);
+    let summary = stream_summary(&run, "customers").unwrap_or_default();
+    assert!(summary.starts_with("2 created"), "{summary}");
+
+    let lines = vec![
+        record_line("customers", &json!({"name": "Third new"})),
+        record_line("customers", &json!({"name": "Existing 50", "city": "New"})),
+        record_line("customers", &json!({"name": "Existing 49", "city": "Old"})),
+        record_line("customers", &json!({"name": "Brand new", "city": "Oslo"})),
+        state_line("customers", 2),
+    ];
+    let run = write(&config(&emulator, json!({})), &UPSERT, &lines).await;
+    run.assert_ok();
+    // The refused create of "Existing 50" read the rest of the listing (with the rows created
+    // since). Rows in flight with it chose their POST before its refusal came back: each is
+    // found by its own refusal, and nothing is created twice.
+    assert_eq!(lists(), 1 + 11, "52 customers, 5 a page");
+    let posts = emulator.count_method("POST") - 2;
+    assert!(
+        (2..=4).contains(&posts),
+        "Third new, Existing 50 refused, maybe the two after it: {posts}"
+    );
+    assert_eq!(emulator.count_method("PATCH"), 1);
+    assert_eq!(customer(&emulator, "Existing 50")["city"], "New");
+    assert_eq!(emulator.records("customers").len(), 53);
+    let summary = stream_summary(&run, "customers").unwrap_or_default();
+    for count in ["1 created", "1 updated", "2 unchanged"] {
+        assert!(summary.contains(count), "{count}: {summary}");
     }
 }
 

@@ -52,11 +52,6 @@ fn stored(object: TrackopsObject, record: Map<String, Value>) -> Stored {
     }
 }
 
-/// A create refused because the email is another contact's already.
-fn taken(refused: &Verdict) -> bool {
-    matches!(refused, Verdict::Refused { message, .. } if message.contains("already been taken"))
-}
-
 /// The platform id an update row carries.
 fn id_in(record: &Prepared) -> String {
     let id: u64 = record
@@ -176,29 +171,10 @@ impl TrackopsWriter {
             let found = self.client.with_key(TrackopsObject::Contact, &key).await?;
             Ok(found.into_iter().next())
         };
-        match self
-            .client
+        let created = (self.client)
             .create(TrackopsObject::Contact, &fields, find)
-            .await?
-        {
-            Ok(created) => Ok(Ok(stored(TrackopsObject::Contact, created))),
-            // Emails are unique: an insert sent again after its run was killed finds its own.
-            Err(refused @ Verdict::Refused { .. }) if taken(&refused) => {
-                let notice = |text| self.client.notice(text);
-                let existing = (self.reconciler)
-                    .existing_on_insert(
-                        self,
-                        TrackopsObject::Contact,
-                        &key,
-                        &fields,
-                        refused.clone(),
-                        notice,
-                    )
-                    .await?;
-                Ok(Err(existing.unwrap_or(refused)))
-            }
-            Err(verdict) => Ok(Err(verdict)),
-        }
+            .await?;
+        Ok(created.map(|record| stored(TrackopsObject::Contact, record)))
     }
 
     async fn write_client(&self, mode: WriteMode, record: &Prepared) -> Result<Verdict, Fatal> {
@@ -360,6 +336,22 @@ impl Store<TrackopsObject> for TrackopsWriter {
         row: Map<String, Value>,
     ) -> Result<Map<String, Value>, Verdict> {
         create_body(object, row, &self.settings)
+    }
+
+    /// Emails are unique: an insert sent again after its run was killed finds its own.
+    fn key_is_unique(&self, object: TrackopsObject) -> bool {
+        object == TrackopsObject::Contact
+    }
+
+    /// On insert only: an upsert looked the email up just before, and updating a contact found
+    /// now could move it to another client.
+    fn taken(&self, _: TrackopsObject, mode: WriteMode, refused: &Verdict) -> bool {
+        mode == WriteMode::Insert
+            && matches!(refused, Verdict::Refused { message, .. } if message.contains("already been taken"))
+    }
+
+    fn notice(&self, text: String) {
+        self.client.notice(text);
     }
 
     async fn create(
