@@ -755,8 +755,23 @@ fn inspect(shared: &Shared, segs: &[&str]) -> Answer {
 
 /// A list answer: DRF's page of `results` with absolute `next`/`previous`, or a bare array.
 fn page(shared: &Shared, items: Vec<Value>, query: &str, host: &str, path: &str) -> Answer {
+    let count = items.len();
+    let window = |skip, take| items.into_iter().skip(skip).take(take).collect();
+    page_of(shared, count, window, query, host, path)
+}
+
+/// [`page`] of `count` items, of which only the page's are made (`window(skip, take)`): a
+/// listing of 100,000 records renders 500 a request, not every one.
+fn page_of(
+    shared: &Shared,
+    count: usize,
+    window: impl FnOnce(usize, usize) -> Vec<Value>,
+    query: &str,
+    host: &str,
+    path: &str,
+) -> Answer {
     if shared.options.bare_lists {
-        return json_answer(200, &Value::Array(items));
+        return json_answer(200, &Value::Array(window(0, count)));
     }
     let size = query_value(query, "page_size")
         .and_then(|s| s.parse::<usize>().ok())
@@ -766,7 +781,6 @@ fn page(shared: &Shared, items: Vec<Value>, query: &str, host: &str, path: &str)
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let count = items.len();
     let start = (number - 1) * size;
     if start >= count && number > 1 {
         return detail(404, "Invalid page.");
@@ -782,7 +796,7 @@ fn page(shared: &Shared, items: Vec<Value>, query: &str, host: &str, path: &str)
         }
         json!(format!("http://{host}{path}?{q}page={n}&page_size={size}"))
     };
-    let results: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let results = window(start, size);
     json_answer(
         200,
         &json!({
@@ -923,14 +937,16 @@ fn records(
             if !shared.company_exists(company) {
                 return detail(400, &format!("company {company} not found"));
             }
-            let all: Vec<Value> = store
+            let mine: Vec<_> = store
                 .table(kind)
                 .values()
                 .filter(|r| r["company"].as_u64() == Some(company))
-                .map(|r| shared.response(kind, r))
                 .collect();
-            drop(store);
-            page(shared, all, query, host, path)
+            let window = |skip, take| {
+                let shown = mine.iter().skip(skip).take(take);
+                shown.map(|r| shared.response(kind, r)).collect()
+            };
+            page_of(shared, mine.len(), window, query, host, path)
         }
         (&Method::GET, Some(id)) => {
             let Some(company) = company_query else {

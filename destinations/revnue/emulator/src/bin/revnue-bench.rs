@@ -38,6 +38,9 @@ struct Args {
     /// Hold this many customers first; the rows are the last of them.
     #[arg(long)]
     account: Option<usize>,
+    /// With `--account`: the rows are new names, none of them held.
+    #[arg(long)]
+    new_rows: bool,
     #[arg(long, default_value_t = 2)]
     max_concurrency: usize,
 }
@@ -62,7 +65,16 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let input = dir.join("input.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input)?);
-    let first_row = args.account.map_or(0, |n| n.saturating_sub(args.records));
+    let held_rows = match args.account {
+        Some(_) if args.new_rows => 0,
+        Some(_) => args.records,
+        None => existing,
+    };
+    let first_row = match args.account {
+        Some(n) if args.new_rows => n,
+        Some(n) => n.saturating_sub(args.records),
+        None => 0,
+    };
     for i in first_row..first_row + args.records {
         let data = json!({"name": format!("Bench customer {i:05}"), "city": "New", "country": "DE",
             "contact_person_name": "Ann Lee", "contact_person_email": "ann@bench.example", "tier": "gold"});
@@ -127,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         let share = 100.0 * accepted / budget;
         shares.push(share);
         println!(
-            "run {run}: {} rows {} ({existing} existing) in {seconds:.1} s = {:.1} records/s; {:.2} requests/s accepted = {share:.1}% of the budget ({} a minute); {requests} requests = {:.3} a record (POST {}, PATCH {}, list pages {}), {throttled} answered 429 ({:.2}%); customers stored {}; at most {} requests in flight",
+            "run {run}: {} rows {} ({held_rows} existing) in {seconds:.1} s = {:.1} records/s; {:.2} requests/s accepted = {share:.1}% of the budget ({} a minute); {requests} requests = {:.3} a record (POST {}, PATCH {}, list pages {}), {throttled} answered 429 ({:.2}%); customers stored {}; at most {} requests in flight",
             args.records,
             args.mode,
             args.records as f64 / seconds,
