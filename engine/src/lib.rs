@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod json;
 pub mod output;
+pub mod probe;
 pub mod protocol;
 pub mod reconcile;
 pub mod secret;

@@ -3,6 +3,7 @@
 //! permissions refused, or a URL that is wrong), backoff and `Retry-After`, and [`Sender`],
 //! which sends one request with retries under the adaptive concurrency limit.
 
+pub mod spending;
 pub mod transport;
 
 use crate::concurrency::{Adaptive, Signal, Throttle};
@@ -285,6 +286,28 @@ pub async fn missing_record_or_route(
         404,
         format!("{record} does not exist ({message})"),
     ))
+}
+
+impl Reply {
+    /// This answer to an update of one `record`: done; refused (a 404 is the record's when it
+    /// does not `exist`, else the route's, which fails the sync); or, where no clear answer
+    /// came, the end of the sync (an update is retried by the sender, never left unknown).
+    pub async fn into_update(
+        self,
+        exists: impl Future<Output = Result<bool, Fatal>>,
+        record: &str,
+        base_url: &str,
+    ) -> Result<Result<(), Verdict>, Fatal> {
+        match self {
+            Reply::Success { .. } => Ok(Ok(())),
+            Reply::Refused {
+                status: 404,
+                message,
+            } => (missing_record_or_route(exists, record, &message, base_url).await).map(Err),
+            Reply::Refused { status, message } => Ok(Err(Verdict::refused_with(status, message))),
+            Reply::Unknown { reason } => Err(Fatal::config(reason)),
+        }
+    }
 }
 
 /// How a destination proves who it is on each request.

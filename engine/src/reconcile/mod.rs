@@ -14,6 +14,7 @@ pub mod store;
 
 use crate::catalog::Object;
 use crate::error::Fatal;
+use crate::probe::Probe;
 use crate::write::backlog::Backlog;
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
@@ -329,8 +330,7 @@ struct Known {
     lookups: AtomicU64,
     /// Where a create is the look: one goes at a time until one has created, so rows in
     /// flight together do not each spend a refused create on a listing the first one reads.
-    create_probe: tokio::sync::Mutex<()>,
-    created_blind: AtomicBool,
+    create_probe: Probe,
 }
 
 /// Finds existing records for a destination's writer, spending at most about twice the

@@ -96,10 +96,7 @@ impl<O: Object> Reconciler<O> {
                 .await;
         }
         let known = &self.known[object.index()];
-        let probe = match known.created_blind.load(Ordering::Relaxed) {
-            true => None,
-            false => Some(known.create_probe.lock().await),
-        };
+        let probe = known.create_probe.turn().await;
         match self.find_or_blind(store, object, Query::Key(key)).await? {
             Found::Records(found) => {
                 drop(probe);
@@ -111,7 +108,7 @@ impl<O: Object> Reconciler<O> {
                 let verdict =
                     (self.create(store, object, WriteMode::Upsert, Some(key), row)).await?;
                 if matches!(verdict, Verdict::Created { .. }) {
-                    known.created_blind.store(true, Ordering::Relaxed);
+                    known.create_probe.settle();
                 }
                 Ok(verdict)
             }

@@ -65,6 +65,12 @@ impl Prepared {
         self.body.as_deref().unwrap_or(self.original.as_bytes())
     }
 
+    /// [`Prepared::body`] as a map of fields, for a writer that compares or reshapes it (a
+    /// prepared body is always a JSON object).
+    pub fn fields(&self) -> serde_json::Map<String, Value> {
+        serde_json::from_slice(self.body()).expect("a prepared body is a JSON object")
+    }
+
     /// Bytes this record holds, for the pipeline's memory budget: its text, and the record
     /// itself with its allocations' bookkeeping, which for narrow records is a third as much
     /// again (uncounted, a million 330-byte records peaked at 51 MB against a 12 MiB budget).
