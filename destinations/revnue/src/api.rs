@@ -353,30 +353,6 @@ pub fn record_of(body: &[u8]) -> Option<Map<String, Value>> {
         .and_then(into_object)
 }
 
-/// `10,000 rows` at `per_minute` requests a minute, one request a row, said as hours and minutes.
-pub fn duration_of(requests: u64, per_minute: f64) -> String {
-    let minutes = (requests as f64 / per_minute.max(0.01)).ceil() as u64;
-    match (minutes / 60, minutes % 60) {
-        (0, 0) => "under a minute".to_owned(),
-        (0, m) => format!("{m} min"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
-    }
-}
-
-/// `36000` as `36,000`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,14 +371,5 @@ mod tests {
         );
         assert_eq!(error_message(br#"["a","b"]"#), "a; b");
         assert_eq!(error_message(b"<html>502</html>"), "<html>502</html>");
-    }
-
-    #[test]
-    fn the_budget_is_said_in_hours() {
-        assert_eq!(duration_of(10_000, 20.0), "8 h 20 min");
-        assert_eq!(duration_of(10_000, 100.0), "1 h 40 min");
-        assert_eq!(duration_of(30, 20.0), "2 min");
-        assert_eq!(thousands(36_000), "36,000");
-        assert_eq!(thousands(999), "999");
     }
 }

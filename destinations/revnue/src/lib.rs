@@ -18,11 +18,12 @@ pub mod objects;
 pub mod rules;
 pub mod writer;
 
-use api::{duration_of, thousands, ApiClient, PAGE_SIZE};
+use api::{ApiClient, PAGE_SIZE};
 use config::Settings;
 use engine::catalog::CustomColumns;
 use engine::cli::Destination;
 use engine::error::ConfigError;
+use engine::http::spending::{duration_of, thousands};
 use engine::protocol::{ConfiguredCatalog, LogLevel};
 use engine::write::plan::Plan;
 use engine::write::start::Connected;

@@ -299,6 +299,24 @@ impl Templates {
         }
     }
 
+    /// Names in a row's custom values (`template`, when it has any) the template they go to,
+    /// or says why it cannot: company `company` has no template of `object`.
+    pub fn fill(
+        &self,
+        object: RevnueObject,
+        company: u64,
+        fields: &mut Map<String, Value>,
+    ) -> Result<(), String> {
+        let Some(Value::Object(values)) = fields.get_mut("template") else {
+            return Ok(());
+        };
+        let template = self.of(object).ok_or_else(|| format!(
+            "this {object} has custom field values but company {company} has no {object} template to hold them: set {object}_template_id"
+        ))?;
+        values.insert("id".into(), json!(template.id));
+        Ok(())
+    }
+
     /// Each template's fields as typed top-level columns.
     pub fn columns(&self) -> CustomColumns {
         let mut columns = CustomColumns::default();

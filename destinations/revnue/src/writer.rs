@@ -1,18 +1,21 @@
 //! Rows into Revnue writes. Revnue has no bulk, no upsert, no external id and no read by name:
-//! a customer's name is its key, so an upsert finds it in the company's listing (the engine's
-//! reconcile toolkit reads it once a sync), then PATCHes what differs (nothing differs: no
-//! request) or POSTs; a POST refused "already exists" reads the listing again once. Where
-//! PATCH answers 405, the rest of the sync reads, merges and PUTs, so no field is ever nulled
-//! by omission. Countries and categories are resolved before any request for the record.
+//! a customer's name is its key, unique account-wide. The engine's reconcile toolkit finds it:
+//! while the rows to come are fewer than the company's list pages, an upsert's POST is its
+//! look (refused "already exists", the listing is read); past that, the listing is read once a
+//! sync. Then a PATCH of what differs (nothing differs: no request) or a POST. Where PATCH
+//! answers 405, the rest of the sync reads, merges and PUTs, so no field is nulled by omission.
+//! Countries and categories are resolved before any request for the record.
 
-use crate::api::{duration_of, record_of, ApiClient};
-use crate::lookups::{Lookups, Template, Templates};
+use crate::api::{record_of, ApiClient};
+use crate::lookups::{Lookups, Templates};
 use crate::objects::{name_key, RevnueObject};
 use crate::rules::{as_request, overlay, RevnueRules};
 use bytes::Bytes;
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
-use engine::http::{create_until_known, missing_record_or_route, Creation, Reply};
+use engine::http::spending::spending;
+use engine::http::{create_until_known, Creation, Reply};
+use engine::probe::Probe;
 use engine::reconcile::store::Store;
 use engine::reconcile::{changes, Finder, Page, Reconciler, Rules, Stored};
 use engine::write::backlog::Backlog;
@@ -30,10 +33,9 @@ pub struct RevnueWriter {
     reconciler: Reconciler<RevnueObject>,
     /// PATCH answered 405: read–merge–PUT for the rest of the sync.
     put_instead_of_patch: AtomicBool,
-    /// Whether a PATCH has succeeded this sync; until one has, PATCHes go one at a time, so a
-    /// 405 is learnt from one request, not from every update already waiting for its turn.
-    patch_works: AtomicBool,
-    patch_probe: tokio::sync::Mutex<()>,
+    /// Until a PATCH has answered (or a 405 said to PUT), PATCHes go one at a time, so a 405
+    /// is learnt from one request, not from every update already waiting for its turn.
+    patch: Probe,
 }
 
 /// A create refused as "already exists" for a name no record of this company holds.
@@ -55,8 +57,7 @@ impl RevnueWriter {
             lookups: Lookups::default(),
             reconciler: Reconciler::new(dry_run),
             put_instead_of_patch: AtomicBool::new(false),
-            patch_works: AtomicBool::new(false),
-            patch_probe: tokio::sync::Mutex::new(()),
+            patch: Probe::default(),
         }
     }
 
@@ -82,16 +83,18 @@ impl RevnueWriter {
         })
     }
 
-    /// A 404 to an update: the record's (it is not there), or the route's (it is).
-    async fn not_found(
+    /// An update's answer: a 404 is the record's (it is not there) or the route's (it is).
+    async fn settled(
         &self,
         object: RevnueObject,
         id: u64,
-        message: String,
-    ) -> Result<Verdict, Fatal> {
+        reply: Reply,
+    ) -> Result<Result<(), Verdict>, Fatal> {
         let exists = async { Ok(self.client.record(object.route(), id).await?.is_some()) };
         let record = format!("{object} {id} of company {}", self.client.company);
-        missing_record_or_route(exists, &record, &message, self.client.base_url()).await
+        reply
+            .into_update(exists, &record, self.client.base_url())
+            .await
     }
 
     /// Where PATCH answered 405: the record read, the changes merged into it, PUT whole.
@@ -120,14 +123,11 @@ impl RevnueWriter {
         whole.insert("company".into(), json!(self.client.company));
         let path = format!("{}/{id}?company={}", object.route(), self.client.company);
         match self.client.send(Method::PUT, &path, Some(json_body(&whole)), false).await? {
-            Reply::Success { .. } => Ok(Ok(())),
             Reply::Refused { status: 405, message } => Err(Fatal::config(format!(
                 "PUT {}/{{id}} answered 405 ({message}) after PATCH did: this account cannot update {object}s through the API",
                 object.route()
             ))),
-            Reply::Refused { status: 404, message } => self.not_found(object, id, message).await.map(Err),
-            Reply::Refused { status, message } => Ok(Err(Verdict::refused_with(status, message))),
-            Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
+            reply => self.settled(object, id, reply).await,
         }
     }
 
@@ -137,8 +137,7 @@ impl RevnueWriter {
         mode: WriteMode,
         record: &Prepared,
     ) -> Result<Verdict, Fatal> {
-        let mut fields: Map<String, Value> =
-            serde_json::from_slice(record.body()).expect("a JSON object");
+        let mut fields = record.fields();
         let id = record
             .id
             .as_deref()
@@ -148,18 +147,9 @@ impl RevnueWriter {
         if let Err(why) = self.lookups.resolve(&self.client, &mut fields).await? {
             return Ok(Verdict::refused(why));
         }
-        if let Some(Value::Object(template)) = fields.get_mut("template") {
-            match self.templates.of(object) {
-                Some(Template { id, .. }) => {
-                    template.insert("id".into(), json!(id));
-                }
-                None => {
-                    return Ok(Verdict::refused(format!(
-                        "this {object} has custom field values but company {} has no {object} template to hold them: set {object}_template_id",
-                        self.client.company
-                    )))
-                }
-            }
+        let company = self.client.company;
+        if let Err(why) = self.templates.fill(object, company, &mut fields) {
+            return Ok(Verdict::refused(why));
         }
         let name = name_key(
             fields
@@ -183,7 +173,6 @@ impl RevnueWriter {
             }
             (WriteMode::Update, None) => Ok(Verdict::refused("field `id` is required to update")),
             (WriteMode::Upsert, None) => {
-                let company = self.client.company;
                 let ambiguous = |ids: &[String]| {
                     format!(
                         "{} {object}s of company {company} hold this name: {}",
@@ -306,12 +295,7 @@ impl Store<RevnueObject> for RevnueWriter {
         changed: &Map<String, Value>,
     ) -> Result<Result<(), Verdict>, Fatal> {
         let id: u64 = id.parse().unwrap_or_default();
-        let unknown = !self.patch_works.load(Ordering::Relaxed)
-            && !self.put_instead_of_patch.load(Ordering::Relaxed);
-        let probing = match unknown {
-            true => Some(self.patch_probe.lock().await),
-            false => None,
-        };
+        let probing = self.patch.turn().await;
         if !self.put_instead_of_patch.load(Ordering::Relaxed) {
             // With the company, an id of another company of the account is not found there
             // (this connector never writes to another company).
@@ -324,10 +308,11 @@ impl Store<RevnueObject> for RevnueWriter {
                 .await?
             {
                 Reply::Success { .. } => {
-                    self.patch_works.store(true, Ordering::Relaxed);
+                    self.patch.settle();
                     return Ok(Ok(()));
                 }
                 Reply::Refused { status: 405, .. } => {
+                    self.patch.settle();
                     if !self.put_instead_of_patch.swap(true, Ordering::Relaxed) {
                         self.client.notice(format!(
                             "PATCH {}/{{id}} answered 405: this account has no partial update; for the rest of the sync each update reads the {object}, merges the row into it and PUTs it whole (two requests an update)",
@@ -335,14 +320,7 @@ impl Store<RevnueObject> for RevnueWriter {
                         ));
                     }
                 }
-                Reply::Refused {
-                    status: 404,
-                    message,
-                } => return self.not_found(object, id, message).await.map(Err),
-                Reply::Refused { status, message } => {
-                    return Ok(Err(Verdict::refused_with(status, message)))
-                }
-                Reply::Unknown { reason, .. } => return Err(Fatal::config(reason)),
+                reply => return self.settled(object, id, reply).await,
             }
         }
         drop(probing);
@@ -398,24 +376,10 @@ impl Writer for RevnueWriter {
     }
 
     fn progress(&self, settled: u64, waiting: u64) -> Option<String> {
-        let spent = self.client.requests_sent();
         let finding = self.reconciler.spent() + self.lookups.spent();
-        let pace = self.client.pace_per_minute();
-        let per_record = if settled > 0 {
-            (spent - finding.min(spent)) as f64 / settled as f64
-        } else {
-            1.0
-        };
-        let left = (waiting as f64 * per_record).ceil() as u64;
-        Some(format!(
-            "{spent} requests spent ({finding} on list pages and lookups, {:.2} a record), pace {pace:.0} requests/min{}",
-            per_record,
-            if waiting > 0 {
-                format!("; the {waiting} records waiting take ~{} at this pace", duration_of(left, pace))
-            } else {
-                String::new()
-            }
-        ))
+        let pace = Some(self.client.pace_per_minute());
+        let spent = self.client.requests_sent();
+        Some(spending(spent, finding, pace, settled, waiting))
     }
 
     async fn write(

@@ -149,6 +149,16 @@ impl ApiClient {
         self.sender.concurrency_limit()
     }
 
+    /// Requests sent so far, every attempt counted.
+    pub fn requests_sent(&self) -> u64 {
+        self.sender.requests_sent()
+    }
+
+    /// The pace kept now, in requests a minute, once one is known.
+    pub fn pace_per_minute(&self) -> Option<f64> {
+        self.sender.pace().map(|per_second| per_second * 60.0)
+    }
+
     pub fn notice(&self, message: String) {
         self.sender.notice(message);
     }
@@ -268,6 +278,37 @@ impl ApiClient {
             .into_iter()
             .filter(|r| key_of(object, r).as_deref() == Some(key))
             .collect())
+    }
+
+    /// The client a create of `fields` made, if it landed: the one of its account code, else
+    /// of its exact name (a client may have no code).
+    pub async fn client_like(
+        &self,
+        fields: &Map<String, Value>,
+    ) -> Result<Option<Map<String, Value>>, Fatal> {
+        let object = TrackopsObject::Client;
+        let found = match fields.get("account_code").and_then(Value::as_str) {
+            Some(code) => self.with_key(object, code.trim()).await?,
+            None => {
+                let name = fields
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let all = self.list("/clients", &[("name", name.to_owned())]).await?;
+                let exact =
+                    |c: &Map<String, Value>| c.get("name").and_then(Value::as_str) == Some(name);
+                all.into_iter().filter(exact).collect()
+            }
+        };
+        // A listed client lacks its primary location's columns: read it whole.
+        match found
+            .first()
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_u64)
+        {
+            Some(id) => self.record(object, id).await,
+            None => Ok(None),
+        }
     }
 
     /// A record by id, or `None` when there is none.

@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod locations;
 pub mod objects;
+pub mod rules;
 pub mod writer;
 
 use api::ApiClient;

@@ -6,6 +6,7 @@ use engine::error::Fatal;
 use engine::write::Verdict;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Clients whose locations may be held before they are all dropped: memory stays bounded, at
@@ -26,7 +27,11 @@ pub fn named(location: &Map<String, Value>, name: &str) -> bool {
 
 /// Root client id → its locations, as read (or written) this sync.
 #[derive(Default)]
-pub struct Locations(Mutex<HashMap<u64, Vec<Map<String, Value>>>>);
+pub struct Locations {
+    held: Mutex<HashMap<u64, Vec<Map<String, Value>>>>,
+    /// Clients whose locations were read: requests spent finding.
+    reads: AtomicU64,
+}
 
 impl Locations {
     /// The locations of client `root`, read once per sync.
@@ -35,9 +40,10 @@ impl Locations {
         client: &ApiClient,
         root: u64,
     ) -> Result<Vec<Map<String, Value>>, Fatal> {
-        if let Some(locations) = self.0.lock().unwrap().get(&root) {
+        if let Some(locations) = self.held.lock().unwrap().get(&root) {
             return Ok(locations.clone());
         }
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let all = client
             .list("/client/locations", &[("parent", root.to_string())])
             .await?;
@@ -45,7 +51,7 @@ impl Locations {
             .into_iter()
             .filter(|l| l.get("root_id").and_then(Value::as_u64) == Some(root))
             .collect();
-        let mut cache = self.0.lock().unwrap();
+        let mut cache = self.held.lock().unwrap();
         if cache.len() > CACHE_LIMIT {
             cache.clear();
         }
@@ -53,14 +59,32 @@ impl Locations {
         Ok(mine)
     }
 
+    /// Clients whose locations were read so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Client `root`'s location called `name`, its locations read again (one may have been
+    /// created since they were read).
+    pub async fn read_again(
+        &self,
+        client: &ApiClient,
+        root: u64,
+        name: &str,
+    ) -> Result<Option<Map<String, Value>>, Fatal> {
+        self.forget(root);
+        let locations = self.of(client, root).await?;
+        Ok(locations.into_iter().find(|l| named(l, name)))
+    }
+
     /// Reads client `root`'s locations again on the next use.
     pub fn forget(&self, root: u64) {
-        self.0.lock().unwrap().remove(&root);
+        self.held.lock().unwrap().remove(&root);
     }
 
     /// A location as written: it replaces the one of its id; a new primary demotes the others.
     pub fn learn(&self, root: u64, location: Map<String, Value>) {
-        let mut cache = self.0.lock().unwrap();
+        let mut cache = self.held.lock().unwrap();
         if let Some(known) = cache.get_mut(&root) {
             known.retain(|l| id_of(l) != id_of(&location));
             if location.get("is_primary") == Some(&Value::Bool(true)) {

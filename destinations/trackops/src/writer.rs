@@ -11,7 +11,7 @@ use crate::locations::{id_of, named, Locations};
 use crate::objects::{create_body, key_of, text, TrackopsObject, LOCATION_COLUMNS, PARENT_COLUMNS};
 use engine::catalog::WriteMode;
 use engine::error::Fatal;
-use engine::http::{missing_record_or_route, Reply};
+use engine::http::spending::spending;
 use engine::reconcile::store::Store;
 use engine::reconcile::{Finder, Page, Reconciler, Rules, Stored};
 use engine::write::backlog::Backlog;
@@ -26,23 +26,6 @@ pub struct TrackopsWriter {
     locations: Locations,
     reconciler: Reconciler<TrackopsObject>,
 }
-
-/// Trackops compares values as they are: a null is an empty string, numbers by value. A
-/// client's primary location goes with its create only.
-struct TrackopsRules {
-    create_only: &'static [&'static str],
-}
-
-impl Rules for TrackopsRules {
-    fn create_only(&self, field: &str) -> bool {
-        self.create_only.contains(&field)
-    }
-}
-
-const CLIENT_RULES: TrackopsRules = TrackopsRules {
-    create_only: &LOCATION_COLUMNS,
-};
-const RULES: TrackopsRules = TrackopsRules { create_only: &[] };
 
 fn stored(object: TrackopsObject, record: Map<String, Value>) -> Stored {
     Stored {
@@ -98,88 +81,8 @@ impl TrackopsWriter {
         })
     }
 
-    async fn create_client(
-        &self,
-        fields: Map<String, Value>,
-    ) -> Result<Result<Stored, Verdict>, Fatal> {
-        let code = fields.get("account_code").and_then(Value::as_str);
-        let name = text(&fields, "name");
-        let find = || async {
-            let existing = match code {
-                Some(code) => self
-                    .client
-                    .with_key(TrackopsObject::Client, code.trim())
-                    .await?
-                    .first()
-                    .map(id_of),
-                None => {
-                    let all = self
-                        .client
-                        .list("/clients", &[("name", name.to_owned())])
-                        .await?;
-                    all.iter()
-                        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
-                        .map(id_of)
-                }
-            };
-            match existing {
-                Some(id) => self.client.record(TrackopsObject::Client, id).await,
-                None => Ok(None),
-            }
-        };
-        let created = self
-            .client
-            .create(TrackopsObject::Client, &fields, find)
-            .await?;
-        Ok(created.map(|record| stored(TrackopsObject::Client, record)))
-    }
-
-    async fn create_location(
-        &self,
-        fields: Map<String, Value>,
-    ) -> Result<Result<Stored, Verdict>, Fatal> {
-        let root = fields
-            .get("root_id")
-            .and_then(Value::as_u64)
-            .unwrap_or_default();
-        let name = text(&fields, "name");
-        let find = || async {
-            self.locations.forget(root);
-            Ok(self
-                .locations
-                .of(&self.client, root)
-                .await?
-                .into_iter()
-                .find(|l| named(l, name)))
-        };
-        let created = self
-            .client
-            .create(TrackopsObject::Location, &fields, find)
-            .await?;
-        Ok(created.map(|record| {
-            self.locations.learn(root, record.clone());
-            stored(TrackopsObject::Location, record)
-        }))
-    }
-
-    async fn create_contact(
-        &self,
-        fields: Map<String, Value>,
-    ) -> Result<Result<Stored, Verdict>, Fatal> {
-        let key = text(&fields, "email").to_lowercase();
-        let find = || async {
-            let found = self.client.with_key(TrackopsObject::Contact, &key).await?;
-            Ok(found.into_iter().next())
-        };
-        let created = (self.client)
-            .create(TrackopsObject::Contact, &fields, find)
-            .await?;
-        Ok(created.map(|record| stored(TrackopsObject::Contact, record)))
-    }
-
     async fn write_client(&self, mode: WriteMode, record: &Prepared) -> Result<Verdict, Fatal> {
-        let mut fields: Map<String, Value> =
-            serde_json::from_slice(record.body()).expect("a JSON object");
+        let mut fields = record.fields();
         let object = TrackopsObject::Client;
         let code = text(&fields, "account_code").to_owned();
         match mode {
@@ -206,8 +109,7 @@ impl TrackopsWriter {
     }
 
     async fn write_location(&self, mode: WriteMode, record: &Prepared) -> Result<Verdict, Fatal> {
-        let mut fields: Map<String, Value> =
-            serde_json::from_slice(record.body()).expect("a JSON object");
+        let mut fields = record.fields();
         let object = TrackopsObject::Location;
         let root = match mode {
             WriteMode::Update => None,
@@ -252,8 +154,7 @@ impl TrackopsWriter {
     }
 
     async fn write_contact(&self, mode: WriteMode, record: &Prepared) -> Result<Verdict, Fatal> {
-        let mut fields: Map<String, Value> =
-            serde_json::from_slice(record.body()).expect("a JSON object");
+        let mut fields = record.fields();
         let object = TrackopsObject::Contact;
         let names_client =
             fields.contains_key("client_id") || fields.contains_key("client_account_code");
@@ -324,10 +225,7 @@ impl TrackopsWriter {
 /// Creates and partial updates (PUT takes only the fields it is sent).
 impl Store<TrackopsObject> for TrackopsWriter {
     fn rules(&self, object: TrackopsObject) -> &dyn Rules {
-        match object {
-            TrackopsObject::Client => &CLIENT_RULES,
-            _ => &RULES,
-        }
+        crate::rules::of(object)
     }
 
     fn creatable(
@@ -360,11 +258,36 @@ impl Store<TrackopsObject> for TrackopsWriter {
         _: WriteMode,
         row: Map<String, Value>,
     ) -> Result<Result<Stored, Verdict>, Fatal> {
-        match object {
-            TrackopsObject::Client => self.create_client(row).await,
-            TrackopsObject::Location => self.create_location(row).await,
-            TrackopsObject::Contact => self.create_contact(row).await,
-        }
+        // A create whose answer was lost is looked for before it is sent again.
+        let root = row
+            .get("root_id")
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
+        let find = || async {
+            match object {
+                TrackopsObject::Client => self.client.client_like(&row).await,
+                TrackopsObject::Location => {
+                    let name = text(&row, "name");
+                    self.locations.read_again(&self.client, root, name).await
+                }
+                TrackopsObject::Contact => {
+                    let email = text(&row, "email").to_lowercase();
+                    Ok(self
+                        .client
+                        .with_key(object, &email)
+                        .await?
+                        .into_iter()
+                        .next())
+                }
+            }
+        };
+        let created = self.client.create(object, &row, find).await?;
+        Ok(created.map(|record| {
+            if object == TrackopsObject::Location {
+                self.locations.learn(root, record.clone());
+            }
+            stored(object, record)
+        }))
     }
 
     /// A 404 is the record's (it does not exist) or the route's.
@@ -377,27 +300,13 @@ impl Store<TrackopsObject> for TrackopsWriter {
     ) -> Result<Result<(), Verdict>, Fatal> {
         let path = format!("{}/{id}", object.route());
         let body = Some(ApiClient::wrapped(object, changed));
-        match self.client.send(Method::PUT, &path, body, false).await? {
-            Reply::Success { .. } => Ok(Ok(())),
-            Reply::Refused {
-                status: 404,
-                message,
-            } => {
-                let exists = async {
-                    Ok(self
-                        .client
-                        .record(object, id.parse().unwrap_or_default())
-                        .await?
-                        .is_some())
-                };
-                let record = format!("{object} {id}");
-                missing_record_or_route(exists, &record, &message, self.client.base_url())
-                    .await
-                    .map(Err)
-            }
-            Reply::Refused { status, message } => Ok(Err(Verdict::refused_with(status, message))),
-            Reply::Unknown { reason, .. } => Err(Fatal::config(reason)),
-        }
+        let reply = self.client.send(Method::PUT, &path, body, false).await?;
+        let id_number = id.parse().unwrap_or_default();
+        let exists = async { Ok(self.client.record(object, id_number).await?.is_some()) };
+        let record = format!("{object} {id}");
+        reply
+            .into_update(exists, &record, self.client.base_url())
+            .await
     }
 }
 
@@ -450,6 +359,12 @@ impl Writer for TrackopsWriter {
         Some(self.client.concurrency_limit())
     }
 
+    fn progress(&self, settled: u64, waiting: u64) -> Option<String> {
+        let finding = self.reconciler.spent() + self.locations.reads();
+        let (spent, pace) = (self.client.requests_sent(), self.client.pace_per_minute());
+        Some(spending(spent, finding, pace, settled, waiting))
+    }
+
     async fn write(
         &self,
         object: TrackopsObject,
@@ -465,35 +380,5 @@ impl Writer for TrackopsWriter {
             });
         }
         Ok(verdicts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_what_differs_is_sent_and_a_clients_location_only_on_create() {
-        let current: Map<String, Value> = serde_json::from_str(
-            r#"{"id":1,"name":"Acme","website":"https://a.example","notes":"x"}"#,
-        )
-        .unwrap();
-        let desired: Map<String, Value> = serde_json::from_str(
-            r#"{"name":"Acme","website":"https://b.example","city":null,"zip":"12345"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            Value::Object(engine::reconcile::changes(
-                &desired,
-                &current,
-                &CLIENT_RULES
-            )),
-            json!({"website": "https://b.example"})
-        );
-        let clearing: Map<String, Value> = serde_json::from_str(r#"{"notes":null}"#).unwrap();
-        assert_eq!(
-            Value::Object(engine::reconcile::changes(&clearing, &current, &RULES)),
-            json!({"notes": null})
-        );
     }
 }

@@ -200,8 +200,17 @@ async fn clients_locations_and_contacts_land_in_order_and_a_rerun_writes_nothing
     assert_eq!(state_counts(run.states()[0]), (3.0, 0.0));
 
     let writes = emulator.count_method("POST") + emulator.count_method("PUT");
+    let requests = emulator.request_count();
     let again = write(&config, &STREAMS, &crm_rows()).await;
     again.assert_ok();
+    // The budget is what a sync waits on: its last line says what it spent, and on what.
+    let info = again.logs("INFO");
+    let finished = info
+        .iter()
+        .find(|l| l.starts_with("sync finished"))
+        .unwrap();
+    let spent = format!("{} requests spent (", emulator.request_count() - requests);
+    assert!(finished.contains(&spent), "{spent}: {finished}");
     assert_eq!(
         emulator.count_method("POST") + emulator.count_method("PUT"),
         writes,
