@@ -343,6 +343,19 @@ async fn an_insert_refused_as_existing_is_written_when_the_record_holds_the_row_
     assert_eq!(account.writes(), 0);
 }
 
+/// An upsert of a thing of `code` called `name`.
+async fn upsert(
+    reconciler: &Reconciler<Fake>,
+    account: &Account,
+    code: &str,
+    name: &str,
+) -> Verdict {
+    let row = map(json!({"code": code, "name": name}));
+    (reconciler.upsert(account, Fake::Thing, code, row, anything))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn where_keys_are_unique_and_unreadable_a_few_rows_are_looked_for_by_their_create() {
     // Ten things, five pages: with nothing said of the rows to come, each is one row.
@@ -355,16 +368,7 @@ async fn where_keys_are_unique_and_unreadable_a_few_rows_are_looked_for_by_their
         .collect();
     let account = Account::unique(&things);
     let reconciler = Reconciler::<Fake>::new(false);
-    let new = reconciler
-        .upsert(
-            &account,
-            Fake::Thing,
-            "n1",
-            map(json!({"code": "n1", "name": "New"})),
-            anything,
-        )
-        .await
-        .unwrap();
+    let new = upsert(&reconciler, &account, "n1", "New").await;
     assert_eq!(
         new,
         Verdict::Created {
@@ -380,16 +384,7 @@ async fn where_keys_are_unique_and_unreadable_a_few_rows_are_looked_for_by_their
 
     // An existing key: its create is refused, the rest of the listing read, only what
     // differs sent; the refused create counts as spent finding.
-    let existing = reconciler
-        .upsert(
-            &account,
-            Fake::Thing,
-            "k9",
-            map(json!({"code": "k9", "name": "Nine"})),
-            anything,
-        )
-        .await
-        .unwrap();
+    let existing = upsert(&reconciler, &account, "k9", "Nine").await;
     assert_eq!(
         existing,
         Verdict::Updated {
@@ -401,31 +396,13 @@ async fn where_keys_are_unique_and_unreadable_a_few_rows_are_looked_for_by_their
     assert_eq!(*account.pages_read.lock().unwrap(), 5);
     assert_eq!(reconciler.spent(), 1 + 1 + 4);
     // The listing is held: the next existing row costs no create.
-    let same = reconciler
-        .upsert(
-            &account,
-            Fake::Thing,
-            "k3",
-            map(json!({"code": "k3", "name": "N"})),
-            anything,
-        )
-        .await
-        .unwrap();
+    let same = upsert(&reconciler, &account, "k3", "N").await;
     assert_eq!(same, Verdict::Unchanged { id: "3".into() });
     assert_eq!(*account.refused.lock().unwrap(), 1);
 
     // A dry run never guesses by creating: it reads the listing.
     let dry = Reconciler::<Fake>::new(true);
-    let planned = dry
-        .upsert(
-            &account,
-            Fake::Thing,
-            "k9",
-            map(json!({"code": "k9", "name": "Nine"})),
-            anything,
-        )
-        .await
-        .unwrap();
+    let planned = upsert(&dry, &account, "k9", "Nine").await;
     assert!(matches!(planned, Verdict::Updated { .. }), "{planned:?}");
     assert_eq!(*account.refused.lock().unwrap(), 1);
 
