@@ -400,6 +400,27 @@ async fn where_keys_are_unique_and_unreadable_a_few_rows_are_looked_for_by_their
     assert_eq!(same, Verdict::Unchanged { id: "3".into() });
     assert_eq!(*account.refused.lock().unwrap(), 1);
 
+    // A dry run of inserts settles a taken key as the sync would: written where the record
+    // holds the row's values, else refused naming what differs; a new key is created.
+    let insert = |code: &'static str, name: &'static str| {
+        let row = map(json!({"code": code, "name": name}));
+        let dry = Reconciler::<Fake>::new(true);
+        let account = &account;
+        async move {
+            (dry.create(account, Fake::Thing, WriteMode::Insert, Some(code), row))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(insert("k3", "N").await, Verdict::Written);
+    let differs = insert("k4", "Four").await;
+    assert!(
+        matches!(&differs, Verdict::Refused { message, .. } if message.contains("differs from the row in name")),
+        "{differs:?}"
+    );
+    assert_eq!(insert("n9", "New").await, Verdict::Created { id: None });
+    assert_eq!(*account.refused.lock().unwrap(), 1, "nothing was sent");
+
     // A dry run never guesses by creating: it reads the listing.
     let dry = Reconciler::<Fake>::new(true);
     let planned = upsert(&dry, &account, "k9", "Nine").await;

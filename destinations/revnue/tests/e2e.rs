@@ -899,8 +899,27 @@ async fn a_resumed_insert_counts_what_it_stored_as_written() {
     };
     let insert = [("customers", "customer", "append")];
     write(&config, &insert, &rows(8, &[])).await.assert_ok();
+    // A dry run first: it counts what the sync then does, writing nothing.
+    let dry_dir = scratch_dir("revnue-resumed-insert-dry");
+    let dry_config = merged(
+        config.clone(),
+        json!({"dry_run": true, "object_storage_config": local_rejects(&dry_dir)}),
+    );
+    let dry = write(&dry_config, &insert, &rows(12, &[3, 5])).await;
+    dry.assert_ok();
+    assert_eq!(
+        emulator.records("customers").len(),
+        8 + 1,
+        "the fixture's one and 8"
+    );
     let run = write(&config, &insert, &rows(12, &[3, 5])).await;
     run.assert_ok();
+    // The same counts (a dry run words a refusal its own way: no request was refused).
+    let counts = |run: &Run| {
+        let summary = stream_summary(run, "customers").unwrap_or_default();
+        summary.split(" (").next().map(str::to_owned)
+    };
+    assert_eq!(counts(&dry), counts(&run), "{}", dry.stdout);
     assert_eq!(state_counts(run.states()[0]), (10.0, 2.0));
     let rejected = rejected_in(&dir);
     assert_eq!(rejected.len(), 2, "{rejected:?}");

@@ -3,7 +3,7 @@
 
 use emukit::harness::{
     bin_named, local_rejects, merged, record_line, rejected_in, run_bin, run_command, run_write,
-    scratch_dir, state_counts, state_line, Run,
+    scratch_dir, state_counts, state_line, stream_summary, Run,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -625,8 +625,23 @@ async fn a_resumed_insert_counts_what_it_stored_as_written() {
     };
     let insert = [("contacts", "contact", "append")];
     write(&config, &insert, &contacts(4, &[])).await.assert_ok();
+    // A dry run first: it counts what the sync then does, writing nothing.
+    let dry_dir = scratch_dir("trackops-resumed-insert-dry");
+    let dry_config = merged(
+        config.clone(),
+        json!({"dry_run": true, "object_storage_config": local_rejects(&dry_dir)}),
+    );
+    let dry = write(&dry_config, &insert, &contacts(6, &[1])).await;
+    dry.assert_ok();
+    assert_eq!(emulator.records("contacts").len(), 4);
     let run = write(&config, &insert, &contacts(6, &[1])).await;
     run.assert_ok();
+    // The same counts (a dry run words a refusal its own way: no request was refused).
+    let counts = |run: &Run| {
+        let summary = stream_summary(run, "contacts").unwrap_or_default();
+        summary.split(" (").next().map(str::to_owned)
+    };
+    assert_eq!(counts(&dry), counts(&run), "{}", dry.stdout);
     assert_eq!(state_counts(run.states()[0]), (5.0, 1.0));
     let rejected = rejected_in(&dir);
     assert_eq!(rejected.len(), 1, "{rejected:?}");

@@ -155,6 +155,16 @@ impl<O: Object> Reconciler<O> {
             Err(verdict) => return Ok(verdict),
         };
         if self.dry_run {
+            // An insert of a unique key a record holds would be refused as taken: the dry run
+            // settles it as the sync then would.
+            if let Some(key) =
+                key.filter(|_| mode == WriteMode::Insert && store.key_is_unique(object))
+            {
+                if !self.find(store, object, key).await?.is_empty() {
+                    let refused = Verdict::refused(format!("a {object} of {key:?} exists already"));
+                    return self.taken(store, object, mode, key, &row, refused).await;
+                }
+            }
             let planned = Stored {
                 id: String::new(),
                 key: key.map(str::to_owned),
@@ -175,6 +185,8 @@ impl<O: Object> Reconciler<O> {
             }
             Err(refused) => match kept {
                 Some((key, row)) if store.taken(object, mode, &refused) => {
+                    // The refused create was spent finding the record.
+                    self.spent.fetch_add(1, Ordering::Relaxed);
                     self.taken(store, object, mode, key, &row, refused).await?
                 }
                 _ => refused,
@@ -183,8 +195,9 @@ impl<O: Object> Reconciler<O> {
     }
 
     /// A create of `row` `refused` because a record of `key` exists (it appeared since the
-    /// listing, the create was the look, or a run killed after sending it made it): an insert
-    /// is written where that record holds the row's values; an upsert updates what differs.
+    /// listing, the create was the look, or a run killed after sending it made it; in a dry
+    /// run, it would be): an insert is written where that record holds the row's values, else
+    /// refused naming what differs; an upsert updates what differs.
     async fn taken(
         &self,
         store: &impl Store<O>,
@@ -194,8 +207,6 @@ impl<O: Object> Reconciler<O> {
         row: &Map<String, Value>,
         refused: Verdict,
     ) -> Result<Verdict, Fatal> {
-        // The refused create was spent finding the record.
-        self.spent.fetch_add(1, Ordering::Relaxed);
         if mode == WriteMode::Insert {
             let notice = |text| store.notice(text);
             let existing = self
