@@ -29,9 +29,10 @@ pub trait Store<O>: Finder<O> {
         Ok(row)
     }
 
-    /// Creates a record of `body` (as [`Store::creatable`] made it) for a row of `mode`: what the platform holds now (its id, its key as rows give
-    /// it, its fields), or the verdict that settles the row otherwise (refused; or updated or
-    /// unchanged, where the create learnt that the record existed).
+    /// Creates a record of `body` (as [`Store::creatable`] made it) for a row of `mode`: what
+    /// the platform holds now (its id, its key as rows give it, its fields), or the verdict
+    /// that settles the row otherwise (refused, which [`Store::taken`] may say means the key
+    /// exists; or updated, where the destination learnt that itself).
     fn create(
         &self,
         object: O,
